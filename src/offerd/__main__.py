@@ -1,0 +1,3 @@
+from offerd.cli import main
+
+main()

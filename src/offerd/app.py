@@ -1,0 +1,275 @@
+"""The ASGI app: routers, the edge middleware, error rendering, lifespan, OpenAPI and docs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from importlib.resources import files
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import HTMLResponse, Response
+
+from offerd import __version__
+from offerd.auth import Authenticator
+from offerd.billing import api as billing_api
+from offerd.clock import Clock, SystemClock
+from offerd.db import Database, resolve_database_url
+from offerd.deps import Services
+from offerd.errors import (
+    APIError,
+    MethodNotAllowed,
+    NotFound,
+    ServiceUnavailable,
+)
+from offerd.events import api as events_api
+from offerd.fulfillments import api as fulfillments_api
+from offerd.observability import Edge, metrics_payload
+from offerd.offers import api as offers_api
+from offerd.offers.catalog import Catalog
+from offerd.settings import Settings, get_settings
+from offerd.sites import api as sites_api
+from offerd.wire import JSONResponse, param_name
+
+log = structlog.get_logger("offerd.app")
+
+DESCRIPTION = """
+offerd implements Chargebee Growth's Offers API. Point an official Chargebee SDK at it, or call
+it over HTTP: public endpoints take HTTP Basic auth with an API key as the username and either
+JSON or form bodies (Chargebee's bracket notation). Every error is Chargebee's error body.
+The admin API (`/admin/v1`) takes `Authorization: Bearer $OFFERD_ADMIN_TOKEN`.
+"""
+
+
+def build_services(settings: Settings, db: Database, clock: Clock) -> Services:
+    return Services(
+        settings=settings,
+        db=db,
+        clock=clock,
+        auth=Authenticator(db, ttl=settings.auth_cache_seconds, base_domain=settings.base_domain),
+        catalog=Catalog(),
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    run_worker: bool = False,
+) -> FastAPI:
+    settings = settings or get_settings()
+    clock = clock or SystemClock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = resolve_database_url(settings.database_url, settings.home)
+        db = Database(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        await db.open()
+        services = build_services(settings, db, clock)
+        app.state.services = services
+        worker_task = None
+        if run_worker:
+            from offerd.runtime import build_worker
+
+            worker = build_worker(services)
+            worker_task = asyncio.create_task(worker.run(), name="offerd-worker")
+            services.extras["worker"] = worker
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                services.extras["worker"].stop()
+                await worker_task
+            await db.close()
+
+    app = FastAPI(
+        title="offerd",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.router.redirect_slashes = False
+    install_error_handlers(app)
+    for router in (
+        offers_api.public,
+        events_api.public,
+        fulfillments_api.public,
+        sites_api.router,
+        offers_api.admin,
+        billing_api.router,
+        events_api.admin,
+    ):
+        app.include_router(router)
+    install_ops(app)
+    app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, APIError)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        error: APIError
+        if exc.status_code == 405:
+            error = MethodNotAllowed(
+                f"{request.method} is not supported on {request.url.path}",
+                headers=dict(exc.headers or {}),
+            )
+        elif exc.status_code == 404:
+            error = NotFound(f"No such path: {request.url.path}")
+        else:
+            error = APIError(str(exc.detail))
+            error.status = exc.status_code  # type: ignore[misc]
+        return await api_error(request, error)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        from offerd.errors import ParamWrongValue
+
+        first = exc.errors()[0]
+        loc = [p for p in first.get("loc", ()) if p not in ("query", "path", "header", "body")]
+        name = param_name(loc)
+        message = str(first.get("msg", "invalid value"))
+        return await api_error(request, ParamWrongValue(name, message[:1].lower() + message[1:]))
+
+    async def db_down(request: Request, exc: Exception) -> Response:
+        log.warning("database.unavailable", error=str(exc))
+        services: Services | None = getattr(request.app.state, "services", None)
+        if services is not None:
+            with contextlib.suppress(Exception):
+                await services.db.check()
+        return await api_error(
+            request,
+            ServiceUnavailable(
+                "The database is unavailable; nothing was changed. Retry with backoff",
+                headers={"retry-after": "1"},
+            ),
+        )
+
+    app.add_exception_handler(APIError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(psycopg.OperationalError, db_down)
+    app.add_exception_handler(psycopg.InterfaceError, db_down)
+    app.add_exception_handler(psycopg_pool.PoolTimeout, db_down)
+
+
+def install_ops(app: FastAPI) -> None:
+    static = files("fastapi_offline") / "static"
+    app.mount("/static/docs", StaticFiles(directory=str(static)), name="docs-static")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        services: Services = request.app.state.services
+        try:
+            async with asyncio.timeout(2.0), services.db.connection() as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:
+            return JSONResponse(
+                {"status": "unavailable", "database": str(exc)[:200]}, status_code=503
+            )
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        payload, content_type = metrics_payload()
+        return Response(payload, media_type=content_type)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> Response:
+        return JSONResponse(openapi_document(app))
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="offerd API",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/docs/favicon.png",
+        )
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for path, item in doc.get("paths", {}).items():
+        for method, operation in item.items():
+            schemas.update(operation.pop("x-offerd-schemas", {}))
+            if path.startswith("/admin/"):
+                operation["security"] = [{"adminToken": []}]
+            elif path.startswith("/api/"):
+                operation["security"] = [{"apiKey": []}]
+            if method in ("post", "put") and path.startswith("/api/"):
+                _document_headers(operation, post=True)
+            elif path.startswith("/api/"):
+                _document_headers(operation, post=False)
+    components["securitySchemes"] = {
+        "apiKey": {
+            "type": "http",
+            "scheme": "basic",
+            "description": "The API key as the username, an empty password",
+        },
+        "adminToken": {"type": "http", "scheme": "bearer"},
+    }
+    app.openapi_schema = doc
+    return doc
+
+
+_ORIGIN_HEADERS = {
+    "chargebee-request-origin-ip": "End user's IP address",
+    "chargebee-request-origin-user": "End user's email (ASCII)",
+    "chargebee-request-origin-user-encoded": "End user's email, Base64 (wins over -user)",
+    "chargebee-request-origin-device": "End user's device",
+    "chargebee-business-entity-id": "Business entity context (<= 50 chars)",
+}
+_POST_HEADERS = {
+    "chargebee-idempotency-key": "Idempotency key (<= 100 chars); replays within 30 minutes",
+    "chargebee-event-actions": "all-disabled: no notifications for the events this call causes",
+    "chargebee-event-webhook": "all-disabled: no webhooks for the events this call causes",
+    "chargebee-event-email": "all-disabled: no emails for the events this call causes",
+}
+
+
+def _document_headers(operation: dict[str, Any], *, post: bool) -> None:
+    params = operation.setdefault("parameters", [])
+    names = dict(_ORIGIN_HEADERS)
+    if post:
+        names.update(_POST_HEADERS)
+    for name, description in names.items():
+        schema: dict[str, Any] = {"type": "string"}
+        if name.startswith("chargebee-event-"):
+            schema["enum"] = ["all-disabled"]
+        params.append(
+            {
+                "name": name,
+                "in": "header",
+                "required": False,
+                "schema": schema,
+                "description": description,
+            }
+        )

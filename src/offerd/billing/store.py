@@ -1,0 +1,105 @@
+"""SQL for the built-in billing ledger: plans, coupons, customers, subscriptions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.rows import DictRow
+
+from offerd.db import Conn, fetchall, fetchone
+
+UPSERT_PLAN = """
+INSERT INTO plans (site_id, id, name, price, currency, period_unit, created_at, updated_at)
+VALUES (%(site)s, %(id)s, %(name)s, %(price)s, %(currency)s, %(period_unit)s, %(now)s, %(now)s)
+ON CONFLICT (site_id, id) DO UPDATE
+SET name = EXCLUDED.name, price = EXCLUDED.price, currency = EXCLUDED.currency,
+    period_unit = EXCLUDED.period_unit, updated_at = EXCLUDED.updated_at
+RETURNING *, (xmax = 0) AS created
+"""
+
+UPSERT_COUPON = """
+INSERT INTO coupons (site_id, id, name, discount_type, discount_percentage, discount_amount,
+    currency, duration_type, duration_months, created_at, updated_at)
+VALUES (%(site)s, %(id)s, %(name)s, %(discount_type)s, %(discount_percentage)s,
+    %(discount_amount)s, %(currency)s, %(duration_type)s, %(duration_months)s, %(now)s, %(now)s)
+ON CONFLICT (site_id, id) DO UPDATE
+SET name = EXCLUDED.name, discount_type = EXCLUDED.discount_type,
+    discount_percentage = EXCLUDED.discount_percentage,
+    discount_amount = EXCLUDED.discount_amount, currency = EXCLUDED.currency,
+    duration_type = EXCLUDED.duration_type, duration_months = EXCLUDED.duration_months,
+    updated_at = EXCLUDED.updated_at
+RETURNING *, (xmax = 0) AS created
+"""
+
+UPSERT_CUSTOMER = """
+INSERT INTO customers (site_id, id, email, first_name, last_name, business_entity_id,
+    created_at, updated_at)
+VALUES (%(site)s, %(id)s, %(email)s, %(first_name)s, %(last_name)s, %(business_entity_id)s,
+    %(now)s, %(now)s)
+ON CONFLICT (site_id, id) DO UPDATE
+SET email = EXCLUDED.email, first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
+    business_entity_id = EXCLUDED.business_entity_id, updated_at = EXCLUDED.updated_at
+RETURNING *, (xmax = 0) AS created
+"""
+
+UPSERT_SUBSCRIPTION = """
+INSERT INTO subscriptions (site_id, id, customer_id, plan_id, quantity, status, coupon_ids,
+    trial_end, current_term_start, current_term_end, pause_until, cancel_at,
+    business_entity_id, created_at, updated_at)
+VALUES (%(site)s, %(id)s, %(customer_id)s, %(plan_id)s, %(quantity)s, %(status)s,
+    %(coupon_ids)s, %(trial_end)s, %(current_term_start)s, %(current_term_end)s,
+    %(pause_until)s, %(cancel_at)s, %(business_entity_id)s, %(now)s, %(now)s)
+ON CONFLICT (site_id, id) DO UPDATE
+SET customer_id = EXCLUDED.customer_id, plan_id = EXCLUDED.plan_id,
+    quantity = EXCLUDED.quantity, status = EXCLUDED.status, coupon_ids = EXCLUDED.coupon_ids,
+    trial_end = EXCLUDED.trial_end, current_term_start = EXCLUDED.current_term_start,
+    current_term_end = EXCLUDED.current_term_end, pause_until = EXCLUDED.pause_until,
+    cancel_at = EXCLUDED.cancel_at, business_entity_id = EXCLUDED.business_entity_id,
+    cancelled_at = CASE WHEN EXCLUDED.status = 'cancelled'
+                        THEN coalesce(subscriptions.cancelled_at, EXCLUDED.updated_at) END,
+    version = subscriptions.version + 1, updated_at = EXCLUDED.updated_at
+RETURNING *, (xmax = 0) AS created
+"""
+
+MISSING_COUPONS = """
+SELECT c FROM unnest(%(ids)s::text[]) AS c
+WHERE NOT EXISTS (SELECT 1 FROM coupons WHERE site_id = %(site)s AND id = c)
+"""
+
+GET = {
+    "plans": "SELECT * FROM plans WHERE site_id = %s AND id = %s",
+    "coupons": "SELECT * FROM coupons WHERE site_id = %s AND id = %s",
+    "customers": "SELECT * FROM customers WHERE site_id = %s AND id = %s",
+    "subscriptions": "SELECT * FROM subscriptions WHERE site_id = %s AND id = %s",
+}
+
+LIST = {
+    "plans": "SELECT * FROM plans WHERE site_id = %s ORDER BY id LIMIT 1000",
+    "coupons": "SELECT * FROM coupons WHERE site_id = %s ORDER BY id LIMIT 1000",
+}
+
+
+def at(seconds: int | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+async def upsert(conn: Conn, sql: str, params: dict[str, Any]) -> DictRow:
+    row = await fetchone(conn, sql, params)
+    assert row is not None
+    return row
+
+
+async def get(conn: Conn, table: str, site_id: str, record_id: str) -> DictRow | None:
+    return await fetchone(conn, GET[table], (site_id, record_id))
+
+
+async def list_all(conn: Conn, table: str, site_id: str) -> list[DictRow]:
+    return await fetchall(conn, LIST[table], (site_id,))
+
+
+async def missing_coupons(conn: Conn, site_id: str, ids: list[str]) -> list[str]:
+    if not ids:
+        return []
+    rows = await fetchall(conn, MISSING_COUPONS, {"site": site_id, "ids": ids})
+    return [r["c"] for r in rows]

@@ -1,0 +1,165 @@
+"""``offerd serve | worker | migrate | demo`` (Typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from offerd.settings import Settings, get_settings
+
+cli = typer.Typer(help="offerd: offers decisioning and fulfillment", no_args_is_help=True)
+console = Console(stderr=True)
+
+_RUN_WORKER_ENV = "OFFERD_SERVE_IN_PROCESS_WORKER"
+
+
+def _prepare(settings: Settings, *, migrate: bool) -> str:
+    from offerd.db import resolve_database_url
+    from offerd.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    with console.status("Starting the database…" if not settings.database_url else "Connecting…"):
+        url = resolve_database_url(settings.database_url, settings.home)
+    if migrate:
+        from offerd import migrate as migrations
+
+        with console.status("Migrating the schema…"):
+            migrations.upgrade(url)
+    return url
+
+
+def app_factory():  # type: ignore[no-untyped-def]
+    """uvicorn's factory, in each server process."""
+    from offerd.app import create_app
+    from offerd.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, run_worker=os.environ.get(_RUN_WORKER_ENV) == "1")
+
+
+def _serve(settings: Settings, *, host: str, port: int, worker: bool, workers: int) -> None:
+    import uvicorn
+
+    os.environ[_RUN_WORKER_ENV] = "1" if worker else "0"
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = Path(tempfile.mkdtemp(prefix="offerd-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    uvicorn.run(
+        "offerd.cli:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.job_lease_seconds),
+    )
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default OFFERD_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default OFFERD_PORT")] = None,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run a worker in each server process")
+    ] = True,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes")] = 1,
+) -> None:
+    """Run the API (and, unless --no-worker, the job worker) after migrating the schema."""
+    settings = get_settings()
+    _prepare(settings, migrate=True)
+    _serve(
+        settings,
+        host=host or settings.host,
+        port=port or settings.port,
+        worker=worker,
+        workers=workers,
+    )
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Default OFFERD_WORKER_CONCURRENCY")
+    ] = None,
+    drain: Annotated[bool, typer.Option(help="Run what is due, then exit")] = False,
+) -> None:
+    """Run the job worker (scale out: any number, on any machines)."""
+    settings = get_settings()
+    if concurrency is not None:
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
+    url = _prepare(settings, migrate=False)
+    asyncio.run(_run_worker(settings, url, drain=drain))
+
+
+async def _run_worker(settings: Settings, url: str, *, drain: bool) -> None:
+    from offerd.app import build_services
+    from offerd.clock import SystemClock
+    from offerd.db import Database
+    from offerd.runtime import build_worker
+
+    db = Database(url, min_size=1, max_size=settings.worker_concurrency + 4)
+    await db.open()
+    try:
+        services = build_services(settings, db, SystemClock())
+        w = build_worker(services)
+        if drain:
+            ran = await w.run_once()
+            console.print(f"ran {ran} jobs")
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, w.stop)
+        await w.run()
+    finally:
+        await db.close()
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database schema up to date (safe to run from several processes at once)."""
+    from offerd import migrate as migrations
+
+    settings = get_settings()
+    url = _prepare(settings, migrate=True)
+    console.print(f"schema at revision {migrations.current(url)}")
+
+
+@cli.command()
+def demo(
+    port: Annotated[int | None, typer.Option(help="Default OFFERD_PORT")] = None,
+) -> None:
+    """Serve with a demo site: plans, coupons, a customer, a subscription and an offer with one
+    option of each processing type. Prints the keys and a curl walk-through."""
+    from offerd.demo import seed, walkthrough
+
+    os.environ.setdefault("OFFERD_ALLOW_PRIVATE_DESTINATIONS", "1")
+    if not os.environ.get("OFFERD_ADMIN_TOKEN"):
+        os.environ["OFFERD_ADMIN_TOKEN"] = "adm_" + secrets.token_urlsafe(24)
+    get_settings.cache_clear()
+    settings = get_settings()
+    if port is not None:
+        settings = settings.model_copy(update={"port": port})
+        os.environ["OFFERD_PORT"] = str(port)
+        get_settings.cache_clear()
+    url = _prepare(settings, migrate=True)
+    keys = asyncio.run(seed(url, settings))
+    typer.echo(walkthrough(settings, keys))
+    _serve(settings, host=settings.host, port=settings.port, worker=True, workers=1)
+
+
+def main() -> None:
+    cli()

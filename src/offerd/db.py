@@ -1,0 +1,147 @@
+"""The connection pool, the transaction helper and the embedded PostgreSQL.
+
+Connections are autocommit: a single statement is its own transaction (one round trip), and a
+use case that needs several statements to land together opens ``transaction(conn)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import orjson
+import psycopg
+import structlog
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg_pool import AsyncConnectionPool
+
+Conn: TypeAlias = psycopg.AsyncConnection[DictRow]
+
+log = structlog.get_logger(__name__)
+
+
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
+
+
+set_json_dumps(_dumps)
+set_json_loads(orjson.loads)
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.set_autocommit(True)
+
+
+class Database:
+    """One pool per process; ``connection()`` lends a connection for the length of a block."""
+
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 20) -> None:
+        self.url = url
+        self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            configure=_configure,
+            name="offerd",
+        )
+
+    async def open(self, *, wait: bool = True, timeout: float = 30.0) -> None:
+        await self.pool.open(wait=wait, timeout=timeout)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Conn]:
+        async with self.pool.connection() as conn:
+            yield conn
+
+    async def check(self) -> None:
+        """Drop idle connections that died (after a PostgreSQL restart), so the next use is fresh."""
+        await self.pool.check()
+
+
+def transaction(conn: Conn) -> AbstractAsyncContextManager[Any]:
+    """A transaction, unless one is already open on ``conn``: then the block joins it.
+
+    Use cases open their own transactions, and still compose under an outer one (the
+    idempotency record is written in the same transaction as the use case's effects).
+    """
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        return nullcontext()
+    return conn.transaction()
+
+
+async def fetchone(conn: Conn, sql: str, params: Any = None) -> DictRow | None:
+    cur = await conn.execute(sql, params)
+    return await cur.fetchone()
+
+
+async def fetchall(conn: Conn, sql: str, params: Any = None) -> list[DictRow]:
+    cur = await conn.execute(sql, params)
+    return await cur.fetchall()
+
+
+async def execute(conn: Conn, sql: str, params: Any = None) -> int:
+    cur = await conn.execute(sql, params)
+    return cur.rowcount
+
+
+# --- embedded PostgreSQL ------------------------------------------------------------------------
+
+
+def start_embedded(home: Path) -> str:
+    """Start (or join) the PostgreSQL server kept in ``home/pgdata`` and return its URL.
+
+    The server is the one from the ``pgserver`` wheel: a real PostgreSQL, run as a child of this
+    process and stopped when the last process that started it exits.
+    """
+    from pgserver import get_server  # type: ignore[attr-defined]
+
+    home = home.expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    server = get_server(home / "pgdata", cleanup_mode="stop")
+    _ensure_database(server.get_uri(), "offerd")
+    uri: str = server.get_uri("offerd")
+    return uri
+
+
+def _ensure_database(admin_uri: str, name: str) -> None:
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            except psycopg.errors.DuplicateDatabase:
+                pass
+
+
+def resolve_database_url(database_url: str | None, home: Path) -> str:
+    """The configured URL, or the embedded server's (started on demand)."""
+    if database_url:
+        return database_url
+    url = start_embedded(home)
+    # Child processes (uvicorn workers, `offerd worker` started from `serve`) reuse the server.
+    os.environ["OFFERD_DATABASE_URL"] = url
+    return url
+
+
+async def wait_until_reachable(url: str, *, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            conn = await psycopg.AsyncConnection.connect(url, connect_timeout=5)
+            await conn.close()
+            return
+        except psycopg.OperationalError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)

@@ -1,0 +1,214 @@
+"""The demo site ``offerd demo`` serves: a small catalog and ledger, an offer with one option of
+each processing type, fresh API keys, and a copy-paste curl walk-through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from offerd.auth import KeyKind, hash_key, new_key
+from offerd.billing import store as billing
+from offerd.billing.models import CouponIn, CustomerIn, PlanIn, SubscriptionIn
+from offerd.clock import SystemClock
+from offerd.db import Database, transaction
+from offerd.ids import new_id
+from offerd.offers.models import OfferIn
+from offerd.offers.service import save_offer
+from offerd.settings import Settings
+from offerd.sites import store as sites
+from offerd.sites.models import SiteIn
+
+SITE = "demo"
+KEY_KINDS: tuple[KeyKind, ...] = ("full_access", "publishable")
+
+
+def demo_offer(base_url: str) -> dict[str, Any]:
+    return {
+        "name": "Stay with us",
+        "status": "active",
+        "priority": 10,
+        "eligibility": "subscription.status == 'active'",
+        "content": {
+            "title": "Before you go…",
+            "description": "Take 20% off, pause for a month, or move to Pro.",
+        },
+        "options": [
+            {
+                "id": "discount",
+                "label": "Take 20% off",
+                "processing_type": "billing_update",
+                "billing_action": {"type": "apply_coupon", "coupon_id": "SAVE20"},
+            },
+            {
+                "id": "upgrade",
+                "label": "Move to Pro",
+                "processing_type": "checkout",
+                "processing_layout": "full_page",
+                "billing_action": {"type": "change_plan", "plan_id": "pro-monthly"},
+                "redirect_url": f"{base_url}/healthz?from=checkout",
+            },
+            {
+                "id": "talk",
+                "label": "Talk to us",
+                "processing_type": "url_redirect",
+                "redirect_url": "https://example.com/save?customer={customer_id}"
+                "&fulfillment={fulfillment_id}",
+            },
+            {
+                "id": "gift",
+                "label": "Send me a gift",
+                "processing_type": "webhook",
+                "webhook_url": f"{base_url}/healthz",
+            },
+            {
+                "id": "call",
+                "label": "Call me",
+                "processing_type": "email",
+                "email_to": ["success@example.com"],
+            },
+        ],
+    }
+
+
+async def seed(url: str, settings: Settings) -> dict[str, str]:
+    """Create or refresh the demo site; return fresh keys (the old ones keep working)."""
+    clock = SystemClock()
+    now = clock.now()
+    db = Database(url, min_size=1, max_size=2)
+    await db.open()
+    try:
+        async with db.connection() as conn, transaction(conn):
+            await sites.upsert_site(
+                conn,
+                SITE,
+                SiteIn.model_validate(
+                    {"name": "Demo SaaS", "brand": {"id": "demo-brand", "name": "Demo SaaS"}}
+                ),
+                now,
+            )
+            for plan_id, plan in {
+                "basic-monthly": {
+                    "name": "Basic",
+                    "price": 1500,
+                    "currency": "USD",
+                    "period_unit": "month",
+                },
+                "pro-monthly": {
+                    "name": "Pro",
+                    "price": 4900,
+                    "currency": "USD",
+                    "period_unit": "month",
+                },
+            }.items():
+                values = PlanIn.model_validate(plan).model_dump()
+                await billing.upsert(
+                    conn, billing.UPSERT_PLAN, {"site": SITE, "id": plan_id, "now": now, **values}
+                )
+            coupon = CouponIn.model_validate(
+                {
+                    "name": "20% off for 3 months",
+                    "discount_type": "percentage",
+                    "discount_percentage": 20,
+                    "duration_type": "limited_period",
+                    "duration_months": 3,
+                }
+            ).model_dump()
+            await billing.upsert(
+                conn, billing.UPSERT_COUPON, {"site": SITE, "id": "SAVE20", "now": now, **coupon}
+            )
+            customer = CustomerIn(email="ada@example.com", first_name="Ada", last_name="Lovelace")
+            await billing.upsert(
+                conn,
+                billing.UPSERT_CUSTOMER,
+                {"site": SITE, "id": "cus_demo", "now": now, **customer.model_dump()},
+            )
+            term_start = int(now.timestamp())
+            sub = SubscriptionIn(
+                customer_id="cus_demo",
+                plan_id="basic-monthly",
+                status="active",
+                current_term_start=term_start,
+                current_term_end=term_start + 30 * 86400,
+            ).model_dump()
+            for key in (
+                "trial_end",
+                "current_term_start",
+                "current_term_end",
+                "pause_until",
+                "cancel_at",
+            ):
+                sub[key] = billing.at(sub[key])
+            await billing.upsert(
+                conn,
+                billing.UPSERT_SUBSCRIPTION,
+                {"site": SITE, "id": "sub_demo", "now": now, **sub},
+            )
+            await save_offer(
+                conn,
+                site_id=SITE,
+                offer_id="stay",
+                offer=OfferIn.model_validate(demo_offer(settings.base_url)),
+                now=now,
+            )
+            keys: dict[str, str] = {}
+            for kind in KEY_KINDS:
+                secret = new_key(kind)
+                await sites.insert_key(
+                    conn,
+                    key_id=new_id("key"),
+                    site_id=SITE,
+                    kind=kind,
+                    name=f"demo {kind}",
+                    key_hash=hash_key(secret),
+                    hint=secret[-4:],
+                    now=now,
+                )
+                keys[kind] = secret
+        return keys
+    finally:
+        await db.close()
+
+
+def walkthrough(settings: Settings, keys: dict[str, str]) -> str:
+    base = settings.base_url
+    full = keys["full_access"]
+    admin = settings.admin_token.get_secret_value() if settings.admin_token else "(unset)"
+    return f"""
+offerd demo — site "{SITE}" at {base}
+
+  full_access key : {full}
+  publishable key : {keys["publishable"]}
+  admin token     : {admin}
+  API docs        : {base}/docs
+
+1. Ask for the best offer for the demo subscriber:
+
+  curl -s -u {full}: {base}/api/v2/personalized_offers \\
+    -H 'content-type: application/json' \\
+    -d '{{"customer_id": "cus_demo", "subscription_id": "sub_demo"}}'
+
+   (or as a form: -d customer_id=cus_demo -d subscription_id=sub_demo -d 'request_context[locale]=en-US')
+
+2. Say it was viewed (use the personalized offer id from step 1 as PO):
+
+  curl -s -u {full}: {base}/api/v2/offer_events \\
+    -d personalized_offer_id=$PO -d type=viewed
+
+3. Accept the 20%-off option (billing_update; the worker applies the coupon):
+
+  curl -s -u {full}: {base}/api/v2/offer_fulfillments \\
+    -H 'chargebee-idempotency-key: demo-1' \\
+    -d personalized_offer_id=$PO -d option_id=discount
+
+4. Poll it (use the fulfillment id from step 3 as OF):
+
+  curl -s -u {full}: {base}/api/v2/offer_fulfillments/$OF
+
+5. See the subscription and its change log, and the event log:
+
+  curl -s -H 'authorization: Bearer {admin}' {base}/admin/v1/sites/{SITE}/subscriptions/sub_demo
+  curl -s -H 'authorization: Bearer {admin}' {base}/admin/v1/sites/{SITE}/offer_events
+
+Other options of the same offer: upgrade (checkout: open hosted_page.url in a browser), talk
+(url_redirect: follow redirect_url, then report with POST /api/v2/offer_fulfillments/$OF
+-d id=$OF -d status=completed), gift (webhook), call (email).
+"""

@@ -1,0 +1,95 @@
+"""What route handlers get injected: the process's services, the authenticated caller, the admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from offerd.auth import Authenticator, Caller, check_admin_token
+from offerd.clock import Clock
+from offerd.db import Database
+from offerd.errors import NotFound
+from offerd.headers import RequestMeta, read_meta
+from offerd.offers.catalog import Catalog
+from offerd.settings import Settings
+from offerd.sites import store as sites_store
+from offerd.sites.models import Site
+
+
+@dataclass
+class Services:
+    """Everything a process shares across requests and jobs."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    auth: Authenticator
+    catalog: Catalog
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def catalog_changed(self) -> None:
+        """Something an API key, site or offer lookup may have cached changed in this process."""
+        self.auth.invalidate()
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+Svc = Annotated[Services, Depends(services)]
+
+
+async def public_caller(request: Request) -> Caller:
+    svc = services(request)
+    caller = await svc.auth.authenticate(
+        request.headers.get("authorization"), request.headers.get("host")
+    )
+    request.state.site_id = caller.site.id
+    return caller
+
+
+async def full_access_caller(request: Request) -> Caller:
+    caller = await public_caller(request)
+    caller.require_full_access()
+    return caller
+
+
+PublicCaller = Annotated[Caller, Depends(public_caller)]
+FullAccessCaller = Annotated[Caller, Depends(full_access_caller)]
+
+
+def post_meta(request: Request) -> RequestMeta:
+    return read_meta(request.headers, post=True)
+
+
+def get_meta(request: Request) -> RequestMeta:
+    return read_meta(request.headers, post=False)
+
+
+PostMeta = Annotated[RequestMeta, Depends(post_meta)]
+GetMeta = Annotated[RequestMeta, Depends(get_meta)]
+
+
+def admin(request: Request) -> None:
+    token = services(request).settings.admin_token
+    check_admin_token(
+        request.headers.get("authorization"), token.get_secret_value() if token else None
+    )
+
+
+Admin = Depends(admin)
+
+
+async def admin_site(site: str, request: Request) -> Site:
+    """The site named in an admin path, read fresh (admin writes may come from any process)."""
+    async with services(request).db.connection() as conn:
+        row = await sites_store.get_site(conn, site)
+    if row is None:
+        raise NotFound(f"Site {site!r} not found", param="site")
+    return Site.from_row(row)
+
+
+AdminSite = Annotated[Site, Depends(admin_site)]

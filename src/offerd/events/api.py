@@ -1,0 +1,117 @@
+"""``POST /api/v2/offer_events`` and the admin event log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from offerd.db import Conn, transaction
+from offerd.deps import Admin, AdminSite, PostMeta, PublicCaller, Svc
+from offerd.endpoint import body_docs, error_responses, read_params, run_post
+from offerd.errors import NotFound, ParamWrongValue
+from offerd.events import service, store
+from offerd.headers import entity_visible
+from offerd.offers import store as offers_store
+from offerd.params import Params, Required50
+from offerd.wire import JSONResponse
+
+
+class OfferEventsParams(Params):
+    personalized_offer_id: Required50
+    type: Literal["viewed", "dismissed"]
+
+
+public = APIRouter(tags=["offer_events"])
+
+
+@public.post(
+    "/api/v2/offer_events",
+    summary="Report that an offer was viewed or dismissed",
+    responses={
+        200: {
+            "description": "Recorded (the body is {}); 204 with no body when the site's "
+            "offer_events_no_content setting is on"
+        },
+        204: {"description": "Recorded (offer_events_no_content)"},
+        **error_responses(400, 401, 404, 405, 413, 422, 429, 500, 503),
+    },
+    openapi_extra=body_docs(OfferEventsParams),
+)
+async def offer_events(
+    request: Request, caller: PublicCaller, meta: PostMeta, svc: Svc
+) -> Response:
+    params, data = await read_params(request, OfferEventsParams)
+    site = caller.site
+
+    async def work(conn: Conn) -> Response:
+        async with transaction(conn):
+            po = await offers_store.get_personalized_offer(
+                conn, site.id, params.personalized_offer_id
+            )
+            entity = meta.business_entity_id
+            if po is None or not entity_visible(po["business_entity_id"], entity):
+                raise NotFound(
+                    f"Personalized offer {params.personalized_offer_id!r} not found",
+                    param="personalized_offer_id",
+                )
+            await service.record(
+                conn,
+                service.Event(
+                    type=params.type,
+                    site_id=site.id,
+                    personalized_offer_id=po["id"],
+                    offer_id=po["offer_id"],
+                    customer_id=po["customer_id"],
+                    subscription_id=po["subscription_id"],
+                    business_entity_id=entity or po["business_entity_id"],
+                    occurred_at=svc.clock.now(),
+                    origin=meta.origin,
+                ),
+                suppression=meta.suppression,
+            )
+        if site.settings.offer_events_no_content:
+            return Response(status_code=204)
+        return JSONResponse({})
+
+    return await run_post(svc, request, caller, meta, data, work)
+
+
+admin = APIRouter(prefix="/admin/v1/sites/{site}", tags=["admin: events"], dependencies=[Admin])
+
+
+@admin.get(
+    "/offer_events",
+    summary="The offer event log, newest first; pass next_cursor as cursor for the next page",
+    responses=error_responses(400, 401, 404),
+)
+async def list_offer_events(
+    site: AdminSite,
+    svc: Svc,
+    personalized_offer_id: Annotated[str | None, Query(max_length=50)] = None,
+    type: Annotated[
+        Literal["viewed", "dismissed", "accepted", "fulfilled", "failed"] | None, Query()
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise ParamWrongValue("cursor", "is not a cursor this API gave out")
+        before = int(cursor)
+    async with svc.db.connection() as conn:
+        rows = await store.list_events(
+            conn,
+            site.id,
+            personalized_offer_id=personalized_offer_id,
+            type=type,
+            before=before,
+            limit=limit + 1,
+        )
+    page = rows[:limit]
+    body: dict[str, object] = {"offer_events": [service.event_resource(r) for r in page]}
+    if len(rows) > limit:
+        body["next_cursor"] = str(page[-1]["seq"])
+    return JSONResponse(body)

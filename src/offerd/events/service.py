@@ -1,0 +1,60 @@
+"""The offer event log: every event the API takes or the system logs goes through ``record``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from offerd.db import Conn
+from offerd.events import store
+from offerd.headers import Origin, Suppression
+from offerd.ids import new_id
+
+EventType = Literal["viewed", "dismissed", "accepted", "fulfilled", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: EventType
+    site_id: str
+    personalized_offer_id: str
+    offer_id: str
+    customer_id: str
+    occurred_at: datetime
+    origin: Origin
+    subscription_id: str | None = None
+    business_entity_id: str | None = None
+    option_id: str | None = None
+    fulfillment_id: str | None = None
+    id: str = ""
+
+    def values(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["origin"] = self.origin.as_dict()
+        return values
+
+
+async def record(conn: Conn, event: Event, *, suppression: Suppression) -> Event:  # noqa: ARG001
+    """Write the event (in the caller's transaction). ``suppression`` governs its notifications."""
+    if not event.id:
+        event = replace(event, id=new_id("ev"))
+    await store.insert_event(conn, event.values())
+    return event
+
+
+def event_resource(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "object": "offer_event",
+        "type": row["type"],
+        "personalized_offer_id": row["personalized_offer_id"],
+        "offer_id": row["offer_id"],
+        "option_id": row["option_id"],
+        "fulfillment_id": row["fulfillment_id"],
+        "customer_id": row["customer_id"],
+        "subscription_id": row["subscription_id"],
+        "business_entity_id": row["business_entity_id"],
+        "origin": row["origin"],
+        "occurred_at": int(row["occurred_at"].timestamp()),
+    }

@@ -1,0 +1,54 @@
+"""SQL for the offer event log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from offerd.db import Conn, fetchall
+
+INSERT_EVENT = """
+INSERT INTO offer_events (id, site_id, type, personalized_offer_id, offer_id, option_id,
+    fulfillment_id, customer_id, subscription_id, business_entity_id, origin, occurred_at)
+VALUES (%(id)s, %(site_id)s, %(type)s, %(personalized_offer_id)s, %(offer_id)s, %(option_id)s,
+    %(fulfillment_id)s, %(customer_id)s, %(subscription_id)s, %(business_entity_id)s,
+    %(origin)s, %(occurred_at)s)
+"""
+
+LIST_EVENTS = """
+SELECT * FROM offer_events
+WHERE site_id = %(site)s
+  AND (%(po)s::text IS NULL OR personalized_offer_id = %(po)s)
+  AND (%(type)s::text IS NULL OR type = %(type)s)
+  AND (%(before)s::bigint IS NULL OR seq < %(before)s)
+ORDER BY seq DESC
+LIMIT %(limit)s
+"""
+
+
+async def insert_event(conn: Conn, values: dict[str, Any]) -> None:
+    await conn.execute(INSERT_EVENT, {**values, "origin": Jsonb(values["origin"])})
+
+
+async def list_events(
+    conn: Conn,
+    site_id: str,
+    *,
+    personalized_offer_id: str | None,
+    type: str | None,
+    before: int | None,
+    limit: int,
+) -> list[DictRow]:
+    return await fetchall(
+        conn,
+        LIST_EVENTS,
+        {
+            "site": site_id,
+            "po": personalized_offer_id,
+            "type": type,
+            "before": before,
+            "limit": limit,
+        },
+    )

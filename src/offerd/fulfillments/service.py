@@ -1,0 +1,251 @@
+"""Accepting an offer, and every later change of a fulfillment's status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg.rows import DictRow
+
+from offerd import jobs, urls
+from offerd.db import Conn, transaction
+from offerd.errors import InvalidState, NotFound
+from offerd.events import service as events
+from offerd.fulfillments import machine, store
+from offerd.headers import Origin, RequestMeta, Suppression, entity_visible
+from offerd.ids import new_id
+from offerd.sites.models import Site
+
+# The job that carries each processing type forward. url_redirect has nothing to process: it
+# waits for the merchant's update (or the expiry sweep).
+JOB_KIND: dict[str, str] = {
+    "billing_update": "fulfillment.billing_update",
+    "checkout": "fulfillment.checkout",
+    "webhook": "fulfillment.webhook",
+    "email": "fulfillment.email",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    fulfillment: DictRow
+    created: bool
+    option: Mapping[str, Any]
+
+
+async def accept(
+    conn: Conn,
+    *,
+    site: Site,
+    personalized_offer_id: str,
+    option_id: str,
+    meta: RequestMeta,
+    now: datetime,
+) -> Accepted:
+    """The accept path: in one transaction, the fulfillment, its ``accepted`` event and its job.
+
+    The personalized offer's row lock makes concurrent accepts of it take turns, so exactly one
+    creates the fulfillment and the rest find it (same option) or are refused (another option).
+    """
+    async with transaction(conn):
+        po = await store.lock_for_accept(conn, site.id, personalized_offer_id)
+        if po is None or not entity_visible(po["business_entity_id"], meta.business_entity_id):
+            raise NotFound(
+                f"Personalized offer {personalized_offer_id!r} not found",
+                param="personalized_offer_id",
+            )
+        option = next((o for o in po["options"] if o["id"] == option_id), None)
+        if option is None:
+            raise NotFound(
+                f"Option {option_id!r} is not an option of personalized offer "
+                f"{personalized_offer_id!r}",
+                param="option_id",
+            )
+        if po["live_id"] is not None:
+            if po["live_option_id"] != option_id:
+                raise InvalidState(
+                    f"Personalized offer {personalized_offer_id!r} was already accepted with "
+                    f"option {po['live_option_id']!r}"
+                )
+            existing = await store.get(conn, site.id, po["live_id"])
+            assert existing is not None
+            return Accepted(existing, created=False, option=option)
+        if po["expires_at"] <= now:
+            raise InvalidState(f"Personalized offer {personalized_offer_id!r} has expired")
+
+        fulfillment_id = new_id("of")
+        kind = option["processing_type"]
+        template = option.get("redirect_url")
+        redirect_url = None
+        if template and kind in ("url_redirect", "billing_update"):
+            redirect_url = urls.render(
+                template,
+                {
+                    "customer_id": po["customer_id"],
+                    "subscription_id": po["subscription_id"],
+                    "personalized_offer_id": po["id"],
+                    "fulfillment_id": fulfillment_id,
+                    "option_id": option_id,
+                },
+            )
+        suppression = meta.suppression
+        row = await store.insert(
+            conn,
+            {
+                "id": fulfillment_id,
+                "site_id": site.id,
+                "personalized_offer_id": po["id"],
+                "offer_id": po["offer_id"],
+                "option_id": option_id,
+                "processing_type": kind,
+                "status": "in_progress",
+                "redirect_url": redirect_url,
+                "customer_id": po["customer_id"],
+                "subscription_id": po["subscription_id"],
+                "business_entity_id": po["business_entity_id"],
+                "suppress_actions": suppression.actions,
+                "suppress_webhook": suppression.webhook,
+                "suppress_email": suppression.email,
+                "origin": meta.origin.as_dict(),
+                "created_at": now,
+                "completed_at": None,
+                "deadline_at": now + timedelta(days=site.settings.fulfillment_timeout_days),
+            },
+        )
+        await events.record(
+            conn, event_for(row, "accepted", now, meta.origin), suppression=suppression
+        )
+        if kind in JOB_KIND:
+            await jobs.enqueue(conn, JOB_KIND[kind], {"fulfillment_id": fulfillment_id}, now=now)
+    return Accepted(row, created=True, option=option)
+
+
+def event_for(
+    row: Mapping[str, Any], type: events.EventType, now: datetime, origin: Origin
+) -> events.Event:
+    return events.Event(
+        type=type,
+        site_id=row["site_id"],
+        personalized_offer_id=row["personalized_offer_id"],
+        offer_id=row["offer_id"],
+        option_id=row["option_id"],
+        fulfillment_id=row["id"],
+        customer_id=row["customer_id"],
+        subscription_id=row["subscription_id"],
+        business_entity_id=row["business_entity_id"],
+        occurred_at=now,
+        origin=origin,
+    )
+
+
+def stored_suppression(row: Mapping[str, Any]) -> Suppression:
+    return Suppression(
+        actions=row["suppress_actions"],
+        webhook=row["suppress_webhook"],
+        email=row["suppress_email"],
+    )
+
+
+def stored_origin(row: Mapping[str, Any]) -> Origin:
+    origin = row["origin"] or {}
+    return Origin(ip=origin.get("ip"), user=origin.get("user"), device=origin.get("device"))
+
+
+async def finalize(
+    conn: Conn,
+    row: Mapping[str, Any],
+    transition: machine.Transition,
+    *,
+    now: datetime,
+    origin: Origin | None = None,
+    suppression: Suppression | None = None,
+) -> DictRow | None:
+    """Write a transition and its event, in the caller's transaction.
+
+    Returns the updated row, or None when the fulfillment had already left ``in_progress`` (a
+    retried job, a page submitted twice): the change is applied once.
+    """
+    updated = await store.apply_transition(
+        conn,
+        row["id"],
+        status=transition.status,
+        error_code=transition.error_code,
+        error_message=transition.error_message,
+        now=now,
+    )
+    if updated is None:
+        return None
+    merged = stored_suppression(row)
+    if suppression is not None:
+        merged = Suppression(
+            actions=merged.actions or suppression.actions,
+            webhook=merged.webhook or suppression.webhook,
+            email=merged.email or suppression.email,
+        )
+    await events.record(
+        conn,
+        event_for(updated, transition.event, now, origin or stored_origin(row)),
+        suppression=merged,
+    )
+    return updated
+
+
+async def get(conn: Conn, *, site: Site, fulfillment_id: str, meta: RequestMeta) -> DictRow:
+    row = await store.get(conn, site.id, fulfillment_id)
+    if row is None or not entity_visible(row["business_entity_id"], meta.business_entity_id):
+        raise NotFound(f"Offer fulfillment {fulfillment_id!r} not found")
+    return row
+
+
+async def update_by_merchant(
+    conn: Conn,
+    *,
+    site: Site,
+    fulfillment_id: str,
+    status: Any,
+    failure_reason: str | None,
+    meta: RequestMeta,
+    now: datetime,
+) -> DictRow:
+    async with transaction(conn):
+        row = await store.get(conn, site.id, fulfillment_id, lock=True)
+        if row is None or not entity_visible(row["business_entity_id"], meta.business_entity_id):
+            raise NotFound(f"Offer fulfillment {fulfillment_id!r} not found")
+        try:
+            transition = machine.merchant_update(
+                row["status"], row["processing_type"], status, failure_reason
+            )
+        except machine.IllegalTransition as exc:
+            raise InvalidState(str(exc)) from None
+        updated = await finalize(
+            conn,
+            row,
+            transition,
+            now=now,
+            origin=meta.origin if meta.origin != Origin() else None,
+            suppression=meta.suppression,
+        )
+        assert updated is not None  # the row lock means nothing moved it since we read it
+        return updated
+
+
+def resource(row: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "object": "offer_fulfillment",
+        "personalized_offer_id": row["personalized_offer_id"],
+        "option_id": row["option_id"],
+        "processing_type": row["processing_type"],
+        "status": row["status"],
+    }
+    if row["redirect_url"]:
+        out["redirect_url"] = row["redirect_url"]
+    out["created_at"] = int(row["created_at"].timestamp())
+    if row["completed_at"] is not None:
+        out["completed_at"] = int(row["completed_at"].timestamp())
+    if row["failed_at"] is not None:
+        out["failed_at"] = int(row["failed_at"].timestamp())
+        out["error"] = {"code": row["error_code"], "message": row["error_message"] or ""}
+    return out

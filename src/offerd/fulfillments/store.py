@@ -1,0 +1,90 @@
+"""SQL for offer fulfillments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from offerd.db import Conn, fetchone
+
+# The personalized offer, locked so concurrent accepts of it queue up, with its live fulfillment.
+LOCK_FOR_ACCEPT = """
+SELECT po.*, f.id AS live_id, f.option_id AS live_option_id
+FROM personalized_offers po
+LEFT JOIN LATERAL (
+    SELECT id, option_id FROM offer_fulfillments
+    WHERE personalized_offer_id = po.id AND status <> 'failed'
+    LIMIT 1
+) f ON true
+WHERE po.id = %s AND po.site_id = %s
+FOR UPDATE OF po
+"""
+
+INSERT_FULFILLMENT = """
+INSERT INTO offer_fulfillments (id, site_id, personalized_offer_id, offer_id, option_id,
+    processing_type,
+    status, redirect_url, customer_id, subscription_id, business_entity_id,
+    suppress_actions, suppress_webhook, suppress_email, origin, created_at, completed_at,
+    deadline_at)
+VALUES (%(id)s, %(site_id)s, %(personalized_offer_id)s, %(offer_id)s, %(option_id)s,
+    %(processing_type)s,
+    %(status)s, %(redirect_url)s, %(customer_id)s, %(subscription_id)s, %(business_entity_id)s,
+    %(suppress_actions)s, %(suppress_webhook)s, %(suppress_email)s, %(origin)s, %(created_at)s,
+    %(completed_at)s, %(deadline_at)s)
+RETURNING *
+"""
+
+GET = "SELECT * FROM offer_fulfillments WHERE id = %s AND site_id = %s"
+GET_FOR_UPDATE = GET + " FOR UPDATE"
+
+APPLY_TRANSITION = """
+UPDATE offer_fulfillments
+SET status = %(status)s,
+    completed_at = CASE WHEN %(status)s = 'completed' THEN %(now)s END,
+    failed_at = CASE WHEN %(status)s = 'failed' THEN %(now)s END,
+    error_code = %(error_code)s,
+    error_message = %(error_message)s
+WHERE id = %(id)s AND status = 'in_progress'
+RETURNING *
+"""
+
+
+async def lock_for_accept(conn: Conn, site_id: str, po_id: str) -> DictRow | None:
+    return await fetchone(conn, LOCK_FOR_ACCEPT, (po_id, site_id))
+
+
+async def insert(conn: Conn, values: dict[str, Any]) -> DictRow:
+    row = await fetchone(conn, INSERT_FULFILLMENT, {**values, "origin": Jsonb(values["origin"])})
+    assert row is not None
+    return row
+
+
+async def get(
+    conn: Conn, site_id: str, fulfillment_id: str, *, lock: bool = False
+) -> DictRow | None:
+    return await fetchone(conn, GET_FOR_UPDATE if lock else GET, (fulfillment_id, site_id))
+
+
+async def apply_transition(
+    conn: Conn,
+    fulfillment_id: str,
+    *,
+    status: str,
+    error_code: str | None,
+    error_message: str | None,
+    now: datetime,
+) -> DictRow | None:
+    return await fetchone(
+        conn,
+        APPLY_TRANSITION,
+        {
+            "id": fulfillment_id,
+            "status": status,
+            "error_code": error_code,
+            "error_message": error_message,
+            "now": now,
+        },
+    )

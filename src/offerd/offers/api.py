@@ -1,0 +1,182 @@
+"""``POST /api/v2/personalized_offers`` and the admin API for offers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field, StringConstraints
+from starlette.responses import Response
+
+from offerd.db import Conn
+from offerd.deps import Admin, AdminSite, PostMeta, PublicCaller, Svc
+from offerd.endpoint import body_docs, error_responses, read_params, run_post
+from offerd.errors import NotFound
+from offerd.offers import service, store
+from offerd.offers.models import OfferIn, OfferStatus
+from offerd.params import (
+    Blank,
+    Email70,
+    Opt50,
+    Opt64,
+    Opt150,
+    Opt250,
+    Opt255,
+    Params,
+    Required50,
+)
+from offerd.wire import JSONResponse
+
+
+class RequestContext(Params):
+    user_agent: Opt255 = None
+    locale: Opt50 = None
+    timezone: Opt64 = None
+    url: Opt250 = None
+    referrer_url: Opt250 = None
+
+
+class PersonalizedOffersParams(Params):
+    customer_id: Required50
+    subscription_id: Opt50 = None
+    first_name: Opt150 = None
+    last_name: Opt150 = None
+    email: Email70 = None
+    roles: Annotated[
+        list[Annotated[str, StringConstraints(max_length=50)]] | None,
+        Blank,
+        Field(max_length=100),
+    ] = None
+    external_user_id: Opt50 = None
+    custom: Annotated[dict[str, Any] | None, Blank] = None
+    request_context: RequestContext | None = None
+
+
+class Content(BaseModel):
+    title: str
+    description: str
+
+
+class OptionOut(BaseModel):
+    id: str
+    label: str
+    processing_type: str
+    processing_layout: str
+    redirect_url: str | None = None
+
+
+class PersonalizedOfferOut(BaseModel):
+    id: str
+    offer_id: str
+    object: str = "personalized_offer"
+    content: Content
+    options: list[OptionOut]
+
+
+class BrandOut(BaseModel):
+    id: str
+    name: str
+    object: str = "brand"
+
+
+class PersonalizedOffersOut(BaseModel):
+    personalized_offers: list[PersonalizedOfferOut]
+    brand: BrandOut | None = None
+    expires_at: int
+
+
+public = APIRouter(tags=["personalized_offers"])
+
+
+@public.post(
+    "/api/v2/personalized_offers",
+    summary="The best offer for a subscriber right now",
+    response_model=PersonalizedOffersOut,
+    responses=error_responses(400, 401, 404, 405, 413, 422, 429, 500, 503),
+    openapi_extra=body_docs(PersonalizedOffersParams, json_keys=("custom",)),
+)
+async def personalized_offers(
+    request: Request, caller: PublicCaller, meta: PostMeta, svc: Svc
+) -> Response:
+    params, data = await read_params(request, PersonalizedOffersParams)
+    user = {
+        "first_name": params.first_name,
+        "last_name": params.last_name,
+        "email": params.email,
+        "roles": params.roles,
+        "external_user_id": params.external_user_id,
+    }
+    ask = service.Ask(
+        customer_id=params.customer_id,
+        subscription_id=params.subscription_id,
+        user={k: v for k, v in user.items() if v is not None},
+        custom=params.custom,
+        request_context=(
+            params.request_context.model_dump(exclude_none=True) if params.request_context else {}
+        ),
+    )
+
+    async def work(conn: Conn) -> Response:
+        decision = await service.personalize(
+            conn,
+            site=caller.site,
+            catalog=svc.catalog,
+            ask=ask,
+            meta=meta,
+            now=svc.clock.now(),
+        )
+        body: dict[str, Any] = {
+            "personalized_offers": [decision.personalized_offer]
+            if decision.personalized_offer
+            else [],
+            "expires_at": int(decision.expires_at.timestamp()),
+        }
+        if decision.brand is not None:
+            body["brand"] = {**decision.brand.model_dump(), "object": "brand"}
+        return JSONResponse(body)
+
+    return await run_post(svc, request, caller, meta, data, work)
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+admin = APIRouter(prefix="/admin/v1/sites/{site}", tags=["admin: offers"], dependencies=[Admin])
+
+
+@admin.put(
+    "/offers/{offer_id}",
+    summary="Create or replace an offer (a changed definition is a new version)",
+    openapi_extra=body_docs(OfferIn),
+    responses=error_responses(400, 401, 404),
+)
+async def put_offer(
+    offer_id: Annotated[str, StringConstraints(min_length=1, max_length=50)],
+    site: AdminSite,
+    request: Request,
+    svc: Svc,
+) -> Response:
+    offer, _ = await read_params(request, OfferIn)
+    async with svc.db.connection() as conn:
+        row = await service.save_offer(
+            conn, site_id=site.id, offer_id=offer_id, offer=offer, now=svc.clock.now()
+        )
+    svc.catalog_changed()
+    return JSONResponse(service.offer_resource(row), status_code=201 if row["created"] else 200)
+
+
+@admin.get("/offers", summary="List offers", responses=error_responses(401, 404))
+async def list_offers(
+    site: AdminSite, svc: Svc, status: Annotated[OfferStatus | None, Query()] = None
+) -> Response:
+    async with svc.db.connection() as conn:
+        rows = await store.list_offers(conn, site.id, status)
+    return JSONResponse({"offers": [service.offer_resource(r) for r in rows]})
+
+
+@admin.get("/offers/{offer_id}", summary="One offer", responses=error_responses(401, 404))
+async def get_offer(offer_id: str, site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        row = await store.get_offer(conn, site.id, offer_id)
+    if row is None:
+        raise NotFound(f"Offer {offer_id!r} not found", param="offer_id")
+    return JSONResponse(service.offer_resource(row))

@@ -1,0 +1,167 @@
+"""The offer definition the admin API takes (DESIGN.md §6), validated on save."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from offerd import urls
+
+ProcessingType = Literal["billing_update", "checkout", "url_redirect", "webhook", "email"]
+ProcessingLayout = Literal["in_app", "full_page"]
+OfferStatus = Literal["draft", "active", "paused", "archived"]
+
+Id50 = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApplyCoupon(_Strict):
+    type: Literal["apply_coupon"]
+    coupon_id: Id50
+
+
+class ChangePlan(_Strict):
+    type: Literal["change_plan"]
+    plan_id: Id50
+    quantity: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class PauseSubscription(_Strict):
+    type: Literal["pause_subscription"]
+    pause_months: int = Field(ge=1, le=12)
+
+
+class ResumeSubscription(_Strict):
+    type: Literal["resume_subscription"]
+
+
+class ExtendTrial(_Strict):
+    type: Literal["extend_trial"]
+    days: int = Field(ge=1, le=365)
+
+
+class ConvertTrial(_Strict):
+    type: Literal["convert_trial"]
+    plan_id: Id50 | None = None
+    coupon_id: Id50 | None = None
+
+
+class CancelSubscription(_Strict):
+    type: Literal["cancel_subscription"]
+    end_of_term: bool = True
+
+
+class RemoveScheduledCancellation(_Strict):
+    type: Literal["remove_scheduled_cancellation"]
+
+
+BillingAction = Annotated[
+    ApplyCoupon
+    | ChangePlan
+    | PauseSubscription
+    | ResumeSubscription
+    | ExtendTrial
+    | ConvertTrial
+    | CancelSubscription
+    | RemoveScheduledCancellation,
+    Field(discriminator="type"),
+]
+
+
+class Content(_Strict):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=250)]
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+
+class Option(_Strict):
+    id: Id50
+    label: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    processing_type: ProcessingType
+    processing_layout: ProcessingLayout = "full_page"
+    billing_action: BillingAction | None = None
+    redirect_url: Annotated[str, StringConstraints(max_length=250)] | None = None
+    webhook_url: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    email_to: list[Annotated[str, StringConstraints(max_length=254)]] | None = Field(
+        default=None, min_length=1, max_length=20
+    )
+
+    @field_validator("redirect_url")
+    @classmethod
+    def _redirect_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        unknown = urls.unknown_placeholders(value)
+        if unknown:
+            known = ", ".join("{" + p + "}" for p in sorted(urls.PLACEHOLDERS))
+            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; known: {known}")
+        if not urls.is_http_url(urls.render(value, {})):
+            raise ValueError("must be an http or https URL")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not urls.is_http_url(value):
+            raise ValueError("must be an http or https URL")
+        return value
+
+    @field_validator("email_to")
+    @classmethod
+    def _emails(cls, value: list[str] | None) -> list[str] | None:
+        for address in value or []:
+            if not _EMAIL.match(address):
+                raise ValueError(f"{address!r} is not an email address")
+        return value
+
+    @model_validator(mode="after")
+    def _fits_processing_type(self) -> Option:
+        kind = self.processing_type
+        if kind in ("billing_update", "checkout") and self.billing_action is None:
+            raise ValueError(f"a {kind} option needs a billing_action")
+        if kind not in ("billing_update", "checkout") and self.billing_action is not None:
+            raise ValueError(f"a {kind} option takes no billing_action")
+        if kind == "url_redirect" and not self.redirect_url:
+            raise ValueError("a url_redirect option needs a redirect_url")
+        if kind == "webhook" and not self.webhook_url:
+            raise ValueError("a webhook option needs a webhook_url")
+        if kind == "email" and not self.email_to:
+            raise ValueError("an email option needs email_to")
+        return self
+
+
+class OfferIn(_Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=150)]
+    status: OfferStatus = "draft"
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
+    eligibility: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    content: Content
+    options: list[Option] = Field(min_length=1, max_length=10)
+    starts_at: int | None = Field(default=None, ge=0, description="Unix seconds")
+    ends_at: int | None = Field(default=None, ge=0, description="Unix seconds")
+    business_entity_id: Annotated[str, StringConstraints(max_length=50)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OfferIn:
+        ids = [o.id for o in self.options]
+        if len(set(ids)) != len(ids):
+            raise ValueError("option ids must be unique within an offer")
+        if (
+            self.starts_at is not None
+            and self.ends_at is not None
+            and self.ends_at <= self.starts_at
+        ):
+            raise ValueError("ends_at must be after starts_at")
+        return self

@@ -1,0 +1,129 @@
+"""SQL for offers and personalized offers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from offerd.db import Conn, fetchall, fetchone
+
+UPSERT_OFFER = """
+INSERT INTO offers (site_id, id, version, name, status, priority, business_entity_id,
+                    starts_at, ends_at, definition, created_at, updated_at)
+VALUES (%(site)s, %(id)s, 1, %(name)s, %(status)s, %(priority)s, %(business_entity_id)s,
+        %(starts_at)s, %(ends_at)s, %(definition)s, %(now)s, %(now)s)
+ON CONFLICT (site_id, id) DO UPDATE
+SET version = offers.version
+        + CASE WHEN offers.definition IS DISTINCT FROM EXCLUDED.definition THEN 1 ELSE 0 END,
+    name = EXCLUDED.name, status = EXCLUDED.status, priority = EXCLUDED.priority,
+    business_entity_id = EXCLUDED.business_entity_id, starts_at = EXCLUDED.starts_at,
+    ends_at = EXCLUDED.ends_at, definition = EXCLUDED.definition,
+    updated_at = CASE WHEN offers.definition IS DISTINCT FROM EXCLUDED.definition
+                      THEN EXCLUDED.updated_at ELSE offers.updated_at END
+RETURNING *, (xmax = 0) AS created
+"""
+
+GET_OFFER = "SELECT * FROM offers WHERE site_id = %s AND id = %s"
+
+LIST_OFFERS = """
+SELECT * FROM offers WHERE site_id = %(site)s AND (%(status)s::text IS NULL OR status = %(status)s)
+ORDER BY priority DESC, id
+"""
+
+ACTIVE_OFFERS = """
+SELECT id, version, priority, starts_at, ends_at, business_entity_id, definition
+FROM offers WHERE site_id = %s AND status = 'active'
+"""
+
+LEDGER_BY_SUBSCRIPTION = """
+SELECT to_jsonb(c) AS customer, to_jsonb(s) AS subscription
+FROM (SELECT 1) AS one
+LEFT JOIN customers c ON c.site_id = %(site)s AND c.id = %(customer)s
+LEFT JOIN subscriptions s ON s.site_id = %(site)s AND s.id = %(subscription)s
+"""
+
+LEDGER_BY_CUSTOMER = """
+SELECT to_jsonb(c) AS customer, to_jsonb(s) AS subscription
+FROM (SELECT 1) AS one
+LEFT JOIN customers c ON c.site_id = %(site)s AND c.id = %(customer)s
+LEFT JOIN LATERAL (
+    SELECT * FROM subscriptions
+    WHERE site_id = %(site)s AND customer_id = %(customer)s
+    ORDER BY status = 'cancelled', updated_at DESC, id
+    LIMIT 1
+) s ON true
+"""
+
+INSERT_PERSONALIZED_OFFER = """
+INSERT INTO personalized_offers (id, site_id, offer_id, offer_version, customer_id,
+    subscription_id, business_entity_id, brand_id, content, options, context, origin,
+    created_at, expires_at)
+VALUES (%(id)s, %(site)s, %(offer_id)s, %(offer_version)s, %(customer_id)s, %(subscription_id)s,
+    %(business_entity_id)s, %(brand_id)s, %(content)s, %(options)s, %(context)s, %(origin)s,
+    %(now)s, %(expires_at)s)
+"""
+
+
+async def upsert_offer(
+    conn: Conn, site_id: str, offer_id: str, definition: dict[str, Any], now: datetime
+) -> DictRow:
+    row = await fetchone(
+        conn,
+        UPSERT_OFFER,
+        {
+            "site": site_id,
+            "id": offer_id,
+            "name": definition["name"],
+            "status": definition["status"],
+            "priority": definition["priority"],
+            "business_entity_id": definition.get("business_entity_id"),
+            "starts_at": _at(definition.get("starts_at")),
+            "ends_at": _at(definition.get("ends_at")),
+            "definition": Jsonb(definition),
+            "now": now,
+        },
+    )
+    assert row is not None
+    return row
+
+
+def _at(seconds: int | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+async def get_offer(conn: Conn, site_id: str, offer_id: str) -> DictRow | None:
+    return await fetchone(conn, GET_OFFER, (site_id, offer_id))
+
+
+async def list_offers(conn: Conn, site_id: str, status: str | None) -> list[DictRow]:
+    return await fetchall(conn, LIST_OFFERS, {"site": site_id, "status": status})
+
+
+async def active_offers(conn: Conn, site_id: str) -> list[DictRow]:
+    return await fetchall(conn, ACTIVE_OFFERS, (site_id,))
+
+
+async def ledger(
+    conn: Conn, site_id: str, customer_id: str, subscription_id: str | None
+) -> DictRow:
+    params = {"site": site_id, "customer": customer_id, "subscription": subscription_id}
+    sql = LEDGER_BY_SUBSCRIPTION if subscription_id else LEDGER_BY_CUSTOMER
+    row = await fetchone(conn, sql, params)
+    assert row is not None
+    return row
+
+
+async def insert_personalized_offer(conn: Conn, **values: Any) -> None:
+    for key in ("content", "options", "context", "origin"):
+        values[key] = Jsonb(values[key])
+    await conn.execute(INSERT_PERSONALIZED_OFFER, values)
+
+
+GET_PERSONALIZED_OFFER = "SELECT * FROM personalized_offers WHERE id = %s AND site_id = %s"
+
+
+async def get_personalized_offer(conn: Conn, site_id: str, po_id: str) -> DictRow | None:
+    return await fetchone(conn, GET_PERSONALIZED_OFFER, (po_id, site_id))

@@ -1,0 +1,144 @@
+"""Which offer a subscriber sees: pure code, no I/O.
+
+Eligibility rules are CEL expressions (``common-expression-language``), compiled once when an offer
+is saved or loaded. The expression sees ``customer``, ``subscription``, ``user``, ``custom`` (keys
+lower-cased), ``context`` and ``now``; a field that is not known is absent, so ``has(x.f)`` tells.
+An expression that fails at evaluation (a missing field, a type mismatch) makes the offer
+ineligible for that request, never an error for the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import cel
+
+VARIABLES = ("customer", "subscription", "user", "custom", "context", "now")
+
+_POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)")
+
+
+class RuleError(ValueError):
+    """An eligibility expression that does not compile, with where the problem is."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        where = f" at line {line}, column {column}" if line is not None else ""
+        super().__init__(f"{message}{where}")
+        self.reason = message
+        self.line = line
+        self.column = column
+
+
+def compile_rule(expression: str) -> cel.Program:
+    try:
+        return cel.compile(expression)
+    except Exception as exc:  # the binding raises ValueError; be safe with anything it raises
+        text = str(exc)
+        match = _POSITION.search(text)
+        if match:
+            raise RuleError(
+                match.group(3).strip(), int(match.group(1)), int(match.group(2))
+            ) from None
+        raise RuleError(text.splitlines()[0] if text else "invalid expression") from None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An active offer as decisioning needs it."""
+
+    id: str
+    version: int
+    priority: int
+    starts_at: datetime | None
+    ends_at: datetime | None
+    business_entity_id: str | None
+    program: cel.Program | None
+    definition: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    eligible: bool
+    reason: str | None = None
+
+
+def lower_keys(value: Any) -> Any:
+    """The Python SDK lower-cases every key inside ``custom``; make every client look the same."""
+    if isinstance(value, Mapping):
+        return {str(k).lower(): lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [lower_keys(v) for v in value]
+    return value
+
+
+def _present(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def build_context(
+    *,
+    now: datetime,
+    customer: Mapping[str, Any] | None,
+    subscription: Mapping[str, Any] | None,
+    user: Mapping[str, Any],
+    custom: Mapping[str, Any] | None,
+    context: Mapping[str, Any],
+) -> cel.Context:
+    """One evaluation context per request, shared by every candidate (building it is the cost)."""
+    return cel.Context(
+        {
+            "customer": _present(customer or {}),
+            "subscription": _present(subscription or {}),
+            "user": _present(user),
+            "custom": lower_keys(custom or {}),
+            "context": _present(context),
+            "now": now,
+        }
+    )
+
+
+def judge(
+    offer: Candidate, ctx: cel.Context, *, now: datetime, business_entity_id: str | None
+) -> Verdict:
+    if offer.starts_at is not None and now < offer.starts_at:
+        return Verdict(False, "not started")
+    if offer.ends_at is not None and now >= offer.ends_at:
+        return Verdict(False, "ended")
+    if (
+        business_entity_id is not None
+        and offer.business_entity_id is not None
+        and offer.business_entity_id != business_entity_id
+    ):
+        return Verdict(False, "another business entity")
+    if offer.program is None:
+        return Verdict(True)
+    try:
+        result = offer.program.execute(ctx)
+    except Exception as exc:
+        return Verdict(False, f"expression error: {exc}")
+    if result is True:
+        return Verdict(True)
+    return Verdict(False, f"expression is {result!r}")
+
+
+def rank(offers: Iterable[Candidate]) -> list[Candidate]:
+    """Highest priority first; ties go to the offer with the smaller id, so the order is stable."""
+    return sorted(offers, key=lambda o: (-o.priority, o.id))
+
+
+def choose(
+    ranked: Sequence[Candidate],
+    ctx: cel.Context,
+    *,
+    now: datetime,
+    business_entity_id: str | None,
+) -> Candidate | None:
+    """The first eligible offer in rank order: the highest priority wins."""
+    for offer in ranked:
+        if judge(offer, ctx, now=now, business_entity_id=business_entity_id).eligible:
+            return offer
+    return None

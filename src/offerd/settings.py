@@ -1,0 +1,78 @@
+"""One Settings object, read from the environment (prefix ``OFFERD_``) and an optional ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OFFERD_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL. Unset: offerd runs its own PostgreSQL under OFFERD_HOME.",
+    )
+    home: Path = Field(default=Path(".offerd"), description="Data folder (embedded PostgreSQL).")
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for /admin/v1. Unset: the admin API refuses all."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_domain: str | None = Field(
+        default=None,
+        description="With it set, a Host of {site}.grow.{BASE_DOMAIN} or {site}.{BASE_DOMAIN} "
+        "must name the API key's site.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL subscribers reach offerd at (hosted pages, email links). "
+        "Default http://{HOST}:{PORT}.",
+    )
+
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+    max_body_bytes: int = 1024 * 1024
+    idempotency_ttl_seconds: int = 1800
+    auth_cache_seconds: float = Field(
+        default=2.0, description="How long a resolved API key or site is cached in a process."
+    )
+
+    worker_concurrency: int = Field(default=32, description="Jobs one worker process runs at once.")
+    job_lease_seconds: float = Field(
+        default=30.0, description="A job held by a dead worker is taken up again after this."
+    )
+    job_idle_poll_seconds: float = Field(
+        default=5.0, description="Longest wait for work without a NOTIFY."
+    )
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    smtp_from: str = "offerd@localhost"
+
+    allow_private_destinations: bool = Field(
+        default=False,
+        description="Allow webhook/Slack/Segment destinations on private, loopback and "
+        "link-local addresses and plain http (tests, local development).",
+    )
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,105 @@
+"""Admin API for sites and their API keys (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from starlette.responses import Response
+
+from offerd.auth import hash_key, new_key
+from offerd.deps import Admin, AdminSite, Svc
+from offerd.endpoint import body_docs, error_responses, read_params
+from offerd.errors import NotFound
+from offerd.ids import new_id
+from offerd.sites import store
+from offerd.sites.models import SITE_ID_PATTERN, Site, SiteIn
+from offerd.wire import JSONResponse
+
+router = APIRouter(prefix="/admin/v1/sites", tags=["admin: sites"], dependencies=[Admin])
+
+SitePath = Annotated[str, Path(pattern=SITE_ID_PATTERN, description="lower-case DNS label")]
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["full_access", "publishable"]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=150)]
+
+
+def key_resource(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "object": "api_key",
+        "kind": row["kind"],
+        "name": row["name"],
+        "hint": "..." + row["key_hint"],
+        "created_at": int(row["created_at"].timestamp()),
+        "revoked_at": int(row["revoked_at"].timestamp()) if row["revoked_at"] else None,
+    }
+
+
+@router.put(
+    "/{site}",
+    summary="Create or update a site",
+    openapi_extra=body_docs(SiteIn),
+    responses=error_responses(400, 401),
+)
+async def put_site(site: SitePath, request: Request, svc: Svc) -> Response:
+    body, _ = await read_params(request, SiteIn)
+    async with svc.db.connection() as conn:
+        row = await store.upsert_site(conn, site, body, svc.clock.now())
+    svc.catalog_changed()
+    return JSONResponse(Site.from_row(row).as_dict(), status_code=201 if row["created"] else 200)
+
+
+@router.get("/{site}", summary="A site", responses=error_responses(401, 404))
+async def get_site(site: AdminSite) -> Response:
+    return JSONResponse(site.as_dict())
+
+
+@router.post(
+    "/{site}/api_keys",
+    status_code=201,
+    summary="Create an API key; the secret is in this response only",
+    openapi_extra=body_docs(KeyIn),
+    responses=error_responses(400, 401, 404),
+)
+async def create_key(site: AdminSite, request: Request, svc: Svc) -> Response:
+    body, _ = await read_params(request, KeyIn)
+    secret = new_key(body.kind)
+    async with svc.db.connection() as conn:
+        row = await store.insert_key(
+            conn,
+            key_id=new_id("key"),
+            site_id=site.id,
+            kind=body.kind,
+            name=body.name,
+            key_hash=hash_key(secret),
+            hint=secret[-4:],
+            now=svc.clock.now(),
+        )
+    return JSONResponse({**key_resource(row), "key": secret}, status_code=201)
+
+
+@router.get("/{site}/api_keys", summary="List API keys (never their secrets)")
+async def list_keys(site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        rows = await store.list_keys(conn, site.id)
+    return JSONResponse({"api_keys": [key_resource(r) for r in rows]})
+
+
+@router.delete(
+    "/{site}/api_keys/{key_id}",
+    summary="Revoke an API key (every process stops accepting it within OFFERD_AUTH_CACHE_SECONDS)",
+    responses=error_responses(401, 404),
+)
+async def revoke_key(site: AdminSite, key_id: str, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        row = await store.revoke_key(conn, site.id, key_id, svc.clock.now())
+    if row is None:
+        raise NotFound(f"API key {key_id!r} not found", param="key_id")
+    svc.catalog_changed()
+    return JSONResponse(key_resource(row))

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.app import TestApp, running_app
+from tests.support.pg import Cluster, build_template, start_cluster
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cluster = start_cluster(Path(tmp_path_factory.mktemp("pg")))
+    build_template(cluster)
+    yield cluster
+
+
+@pytest.fixture
+def db_url(cluster: Cluster) -> Iterator[str]:
+    name = cluster.create_database()
+    try:
+        yield cluster.url(name)
+    finally:
+        cluster.drop_database(name)
+
+
+@pytest.fixture
+async def app(db_url: str) -> AsyncIterator[TestApp]:
+    async with running_app(db_url) as test_app:
+        yield test_app
