@@ -7,6 +7,7 @@ import pytest
 
 from tests.support.app import TestApp, running_app
 from tests.support.pg import Cluster, build_template, start_cluster
+from tests.support.server import LiveServer, live_server
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +30,10 @@ def db_url(cluster: Cluster) -> Iterator[str]:
 async def app(db_url: str) -> AsyncIterator[TestApp]:
     async with running_app(db_url) as test_app:
         yield test_app
+
+
+@pytest.fixture
+def live(db_url: str) -> Iterator[LiveServer]:
+    """offerd on a real socket (no worker), on this test's database."""
+    with live_server(db_url) as server:
+        yield server

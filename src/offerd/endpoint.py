@@ -99,9 +99,10 @@ def body_docs(model: type[BaseModel], *, json_keys: tuple[str, ...] = ()) -> dic
     defs = schema.pop("$defs", {})
     encoding: dict[str, Any] = {}
     for name, prop in schema.get("properties", {}).items():
+        variants = [prop, *prop.get("anyOf", [])]
         if name in json_keys:
             encoding[name] = {"contentType": "application/json"}
-        elif "$ref" in prop or prop.get("type") == "object":
+        elif any("$ref" in v or v.get("type") == "object" for v in variants):
             encoding[name] = {"style": "deepObject", "explode": True}
     return {
         "requestBody": {

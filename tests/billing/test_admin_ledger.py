@@ -1,0 +1,120 @@
+"""Admin API: the built-in billing ledger's plans, coupons, customers and subscriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.app import TestApp
+
+PLAN = {"name": "Basic", "price": 1500, "currency": "USD", "period_unit": "month"}
+SUB = {
+    "customer_id": "cus_1",
+    "plan_id": "basic",
+    "status": "active",
+    "current_term_end": 1_800_000_000,
+}
+
+
+async def setup(app: TestApp) -> None:
+    await app.create_site()
+    await app.put("acme", "plans/basic", PLAN)
+    await app.put("acme", "customers/cus_1", {"email": "ada@example.com"})
+    await app.put(
+        "acme",
+        "coupons/C10",
+        {
+            "name": "10",
+            "discount_type": "fixed_amount",
+            "discount_amount": 1000,
+            "currency": "USD",
+            "duration_type": "one_time",
+        },
+    )
+
+
+async def test_ledger_round_trip(app: TestApp) -> None:
+    await setup(app)
+    r = await app.admin("PUT", "/sites/acme/subscriptions/sub_1", {**SUB, "coupon_ids": ["C10"]})
+    assert r.status_code == 201, r.text
+    sub = r.json()
+    assert sub["status"] == "active"
+    assert sub["coupon_ids"] == ["C10"]
+    assert sub["current_term_end"] == 1_800_000_000
+    assert sub["quantity"] == 1
+    got = (await app.admin("GET", "/sites/acme/subscriptions/sub_1")).json()
+    assert got["id"] == "sub_1" and got["object"] == "subscription"
+    r = await app.admin("PUT", "/sites/acme/subscriptions/sub_1", {**SUB, "status": "cancelled"})
+    assert r.status_code == 200
+    assert r.json()["cancelled_at"] is not None
+    assert (await app.admin("GET", "/sites/acme/plans/basic")).json()["price"] == 1500
+    assert (await app.admin("GET", "/sites/acme/customers/cus_1")).json()[
+        "email"
+    ] == "ada@example.com"
+    assert [c["id"] for c in (await app.admin("GET", "/sites/acme/coupons")).json()["coupons"]] == [
+        "C10"
+    ]
+    assert [p["id"] for p in (await app.admin("GET", "/sites/acme/plans")).json()["plans"]] == [
+        "basic"
+    ]
+    assert (await app.admin("GET", "/sites/acme/subscriptions/nope")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "param"),
+    [
+        ({"customer_id": "nobody"}, 404, "customer_id"),
+        ({"plan_id": "nothing"}, 404, "plan_id"),
+        ({"coupon_ids": ["C10", "GHOST"]}, 404, "coupon_ids[1]"),
+        ({"status": "in_trial"}, 400, "body"),
+        ({"status": "zombie"}, 400, "status"),
+        ({"quantity": 0}, 400, "quantity"),
+    ],
+)
+async def test_subscription_validation(
+    app: TestApp, changes: dict[str, Any], status: int, param: str
+) -> None:
+    await setup(app)
+    r = await app.admin("PUT", "/sites/acme/subscriptions/sub_1", {**SUB, **changes})
+    assert r.status_code == status, r.text
+    assert r.json()["param"] == param
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"name": "x", "discount_type": "percentage", "duration_type": "forever"}, "body"),
+        (
+            {
+                "name": "x",
+                "discount_type": "percentage",
+                "discount_percentage": 120,
+                "duration_type": "forever",
+            },
+            "discount_percentage",
+        ),
+        (
+            {
+                "name": "x",
+                "discount_type": "fixed_amount",
+                "discount_amount": 5,
+                "duration_type": "limited_period",
+            },
+            "body",
+        ),
+    ],
+)
+async def test_coupon_validation(app: TestApp, body: dict[str, Any], param: str) -> None:
+    await app.create_site()
+    r = await app.admin("PUT", "/sites/acme/coupons/X", body)
+    assert r.status_code == 400
+    assert r.json()["param"] == param
+
+
+async def test_plan_validation(app: TestApp) -> None:
+    await app.create_site()
+    r = await app.admin("PUT", "/sites/acme/plans/p", {**PLAN, "currency": "usd"})
+    assert (r.status_code, r.json()["param"]) == (400, "currency")
+    r = await app.admin("PUT", "/sites/acme/plans/p", {**PLAN, "price": -1})
+    assert (r.status_code, r.json()["param"]) == (400, "price")

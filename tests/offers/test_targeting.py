@@ -1,0 +1,103 @@
+"""Eligibility rules: compiling, evaluating, choosing (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from offerd.offers import targeting
+from offerd.offers.targeting import Candidate, RuleError
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def candidate(id: str, priority: int = 0, expression: str | None = None, **kw: object) -> Candidate:
+    return Candidate(
+        id=id,
+        version=1,
+        priority=priority,
+        starts_at=kw.get("starts_at"),  # type: ignore[arg-type]
+        ends_at=kw.get("ends_at"),  # type: ignore[arg-type]
+        business_entity_id=kw.get("business_entity_id"),  # type: ignore[arg-type]
+        program=targeting.compile_rule(expression) if expression else None,
+        definition={},
+    )
+
+
+def ctx(**custom: object) -> object:
+    return targeting.build_context(
+        now=NOW,
+        customer={"id": "c1"},
+        subscription={"status": "active", "trial_end": NOW + timedelta(days=2)},
+        user={"roles": ["admin"]},
+        custom=custom,
+        context={"locale": "fr-FR"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("expression", "line", "column"),
+    [
+        ("a &&", 1, 5),
+        ("custom.x ==", 1, 12),
+        ("a +\n* b", 2, 1),
+        ("'unterminated", 1, 1),
+    ],
+)
+def test_compile_errors_carry_their_position(expression: str, line: int, column: int) -> None:
+    with pytest.raises(RuleError) as info:
+        targeting.compile_rule(expression)
+    assert (info.value.line, info.value.column) == (line, column)
+    assert f"line {line}, column {column}" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("expression", "eligible"),
+    [
+        ("subscription.status == 'active'", True),
+        ("subscription.trial_end - now < duration('72h')", True),
+        ("subscription.trial_end - now < duration('24h')", False),
+        ("'admin' in user.roles", True),
+        ("custom.missing == 1", False),  # evaluation error: ineligible, not raised
+        ("custom.n > 2", True),
+        ("custom.nested.flag", True),
+        ("'x'", False),  # not a boolean
+    ],
+)
+def test_judge(expression: str, eligible: bool) -> None:
+    verdict = targeting.judge(
+        candidate("o", expression=expression),
+        ctx(N=3, Nested={"Flag": True}),
+        now=NOW,
+        business_entity_id=None,
+    )
+    assert verdict.eligible is eligible
+
+
+def test_window_and_entity() -> None:
+    c = ctx()
+    later = candidate("o", starts_at=NOW + timedelta(seconds=1))
+    ended = candidate("o", ends_at=NOW)
+    eu = candidate("o", business_entity_id="eu")
+    assert targeting.judge(later, c, now=NOW, business_entity_id=None).reason == "not started"
+    assert targeting.judge(ended, c, now=NOW, business_entity_id=None).reason == "ended"
+    assert not targeting.judge(eu, c, now=NOW, business_entity_id="us").eligible
+    assert targeting.judge(eu, c, now=NOW, business_entity_id="eu").eligible
+    # without the header the site's whole catalog is in scope
+    assert targeting.judge(eu, c, now=NOW, business_entity_id=None).eligible
+
+
+def test_choose_takes_the_highest_priority_eligible() -> None:
+    ranked = targeting.rank(
+        [
+            candidate("b", 5),
+            candidate("a", 5),
+            candidate("top", 9, "custom.vip == true"),
+            candidate("low", 1),
+        ]
+    )
+    assert [c.id for c in ranked] == ["top", "a", "b", "low"]
+    assert targeting.choose(ranked, ctx(vip=True), now=NOW, business_entity_id=None).id == "top"  # type: ignore[union-attr]
+    assert targeting.choose(ranked, ctx(vip=False), now=NOW, business_entity_id=None).id == "a"  # type: ignore[union-attr]
+    assert targeting.choose([], ctx(), now=NOW, business_entity_id=None) is None

@@ -1,0 +1,73 @@
+"""Health, readiness, metrics, the OpenAPI document and offline docs."""
+
+from __future__ import annotations
+
+from tests.support.app import TestApp
+from tests.support.catalog import seed
+
+
+async def test_health_and_ready(app: TestApp) -> None:
+    assert (await app.client.get("/healthz")).json() == {"status": "ok"}
+    r = await app.client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ready"}
+
+
+async def test_ready_is_503_when_the_database_is_gone(app: TestApp) -> None:
+    await app.services.db.pool.close()
+    r = await app.client.get("/readyz")
+    assert r.status_code == 503
+
+
+async def test_metrics_have_latency_by_route_template_and_status(app: TestApp) -> None:
+    keys = await seed(app)
+    await app.post(
+        "/api/v2/personalized_offers", keys["publishable"], json={"customer_id": "cus_1"}
+    )
+    await app.get("/api/v2/offer_fulfillments/of_whatever", keys["full_access"])
+    text = (await app.client.get("/metrics")).text
+    assert (
+        'offerd_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/api/v2/personalized_offers",status="200"}'
+        in text
+    )
+    assert 'route="/api/v2/offer_fulfillments/{fulfillment_id}",status="404"' in text
+    assert "of_whatever" not in text
+
+
+async def test_openapi_describes_both_encodings_and_every_error(app: TestApp) -> None:
+    doc = (await app.client.get("/openapi.json")).json()
+    accept = doc["paths"]["/api/v2/offer_fulfillments"]["post"]
+    content = accept["requestBody"]["content"]
+    assert set(content) == {"application/json", "application/x-www-form-urlencoded"}
+    assert content["application/json"]["schema"]["required"] == [
+        "personalized_offer_id",
+        "option_id",
+    ]
+    assert {"202", "400", "401", "404", "405", "409", "413", "422", "429", "500", "503"} <= set(
+        accept["responses"]
+    )
+    error = accept["responses"]["409"]["content"]["application/json"]["schema"]
+    assert error == {"$ref": "#/components/schemas/ErrorBody"}
+    po = doc["paths"]["/api/v2/personalized_offers"]["post"]["requestBody"]["content"]
+    form = po["application/x-www-form-urlencoded"]
+    assert form["encoding"]["request_context"] == {"style": "deepObject", "explode": True}
+    assert form["encoding"]["custom"] == {"contentType": "application/json"}
+    assert "RequestContext" in doc["components"]["schemas"]
+    headers = {p["name"] for p in accept["parameters"] if p["in"] == "header"}
+    assert {
+        "chargebee-idempotency-key",
+        "chargebee-event-actions",
+        "chargebee-business-entity-id",
+    } <= headers
+    assert doc["components"]["securitySchemes"]["apiKey"]["scheme"] == "basic"
+
+
+async def test_docs_work_without_internet(app: TestApp) -> None:
+    html = (await app.client.get("/docs")).text
+    assert "/static/docs/swagger-ui-bundle.js" in html
+    assert "cdn." not in html and "https://" not in html.split("<body>")[0].replace(
+        "https://fastapi", ""
+    )
+    js = await app.client.get("/static/docs/swagger-ui-bundle.js")
+    assert js.status_code == 200
+    assert len(js.content) > 100_000
