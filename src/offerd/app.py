@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Any
 
+import httpx
 import psycopg
 import psycopg_pool
 import structlog
@@ -22,6 +23,8 @@ from starlette.responses import HTMLResponse, Response
 from offerd import __version__
 from offerd.auth import Authenticator
 from offerd.billing import api as billing_api
+from offerd.billing.ledger import LedgerProvider
+from offerd.checkout import api as checkout_api
 from offerd.clock import Clock, SystemClock
 from offerd.db import Database, resolve_database_url
 from offerd.deps import Services
@@ -33,6 +36,8 @@ from offerd.errors import (
 )
 from offerd.events import api as events_api
 from offerd.fulfillments import api as fulfillments_api
+from offerd.fulfillments import pages as fulfillment_pages
+from offerd.notifications.channels.email import SmtpMailer
 from offerd.observability import Edge, metrics_payload
 from offerd.offers import api as offers_api
 from offerd.offers.catalog import Catalog
@@ -57,6 +62,13 @@ def build_services(settings: Settings, db: Database, clock: Clock) -> Services:
         clock=clock,
         auth=Authenticator(db, ttl=settings.auth_cache_seconds, base_domain=settings.base_domain),
         catalog=Catalog(),
+        billing=LedgerProvider(),
+        http=httpx.AsyncClient(
+            timeout=15.0,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        ),
+        mailer=SmtpMailer(settings),
     )
 
 
@@ -89,6 +101,7 @@ def create_app(
             if worker_task is not None:
                 services.extras["worker"].stop()
                 await worker_task
+            await services.aclose()
             await db.close()
 
     app = FastAPI(
@@ -103,6 +116,8 @@ def create_app(
     app.router.redirect_slashes = False
     install_error_handlers(app)
     for router in (
+        checkout_api.router,
+        fulfillment_pages.router,
         offers_api.public,
         events_api.public,
         fulfillments_api.public,

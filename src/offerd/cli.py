@@ -113,8 +113,8 @@ async def _run_worker(settings: Settings, url: str, *, drain: bool) -> None:
 
     db = Database(url, min_size=1, max_size=settings.worker_concurrency + 4)
     await db.open()
+    services = build_services(settings, db, SystemClock())
     try:
-        services = build_services(settings, db, SystemClock())
         w = build_worker(services)
         if drain:
             ran = await w.run_once()
@@ -125,6 +125,7 @@ async def _run_worker(settings: Settings, url: str, *, drain: bool) -> None:
             loop.add_signal_handler(sig, w.stop)
         await w.run()
     finally:
+        await services.aclose()
         await db.close()
 
 

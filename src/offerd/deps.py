@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import httpx
 from fastapi import Depends, Request
 
 from offerd.auth import Authenticator, Caller, check_admin_token
+from offerd.billing.provider import BillingProvider
 from offerd.clock import Clock
 from offerd.db import Database
 from offerd.errors import NotFound
 from offerd.headers import RequestMeta, read_meta
+from offerd.notifications.channels.email import SmtpMailer
 from offerd.offers.catalog import Catalog
 from offerd.settings import Settings
 from offerd.sites import store as sites_store
@@ -27,7 +30,13 @@ class Services:
     clock: Clock
     auth: Authenticator
     catalog: Catalog
+    billing: BillingProvider
+    http: httpx.AsyncClient
+    mailer: SmtpMailer
     extras: dict[str, Any] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
 
     def catalog_changed(self) -> None:
         """Something an API key, site or offer lookup may have cached changed in this process."""

@@ -9,15 +9,21 @@ from offerd.worker import Periodic, Worker, purge_idempotency_keys
 
 def build_registry() -> jobs.Registry:
     from offerd.fulfillments import processors
+    from offerd.notifications import dispatch
 
     registry = jobs.Registry()
-    for task in processors.tasks():
+    for task in [*processors.tasks(), *dispatch.TASKS]:
         registry.add(task)
     return registry
 
 
 def periodic_tasks() -> list[Periodic]:
-    return [Periodic("purge_idempotency_keys", 60.0, purge_idempotency_keys)]
+    from offerd.fulfillments.sweeps import expire_overdue
+
+    return [
+        Periodic("purge_idempotency_keys", 60.0, purge_idempotency_keys),
+        Periodic("expire_fulfillments", 30.0, expire_overdue),
+    ]
 
 
 def build_worker(services: Services) -> Worker:

@@ -8,7 +8,7 @@ import psycopg
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from offerd.billing import store
+from offerd.billing import ledger, store
 from offerd.billing.models import CouponIn, CustomerIn, PlanIn, SubscriptionIn
 from offerd.billing.views import (
     coupon_resource,
@@ -155,8 +155,14 @@ async def list_coupons(site: AdminSite, svc: Svc) -> Response:
 
 @router.get("/subscriptions/{record_id}", responses=error_responses(401, 404))
 async def get_subscription(record_id: RecordId, site: AdminSite, svc: Svc) -> Response:
+    """The subscription with its coupons and the log of every change offers made to it."""
     async with svc.db.connection() as conn:
         row = await store.get(conn, "subscriptions", site.id, record_id)
-    if row is None:
-        raise NotFound(f"Subscription {record_id!r} not found")
-    return JSONResponse(subscription_resource(row))
+        if row is None:
+            raise NotFound(f"Subscription {record_id!r} not found")
+        coupons = await store.coupons(conn, site.id, list(row["coupon_ids"]))
+        changes = await ledger.history(conn, site.id, record_id)
+    body = subscription_resource(row)
+    body["coupons"] = [coupon_resource(c) for c in coupons]
+    body["changes"] = changes
+    return JSONResponse(body)

@@ -103,3 +103,13 @@ async def missing_coupons(conn: Conn, site_id: str, ids: list[str]) -> list[str]
         return []
     rows = await fetchall(conn, MISSING_COUPONS, {"site": site_id, "ids": ids})
     return [r["c"] for r in rows]
+
+
+async def coupons(conn: Conn, site_id: str, ids: list[str]) -> list[DictRow]:
+    if not ids:
+        return []
+    rows = await fetchall(
+        conn, "SELECT * FROM coupons WHERE site_id = %s AND id = ANY(%s)", (site_id, ids)
+    )
+    order = {coupon_id: i for i, coupon_id in enumerate(ids)}
+    return sorted(rows, key=lambda r: order[r["id"]])

@@ -74,8 +74,8 @@ FulfillmentId = Annotated[str, Path(min_length=1, max_length=50)]
 public = APIRouter(tags=["offer_fulfillments"])
 
 
-def render_accepted(accepted: service.Accepted, extra: dict[str, Any]) -> Response:
-    body: dict[str, Any] = {"offer_fulfillment": service.resource(accepted.fulfillment), **extra}
+def render_accepted(accepted: service.Accepted) -> Response:
+    body = {"offer_fulfillment": service.resource(accepted.fulfillment), **accepted.extra}
     return JSONResponse(body, status_code=202)
 
 
@@ -100,8 +100,9 @@ async def create_fulfillment(
             option_id=params.option_id,
             meta=meta,
             now=svc.clock.now(),
+            base_url=svc.settings.base_url,
         )
-        return render_accepted(accepted, {})
+        return render_accepted(accepted)
 
     return await run_post(svc, request, caller, meta, data, work)
 

@@ -9,30 +9,21 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from offerd import jobs, urls
+from offerd import urls
 from offerd.db import Conn, transaction
 from offerd.errors import InvalidState, NotFound
 from offerd.events import service as events
-from offerd.fulfillments import machine, store
-from offerd.headers import Origin, RequestMeta, Suppression, entity_visible
+from offerd.fulfillments import machine, processors, store, transitions
+from offerd.headers import Origin, RequestMeta, entity_visible
 from offerd.ids import new_id
 from offerd.sites.models import Site
-
-# The job that carries each processing type forward. url_redirect has nothing to process: it
-# waits for the merchant's update (or the expiry sweep).
-JOB_KIND: dict[str, str] = {
-    "billing_update": "fulfillment.billing_update",
-    "checkout": "fulfillment.checkout",
-    "webhook": "fulfillment.webhook",
-    "email": "fulfillment.email",
-}
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
     fulfillment: DictRow
     created: bool
-    option: Mapping[str, Any]
+    extra: dict[str, Any]
 
 
 async def accept(
@@ -43,8 +34,10 @@ async def accept(
     option_id: str,
     meta: RequestMeta,
     now: datetime,
+    base_url: str,
 ) -> Accepted:
-    """The accept path: in one transaction, the fulfillment, its ``accepted`` event and its job.
+    """The accept path: in one transaction, the fulfillment, its ``accepted`` event and what
+    carries it forward (its job, its hosted page, or its completion).
 
     The personalized offer's row lock makes concurrent accepts of it take turns, so exactly one
     creates the fulfillment and the rest find it (same option) or are refused (another option).
@@ -71,7 +64,8 @@ async def accept(
                 )
             existing = await store.get(conn, site.id, po["live_id"])
             assert existing is not None
-            return Accepted(existing, created=False, option=option)
+            extra = await processors.on_existing(conn, existing, base_url)
+            return Accepted(existing, created=False, extra=extra)
         if po["expires_at"] <= now:
             raise InvalidState(f"Personalized offer {personalized_offer_id!r} has expired")
 
@@ -115,81 +109,14 @@ async def accept(
             },
         )
         await events.record(
-            conn, event_for(row, "accepted", now, meta.origin), suppression=suppression
+            conn,
+            transitions.event_for(row, "accepted", now, meta.origin),
+            suppression=suppression,
         )
-        if kind in JOB_KIND:
-            await jobs.enqueue(conn, JOB_KIND[kind], {"fulfillment_id": fulfillment_id}, now=now)
-    return Accepted(row, created=True, option=option)
-
-
-def event_for(
-    row: Mapping[str, Any], type: events.EventType, now: datetime, origin: Origin
-) -> events.Event:
-    return events.Event(
-        type=type,
-        site_id=row["site_id"],
-        personalized_offer_id=row["personalized_offer_id"],
-        offer_id=row["offer_id"],
-        option_id=row["option_id"],
-        fulfillment_id=row["id"],
-        customer_id=row["customer_id"],
-        subscription_id=row["subscription_id"],
-        business_entity_id=row["business_entity_id"],
-        occurred_at=now,
-        origin=origin,
-    )
-
-
-def stored_suppression(row: Mapping[str, Any]) -> Suppression:
-    return Suppression(
-        actions=row["suppress_actions"],
-        webhook=row["suppress_webhook"],
-        email=row["suppress_email"],
-    )
-
-
-def stored_origin(row: Mapping[str, Any]) -> Origin:
-    origin = row["origin"] or {}
-    return Origin(ip=origin.get("ip"), user=origin.get("user"), device=origin.get("device"))
-
-
-async def finalize(
-    conn: Conn,
-    row: Mapping[str, Any],
-    transition: machine.Transition,
-    *,
-    now: datetime,
-    origin: Origin | None = None,
-    suppression: Suppression | None = None,
-) -> DictRow | None:
-    """Write a transition and its event, in the caller's transaction.
-
-    Returns the updated row, or None when the fulfillment had already left ``in_progress`` (a
-    retried job, a page submitted twice): the change is applied once.
-    """
-    updated = await store.apply_transition(
-        conn,
-        row["id"],
-        status=transition.status,
-        error_code=transition.error_code,
-        error_message=transition.error_message,
-        now=now,
-    )
-    if updated is None:
-        return None
-    merged = stored_suppression(row)
-    if suppression is not None:
-        merged = Suppression(
-            actions=merged.actions or suppression.actions,
-            webhook=merged.webhook or suppression.webhook,
-            email=merged.email or suppression.email,
+        outcome = await processors.on_accept(
+            processors.Accepting(conn, site, row, option, po, now, base_url)
         )
-    await events.record(
-        conn,
-        event_for(updated, transition.event, now, origin or stored_origin(row)),
-        suppression=merged,
-    )
-    return updated
+    return Accepted(outcome.fulfillment, created=True, extra=outcome.extra)
 
 
 async def get(conn: Conn, *, site: Site, fulfillment_id: str, meta: RequestMeta) -> DictRow:
@@ -219,7 +146,7 @@ async def update_by_merchant(
             )
         except machine.IllegalTransition as exc:
             raise InvalidState(str(exc)) from None
-        updated = await finalize(
+        updated = await transitions.finalize(
             conn,
             row,
             transition,

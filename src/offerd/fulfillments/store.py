@@ -88,3 +88,11 @@ async def apply_transition(
             "now": now,
         },
     )
+
+
+LOCK = "SELECT * FROM offer_fulfillments WHERE id = %s FOR UPDATE"
+
+
+async def lock(conn: Conn, fulfillment_id: str) -> DictRow | None:
+    """The fulfillment row, locked: whoever moves it next holds this lock until commit."""
+    return await fetchone(conn, LOCK, (fulfillment_id,))

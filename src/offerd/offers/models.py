@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from offerd import urls
+from offerd.billing.actions import BillingAction
 
 ProcessingType = Literal["billing_update", "checkout", "url_redirect", "webhook", "email"]
 ProcessingLayout = Literal["in_app", "full_page"]
@@ -26,59 +27,6 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ApplyCoupon(_Strict):
-    type: Literal["apply_coupon"]
-    coupon_id: Id50
-
-
-class ChangePlan(_Strict):
-    type: Literal["change_plan"]
-    plan_id: Id50
-    quantity: int | None = Field(default=None, ge=1, le=100_000)
-
-
-class PauseSubscription(_Strict):
-    type: Literal["pause_subscription"]
-    pause_months: int = Field(ge=1, le=12)
-
-
-class ResumeSubscription(_Strict):
-    type: Literal["resume_subscription"]
-
-
-class ExtendTrial(_Strict):
-    type: Literal["extend_trial"]
-    days: int = Field(ge=1, le=365)
-
-
-class ConvertTrial(_Strict):
-    type: Literal["convert_trial"]
-    plan_id: Id50 | None = None
-    coupon_id: Id50 | None = None
-
-
-class CancelSubscription(_Strict):
-    type: Literal["cancel_subscription"]
-    end_of_term: bool = True
-
-
-class RemoveScheduledCancellation(_Strict):
-    type: Literal["remove_scheduled_cancellation"]
-
-
-BillingAction = Annotated[
-    ApplyCoupon
-    | ChangePlan
-    | PauseSubscription
-    | ResumeSubscription
-    | ExtendTrial
-    | ConvertTrial
-    | CancelSubscription
-    | RemoveScheduledCancellation,
-    Field(discriminator="type"),
-]
 
 
 class Content(_Strict):

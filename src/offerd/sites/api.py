@@ -9,10 +9,12 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from starlette.responses import Response
 
 from offerd.auth import hash_key, new_key
+from offerd.db import transaction
 from offerd.deps import Admin, AdminSite, Svc
 from offerd.endpoint import body_docs, error_responses, read_params
 from offerd.errors import NotFound
 from offerd.ids import new_id
+from offerd.notifications import signing
 from offerd.sites import store
 from offerd.sites.models import SITE_ID_PATTERN, Site, SiteIn
 from offerd.wire import JSONResponse
@@ -49,10 +51,26 @@ def key_resource(row: dict[str, Any]) -> dict[str, Any]:
 )
 async def put_site(site: SitePath, request: Request, svc: Svc) -> Response:
     body, _ = await read_params(request, SiteIn)
-    async with svc.db.connection() as conn:
+    async with svc.db.connection() as conn, transaction(conn):
         row = await store.upsert_site(conn, site, body, svc.clock.now())
+        resource = Site.from_row(row).as_dict()
+        if row["created"]:
+            # The secret processing webhooks are signed with, shown this once.
+            resource["webhook_secret"] = await store.ensure_webhook_secret(conn, site)
     svc.catalog_changed()
-    return JSONResponse(Site.from_row(row).as_dict(), status_code=201 if row["created"] else 200)
+    return JSONResponse(resource, status_code=201 if row["created"] else 200)
+
+
+@router.post(
+    "/{site}/webhook_secret",
+    summary="Make a new signing secret for processing webhooks (shown in this response only)",
+    responses=error_responses(401, 404),
+)
+async def rotate_webhook_secret(site: AdminSite, svc: Svc) -> Response:
+    secret = signing.new_secret()
+    async with svc.db.connection() as conn:
+        await store.rotate_webhook_secret(conn, site.id, secret)
+    return JSONResponse({"webhook_secret": secret})
 
 
 @router.get("/{site}", summary="A site", responses=error_responses(401, 404))

@@ -8,6 +8,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from offerd.db import Conn, fetchall, fetchone
+from offerd.notifications.signing import new_secret
 from offerd.sites.models import SiteIn
 
 UPSERT_SITE = """
@@ -97,3 +98,22 @@ async def revoke_key(conn: Conn, site_id: str, key_id: str, now: datetime) -> Di
 
 async def key_by_hash(conn: Conn, key_hash: bytes) -> DictRow | None:
     return await fetchone(conn, KEY_BY_HASH, (key_hash,))
+
+
+ENSURE_SECRET = """
+UPDATE sites SET webhook_secret = coalesce(webhook_secret, %s) WHERE id = %s
+RETURNING webhook_secret
+"""
+ROTATE_SECRET = "UPDATE sites SET webhook_secret = %s WHERE id = %s RETURNING webhook_secret"
+
+
+async def ensure_webhook_secret(conn: Conn, site_id: str) -> str:
+    """The site's signing secret for processing webhooks, made on first use."""
+    row = await fetchone(conn, ENSURE_SECRET, (new_secret(), site_id))
+    assert row is not None
+    secret: str = row["webhook_secret"]
+    return secret
+
+
+async def rotate_webhook_secret(conn: Conn, site_id: str, secret: str) -> None:
+    await conn.execute(ROTATE_SECRET, (secret, site_id))

@@ -1,0 +1,65 @@
+"""The seam between the engine and whatever holds subscriptions.
+
+The built-in ledger (``offerd.billing.ledger``) is the default; a Stripe or Chargebee Billing
+provider implements the same protocol. ``apply`` is given the transaction's connection: the
+ledger writes through it (so the change commits with the fulfillment's status), a remote provider
+ignores it and sends ``idempotency_key`` upstream so that a retried job applies nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from offerd.billing.actions import BillingAction, SubscriptionState
+from offerd.billing.pricing import Summary
+from offerd.db import Conn
+
+
+class ProviderError(Exception):
+    pass
+
+
+class PermanentProviderError(ProviderError):
+    """The provider refused the change (a domain error): the fulfillment fails, no retry."""
+
+
+class TransientProviderError(ProviderError):
+    """The provider could not be reached or was busy: the job is retried with backoff."""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    before: SubscriptionState
+    after: SubscriptionState
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    before: Summary
+    after: Summary
+
+
+class BillingProvider(Protocol):
+    async def apply(
+        self,
+        conn: Conn,
+        *,
+        site_id: str,
+        subscription_id: str,
+        action: BillingAction,
+        idempotency_key: str,
+        now: datetime,
+    ) -> Applied: ...
+
+    async def preview(
+        self,
+        conn: Conn,
+        *,
+        site_id: str,
+        subscription_id: str,
+        action: BillingAction,
+        now: datetime,
+    ) -> Preview: ...

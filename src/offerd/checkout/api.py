@@ -1,0 +1,101 @@
+"""``/hosted_pages/{id}``: the hosted checkout page (HTML), and the subscriber's answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from markupsafe import Markup
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from offerd.checkout import service
+from offerd.deps import Svc
+from offerd.sites.models import Site
+from offerd.templating import render
+from offerd.wire import decode_form
+
+router = APIRouter(include_in_schema=False)
+
+PageId = Annotated[str, Path(min_length=10, max_length=70)]
+
+
+def _headers(layout: str, site: Site | None) -> dict[str, str]:
+    headers = {
+        "cache-control": "no-store",
+        "referrer-policy": "no-referrer",
+        "x-content-type-options": "nosniff",
+    }
+    if layout == "in_app":
+        ancestors = " ".join(["'self'", *(site.settings.checkout_frame_ancestors if site else [])])
+        headers["content-security-policy"] = f"frame-ancestors {ancestors}; form-action 'self'"
+    else:
+        headers["content-security-policy"] = "frame-ancestors 'none'; form-action 'self'"
+        headers["x-frame-options"] = "DENY"
+    return headers
+
+
+def _not_found() -> Response:
+    html = render("offerd.checkout", "page.html", title="Page not found", state="missing")
+    return HTMLResponse(html, status_code=404, headers={"cache-control": "no-store"})
+
+
+@router.get("/hosted_pages/{page_id}", response_class=HTMLResponse)
+async def show(page_id: PageId, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        view = await service.open_page(conn, page_id, billing=svc.billing, now=svc.clock.now())
+    if view is None:
+        return _not_found()
+    page = view.page
+    site = await svc.auth.site(page["site_id"])
+    option = page["option"]
+    content: dict[str, Any] = page["content"] or {}
+    context = {
+        "title": _text(page["offer_content"].get("title", "")),
+        "description": _text(page["offer_content"].get("description", "")),
+        "state": page["state"],
+        "reason": content.get("reason"),
+        "error": content.get("error"),
+        "problem": view.problem,
+        "before": view.preview.before if view.preview else None,
+        "after": view.preview.after if view.preview else None,
+        "token": page["form_token"],
+        "action": f"/hosted_pages/{page['id']}",
+        "confirm_label": option.get("label") or "Confirm",
+        "return_url": option.get("redirect_url") if page["layout"] == "full_page" else None,
+        "site_name": site.name if site else "the site",
+    }
+    status = 410 if content.get("reason") == "expired" else 200
+    return HTMLResponse(
+        render("offerd.checkout", "page.html", **context),
+        status_code=status,
+        headers=_headers(page["layout"], site),
+    )
+
+
+@router.post("/hosted_pages/{page_id}")
+async def answer(page_id: PageId, request: Request, svc: Svc) -> Response:
+    form = decode_form((await request.body()).decode("utf-8", "replace"))
+    decision = form.get("decision")
+    token = form.get("token")
+    if decision not in ("confirm", "cancel") or not isinstance(token, str):
+        return HTMLResponse("Bad form", status_code=400)
+    async with svc.db.connection() as conn:
+        result = await service.decide(
+            conn, page_id, decision=decision, token=token, billing=svc.billing, now=svc.clock.now()
+        )
+    if result is None:
+        return _not_found()
+    if result == "bad_token":
+        return HTMLResponse("This form is no longer valid; reload the page.", status_code=403)
+    if result == "retry":
+        return HTMLResponse(
+            "We could not reach billing just now. Nothing was changed; please try again.",
+            status_code=503,
+        )
+    # Post/Redirect/Get: reloading the result never submits again.
+    return RedirectResponse(f"/hosted_pages/{page_id}", status_code=303)
+
+
+def _text(html: str) -> str:
+    """Offer content is HTML for the merchant's own UI; on this page it is shown as text."""
+    return str(Markup(html).striptags())

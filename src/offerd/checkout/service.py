@@ -1,0 +1,211 @@
+"""Hosted checkout pages: the subscriber sees what an option changes and confirms or declines.
+
+Opening the page marks it ``requested``; Confirm applies the billing action (``succeeded``, the
+fulfillment ``completed``); No thanks is ``cancelled`` (the fulfillment fails with
+``checkout_abandoned``), and so is a page left open past its 3 hours. The page and its
+fulfillment are locked together for every decision, so a double submit applies once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from psycopg.rows import DictRow
+
+from offerd.billing.actions import parse_action
+from offerd.billing.provider import (
+    BillingProvider,
+    PermanentProviderError,
+    Preview,
+    TransientProviderError,
+)
+from offerd.checkout import store
+from offerd.db import Conn, transaction
+from offerd.fulfillments import store as fulfillments_store
+from offerd.fulfillments import transitions
+from offerd.ids import secret_token
+
+PAGE_TTL = timedelta(hours=3)
+
+
+def page_url(base_url: str, page_id: str) -> str:
+    return f"{base_url}/hosted_pages/{page_id}"
+
+
+def resource(row: Mapping[str, Any], base_url: str) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "object": "hosted_page",
+        "type": row["type"],
+        "url": page_url(base_url, row["id"]),
+        "state": row["state"],
+        "layout": row["layout"],
+        "embed": False,
+        "created_at": int(row["created_at"].timestamp()),
+        "expires_at": int(row["expires_at"].timestamp()),
+        "updated_at": int(row["updated_at"].timestamp()),
+        "content": row["content"] or {},
+    }
+
+
+async def create(
+    conn: Conn, *, fulfillment: Mapping[str, Any], option: Mapping[str, Any], now: datetime
+) -> DictRow:
+    return await store.insert(
+        conn,
+        {
+            "id": secret_token("hp", bits=160),
+            "site_id": fulfillment["site_id"],
+            "fulfillment_id": fulfillment["id"],
+            "type": "checkout_existing" if fulfillment["subscription_id"] else "checkout_new",
+            "layout": option.get("processing_layout", "full_page"),
+            "form_token": secrets.token_urlsafe(32),
+            "now": now,
+            "expires_at": now + PAGE_TTL,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class PageView:
+    page: DictRow
+    preview: Preview | None
+    problem: str | None
+
+
+async def open_page(
+    conn: Conn, page_id: str, *, billing: BillingProvider, now: datetime
+) -> PageView | None:
+    """Read the page for display; the first look marks it ``requested``; past expiry, abandon it."""
+    async with transaction(conn):
+        page = await store.view(conn, page_id, lock=True)
+        if page is None:
+            return None
+        if page["state"] in ("created", "requested") and now >= page["expires_at"]:
+            await _abandon(conn, page, now, reason="expired")
+            page = await store.view(conn, page_id)
+            assert page is not None
+        elif page["state"] == "created":
+            await store.set_state(conn, page_id, "requested", now)
+            page = await store.view(conn, page_id)
+            assert page is not None
+    if page["state"] != "requested":
+        return PageView(page, None, None)
+    try:
+        preview = await billing.preview(
+            conn,
+            site_id=page["site_id"],
+            subscription_id=page["subscription_id"] or "",
+            action=parse_action(page["option"]["billing_action"]),
+            now=now,
+        )
+    except PermanentProviderError as exc:
+        return PageView(page, None, str(exc))
+    return PageView(page, preview, None)
+
+
+Decision = Literal["confirm", "cancel"]
+Result = Literal[
+    "succeeded", "cancelled", "failed", "expired", "already_done", "bad_token", "retry"
+]
+
+
+async def decide(
+    conn: Conn,
+    page_id: str,
+    *,
+    decision: Decision,
+    token: str,
+    billing: BillingProvider,
+    now: datetime,
+) -> Result | None:
+    """The subscriber's answer. Exactly one answer per page takes effect."""
+    try:
+        async with transaction(conn):
+            page = await store.view(conn, page_id, lock=True)
+            if page is None:
+                return None
+            if page["state"] not in ("created", "requested"):
+                return "already_done"
+            if now >= page["expires_at"]:
+                await _abandon(conn, page, now, reason="expired")
+                return "expired"
+            if not hmac.compare_digest(token.encode(), page["form_token"].encode()):
+                return "bad_token"
+            fulfillment = await fulfillments_store.lock(conn, page["fulfillment_id"])
+            assert fulfillment is not None
+            if fulfillment["status"] != "in_progress":
+                await store.set_state(conn, page_id, "cancelled", now, {"reason": "closed"})
+                return "already_done"
+            if decision == "cancel":
+                await _abandon(conn, page, now, reason="declined")
+                return "cancelled"
+            return await _confirm(conn, page, fulfillment, billing=billing, now=now)
+    except TransientProviderError:
+        return "retry"
+
+
+async def _confirm(
+    conn: Conn,
+    page: DictRow,
+    fulfillment: DictRow,
+    *,
+    billing: BillingProvider,
+    now: datetime,
+) -> Result:
+    if not fulfillment["subscription_id"]:
+        message = "no subscription is known for this checkout"
+        await transitions.fail(conn, fulfillment, "billing_update_failed", message, now=now)
+        await store.set_state(conn, page["id"], "cancelled", now, {"error": message})
+        return "failed"
+    try:
+        applied = await billing.apply(
+            conn,
+            site_id=page["site_id"],
+            subscription_id=fulfillment["subscription_id"],
+            action=parse_action(page["option"]["billing_action"]),
+            idempotency_key=fulfillment["id"],
+            now=now,
+        )
+    except PermanentProviderError as exc:
+        await transitions.fail(conn, fulfillment, "billing_update_failed", str(exc), now=now)
+        await store.set_state(conn, page["id"], "cancelled", now, {"error": str(exc)})
+        return "failed"
+    await transitions.complete(conn, fulfillment, now=now)
+    await store.set_state(
+        conn, page["id"], "succeeded", now, {"subscription": applied.after.as_dict()}
+    )
+    return "succeeded"
+
+
+async def _abandon(conn: Conn, page: Mapping[str, Any], now: datetime, *, reason: str) -> None:
+    fulfillment = await fulfillments_store.lock(conn, page["fulfillment_id"])
+    assert fulfillment is not None
+    if fulfillment["status"] == "in_progress":
+        message = (
+            "the subscriber declined the checkout"
+            if reason == "declined"
+            else "the checkout page expired before the subscriber confirmed"
+        )
+        await transitions.fail(conn, fulfillment, "checkout_abandoned", message, now=now)
+    await store.set_state(conn, page["id"], "cancelled", now, {"reason": reason})
+
+
+async def abandon_if_open(
+    conn: Conn, fulfillment_id: str, now: datetime
+) -> Literal["abandoned", "answered", "not_yet"]:
+    """For the job scheduled at the page's expiry: abandon it unless the subscriber answered."""
+    async with transaction(conn):
+        page = await store.by_fulfillment(conn, fulfillment_id)
+        locked = await store.view(conn, page["id"], lock=True) if page else None
+        if locked is None or locked["state"] not in ("created", "requested"):
+            return "answered"
+        if now < locked["expires_at"]:
+            return "not_yet"
+        await _abandon(conn, locked, now, reason="expired")
+        return "abandoned"

@@ -1,0 +1,93 @@
+"""billing_update: the worker applies the option's billing action through the billing provider.
+
+Success completes the fulfillment; a domain error fails it with ``billing_update_failed``; a
+transient error is retried with capped exponential backoff and jitter, then fails it with
+``internal_error``. The change, the status, the event and the job's end are one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from offerd import jobs
+from offerd.billing.actions import parse_action
+from offerd.billing.provider import PermanentProviderError, TransientProviderError
+from offerd.db import Conn, fetchone, transaction
+from offerd.fulfillments import store, transitions
+from offerd.fulfillments.processors import Accepting, Outcome, enqueue_for
+
+KIND = "fulfillment.billing_update"
+MAX_ATTEMPTS = 8
+
+_OPTION = """
+SELECT o AS option FROM personalized_offers po, jsonb_array_elements(po.options) o
+WHERE po.id = %s AND o->>'id' = %s
+"""
+
+
+async def on_accept(a: Accepting) -> Outcome:
+    return await enqueue_for(a, KIND)
+
+
+async def option_of(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
+    """The option as it was when the offer was issued (the personalized offer's snapshot)."""
+    found = await fetchone(conn, _OPTION, (row["personalized_offer_id"], row["option_id"]))
+    assert found is not None
+    option: dict[str, Any] = found["option"]
+    return option
+
+
+async def handle(ctx: jobs.JobContext) -> None:
+    svc = ctx.resources
+    fulfillment_id = ctx.job.payload["fulfillment_id"]
+    async with svc.db.connection() as conn, transaction(conn):
+        row = await store.lock(conn, fulfillment_id)
+        if row is None or row["status"] != "in_progress":
+            await ctx.finish(conn)  # already final: a retried job does nothing
+            return
+        now = ctx.now()
+        if not row["subscription_id"]:
+            await transitions.fail(
+                conn,
+                row,
+                "billing_update_failed",
+                "no subscription is known for this offer",
+                now=now,
+            )
+            await ctx.finish(conn)
+            return
+        option = await option_of(conn, row)
+        try:
+            await svc.billing.apply(
+                conn,
+                site_id=row["site_id"],
+                subscription_id=row["subscription_id"],
+                action=parse_action(option["billing_action"]),
+                idempotency_key=row["id"],
+                now=now,
+            )
+        except PermanentProviderError as exc:
+            await transitions.fail(conn, row, "billing_update_failed", str(exc), now=now)
+        except TransientProviderError as exc:
+            raise jobs.Retry(str(exc)) from exc
+        else:
+            await transitions.complete(conn, row, now=now)
+        await ctx.finish(conn)
+
+
+async def exhausted(ctx: jobs.JobContext, conn: Conn, exc: BaseException) -> None:
+    row = await store.lock(conn, ctx.job.payload["fulfillment_id"])
+    if row is not None and row["status"] == "in_progress":
+        message = f"the billing provider kept failing ({ctx.job.attempts} attempts): {exc}"
+        await transitions.fail(conn, row, "internal_error", message, now=ctx.now())
+
+
+TASKS = [
+    jobs.Task(
+        KIND,
+        handle,
+        max_attempts=MAX_ATTEMPTS,
+        backoff=lambda attempt: jobs.backoff(attempt, base=2.0, cap=300.0),
+        on_exhausted=exhausted,
+    )
+]

@@ -1,0 +1,41 @@
+"""checkout: a hosted page where the subscriber confirms the change (see ``offerd.checkout``).
+The job runs when the page expires and abandons the checkout if nobody answered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.rows import DictRow
+
+from offerd import jobs
+from offerd.checkout import service as checkout
+from offerd.checkout import store as pages
+from offerd.db import Conn
+from offerd.fulfillments.processors import Accepting, Outcome
+
+KIND = "fulfillment.checkout"
+
+
+async def on_accept(a: Accepting) -> Outcome:
+    page = await checkout.create(a.conn, fulfillment=a.fulfillment, option=a.option, now=a.now)
+    await jobs.enqueue(
+        a.conn, KIND, {"fulfillment_id": a.fulfillment["id"]}, now=a.now, run_at=page["expires_at"]
+    )
+    return Outcome(a.fulfillment, {"hosted_page": checkout.resource(page, a.base_url)})
+
+
+async def on_existing(conn: Conn, row: DictRow, base_url: str) -> dict[str, Any]:
+    page = await pages.by_fulfillment(conn, row["id"])
+    return {"hosted_page": checkout.resource(page, base_url)} if page else {}
+
+
+async def handle(ctx: jobs.JobContext) -> None:
+    svc = ctx.resources
+    now = ctx.now()
+    async with svc.db.connection() as conn:
+        outcome = await checkout.abandon_if_open(conn, ctx.job.payload["fulfillment_id"], now)
+    if outcome == "not_yet":  # this worker's clock is behind the one that scheduled the job
+        raise jobs.Retry("the page has not expired yet", delay=5.0)
+
+
+TASKS = [jobs.Task(KIND, handle)]

@@ -1,0 +1,97 @@
+"""Writing a fulfillment's move to ``completed`` or ``failed``: the status, the event, and (through
+the event) its notifications, all in the caller's transaction. Every driver of the state machine
+(the merchant's update, the worker, the hosted page, email links, the expiry sweep) comes here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import DictRow
+
+from offerd.db import Conn
+from offerd.events import service as events
+from offerd.fulfillments import machine, store
+from offerd.headers import Origin, Suppression
+
+
+def event_for(
+    row: Mapping[str, Any], type: events.EventType, now: datetime, origin: Origin
+) -> events.Event:
+    return events.Event(
+        type=type,
+        site_id=row["site_id"],
+        personalized_offer_id=row["personalized_offer_id"],
+        offer_id=row["offer_id"],
+        option_id=row["option_id"],
+        fulfillment_id=row["id"],
+        customer_id=row["customer_id"],
+        subscription_id=row["subscription_id"],
+        business_entity_id=row["business_entity_id"],
+        occurred_at=now,
+        origin=origin,
+    )
+
+
+def stored_suppression(row: Mapping[str, Any]) -> Suppression:
+    return Suppression(
+        actions=row["suppress_actions"],
+        webhook=row["suppress_webhook"],
+        email=row["suppress_email"],
+    )
+
+
+def stored_origin(row: Mapping[str, Any]) -> Origin:
+    origin = row["origin"] or {}
+    return Origin(ip=origin.get("ip"), user=origin.get("user"), device=origin.get("device"))
+
+
+async def finalize(
+    conn: Conn,
+    row: Mapping[str, Any],
+    transition: machine.Transition,
+    *,
+    now: datetime,
+    origin: Origin | None = None,
+    suppression: Suppression | None = None,
+) -> DictRow | None:
+    """Write a transition and its event, in the caller's transaction.
+
+    Returns the updated row, or None when the fulfillment had already left ``in_progress`` (a
+    retried job, a page submitted twice): the change is applied once. The suppression headers of
+    the accept carry over to this event; those of the request causing it add to them.
+    """
+    updated = await store.apply_transition(
+        conn,
+        row["id"],
+        status=transition.status,
+        error_code=transition.error_code,
+        error_message=transition.error_message,
+        now=now,
+    )
+    if updated is None:
+        return None
+    merged = stored_suppression(row)
+    if suppression is not None:
+        merged = Suppression(
+            actions=merged.actions or suppression.actions,
+            webhook=merged.webhook or suppression.webhook,
+            email=merged.email or suppression.email,
+        )
+    await events.record(
+        conn,
+        event_for(updated, transition.event, now, origin or stored_origin(row)),
+        suppression=merged,
+    )
+    return updated
+
+
+async def complete(conn: Conn, row: Mapping[str, Any], *, now: datetime) -> DictRow | None:
+    return await finalize(conn, row, machine.complete(row["status"]), now=now)
+
+
+async def fail(
+    conn: Conn, row: Mapping[str, Any], code: machine.ErrorCode, message: str, *, now: datetime
+) -> DictRow | None:
+    return await finalize(conn, row, machine.fail(row["status"], code, message), now=now)
