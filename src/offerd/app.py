@@ -37,6 +37,7 @@ from offerd.errors import (
 from offerd.events import api as events_api
 from offerd.fulfillments import api as fulfillments_api
 from offerd.fulfillments import pages as fulfillment_pages
+from offerd.notifications import api as notifications_api
 from offerd.notifications.channels.email import SmtpMailer
 from offerd.observability import Edge, metrics_payload
 from offerd.offers import api as offers_api
@@ -125,6 +126,7 @@ def create_app(
         offers_api.admin,
         billing_api.router,
         events_api.admin,
+        notifications_api.router,
     ):
         app.include_router(router)
     install_ops(app)

@@ -7,13 +7,21 @@ import os
 import secrets
 import signal
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 
 from offerd.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from psycopg.rows import DictRow
+
+    from offerd.db import Conn
+
+T = TypeVar("T")
 
 cli = typer.Typer(help="offerd: offers decisioning and fulfillment", no_args_is_help=True)
 console = Console(stderr=True)
@@ -160,6 +168,89 @@ def demo(
     keys = asyncio.run(seed(url, settings))
     typer.echo(walkthrough(settings, keys))
     _serve(settings, host=settings.host, port=settings.port, worker=True, workers=1)
+
+
+deliveries = typer.Typer(help="The notification delivery log", no_args_is_help=True)
+cli.add_typer(deliveries, name="deliveries")
+
+
+async def _with_db(url: str, work: Callable[[Conn], Awaitable[T]]) -> T:
+    from offerd.db import Database
+
+    db = Database(url, min_size=1, max_size=2)
+    await db.open()
+    try:
+        async with db.connection() as conn:
+            return await work(conn)
+    finally:
+        await db.close()
+
+
+@deliveries.command("list")
+def deliveries_list(
+    site: Annotated[str, typer.Option(help="Site id")],
+    status: Annotated[str | None, typer.Option(help="pending|succeeded|failed|skipped")] = None,
+    channel: Annotated[str | None, typer.Option(help="webhook|slack|email|segment")] = None,
+    event_type: Annotated[str | None, typer.Option(help="e.g. offer_fulfillment_completed")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """List deliveries, newest first."""
+    from rich.table import Table
+
+    from offerd.notifications import store
+
+    settings = get_settings()
+    url = _prepare(settings, migrate=False)
+
+    async def work(conn: Conn) -> list[DictRow]:
+        return await store.list_deliveries(
+            conn,
+            site,
+            status=status,
+            channel=channel,
+            event_type=event_type,
+            fulfillment_id=None,
+            before=None,
+            limit=limit,
+        )
+
+    rows = asyncio.run(_with_db(url, work))
+    table = Table("id", "channel", "event", "status", "attempts", "last error", "created")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["channel"],
+            r["event_type"],
+            r["status"],
+            str(r["attempts"]),
+            (r["last_error"] or r["skip_reason"] or "")[:60],
+            r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    Console().print(table)
+
+
+@deliveries.command("retry")
+def deliveries_retry(
+    delivery_id: Annotated[str, typer.Argument(help="dl_...")],
+    site: Annotated[str, typer.Option(help="Site id")],
+) -> None:
+    """Send a delivery again (a worker picks it up)."""
+    from offerd.clock import SystemClock
+    from offerd.errors import APIError
+    from offerd.notifications import service
+
+    settings = get_settings()
+    url = _prepare(settings, migrate=False)
+
+    async def work(conn: Conn) -> DictRow:
+        return await service.retry(conn, site, delivery_id, now=SystemClock().now())
+
+    try:
+        row = asyncio.run(_with_db(url, work))
+    except APIError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{row['id']} is {row['status']} again")
 
 
 def main() -> None:

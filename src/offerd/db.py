@@ -104,6 +104,9 @@ def start_embedded(home: Path) -> str:
     The server is the one from the ``pgserver`` wheel: a real PostgreSQL, run as a child of this
     process and stopped when the last process that started it exits.
     """
+    import warnings
+
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     from pgserver import get_server  # type: ignore[attr-defined]
 
     home = home.expanduser().resolve()

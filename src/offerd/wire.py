@@ -185,10 +185,10 @@ def parse_params(model: type[M], data: Mapping[str, Any]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _to_api_error(exc) from None
+        raise validation_error(exc) from None
 
 
-def _to_api_error(exc: ValidationError) -> ParamWrongValue:
+def validation_error(exc: ValidationError) -> ParamWrongValue:
     error = exc.errors(include_url=False)[0]
     name = param_name(error["loc"])
     kind = error["type"]

@@ -129,13 +129,17 @@ class LedgerProvider:
         idempotency_key: str,
         now: datetime,
     ) -> Applied:
-        """Call inside a transaction: the change commits (or rolls back) with the caller's writes."""
-        done = await fetchone(conn, _CHANGE, (site_id, idempotency_key))
-        if done is not None:
-            return Applied(_state_from_log(done["before"]), _state_from_log(done["after"]), True)
+        """Call inside a transaction: the change commits (or rolls back) with the caller's writes.
+
+        The subscription row is locked before the change log is read, so that of two concurrent
+        applies with one key the second waits for the first and then finds its change.
+        """
         row = await fetchone(conn, _LOCK, (site_id, subscription_id))
         if row is None:
             raise PermanentProviderError(f"subscription {subscription_id!r} does not exist")
+        done = await fetchone(conn, _CHANGE, (site_id, idempotency_key))
+        if done is not None:
+            return Applied(_state_from_log(done["before"]), _state_from_log(done["after"]), True)
         before = state_of(row)
         plans, coupons = await _catalog(conn, site_id, *_referenced(before, action))
         try:

@@ -70,6 +70,7 @@ async def offer_events(
                     origin=meta.origin,
                 ),
                 suppression=meta.suppression,
+                personalized_offer=po,
             )
         if site.settings.offer_events_no_content:
             return Response(status_code=204)

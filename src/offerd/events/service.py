@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -10,6 +11,7 @@ from offerd.db import Conn
 from offerd.events import store
 from offerd.headers import Origin, Suppression
 from offerd.ids import new_id
+from offerd.notifications.fanout import fanout
 
 EventType = Literal["viewed", "dismissed", "accepted", "fulfilled", "failed"]
 
@@ -35,11 +37,26 @@ class Event:
         return values
 
 
-async def record(conn: Conn, event: Event, *, suppression: Suppression) -> Event:  # noqa: ARG001
-    """Write the event (in the caller's transaction). ``suppression`` governs its notifications."""
+async def record(
+    conn: Conn,
+    event: Event,
+    *,
+    suppression: Suppression,
+    fulfillment: Mapping[str, Any] | None = None,
+    personalized_offer: Mapping[str, Any] | None = None,
+) -> Event:
+    """Write the event and its notifications, in the caller's transaction. ``suppression`` says
+    which notifications the request asked not to send; the rows given spare a lookup."""
     if not event.id:
         event = replace(event, id=new_id("ev"))
     await store.insert_event(conn, event.values())
+    await fanout(
+        conn,
+        event,
+        suppression=suppression,
+        fulfillment=fulfillment,
+        personalized_offer=personalized_offer,
+    )
     return event
 
 

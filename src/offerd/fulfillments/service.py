@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,9 +13,12 @@ from offerd.db import Conn, transaction
 from offerd.errors import InvalidState, NotFound
 from offerd.events import service as events
 from offerd.fulfillments import machine, processors, store, transitions
+from offerd.fulfillments.views import resource
 from offerd.headers import Origin, RequestMeta, entity_visible
 from offerd.ids import new_id
 from offerd.sites.models import Site
+
+__all__ = ["Accepted", "accept", "get", "resource", "update_by_merchant"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,8 @@ async def accept(
             conn,
             transitions.event_for(row, "accepted", now, meta.origin),
             suppression=suppression,
+            fulfillment=row,
+            personalized_offer=po,
         )
         outcome = await processors.on_accept(
             processors.Accepting(conn, site, row, option, po, now, base_url)
@@ -156,23 +160,3 @@ async def update_by_merchant(
         )
         assert updated is not None  # the row lock means nothing moved it since we read it
         return updated
-
-
-def resource(row: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": row["id"],
-        "object": "offer_fulfillment",
-        "personalized_offer_id": row["personalized_offer_id"],
-        "option_id": row["option_id"],
-        "processing_type": row["processing_type"],
-        "status": row["status"],
-    }
-    if row["redirect_url"]:
-        out["redirect_url"] = row["redirect_url"]
-    out["created_at"] = int(row["created_at"].timestamp())
-    if row["completed_at"] is not None:
-        out["completed_at"] = int(row["completed_at"].timestamp())
-    if row["failed_at"] is not None:
-        out["failed_at"] = int(row["failed_at"].timestamp())
-        out["error"] = {"code": row["error_code"], "message": row["error_message"] or ""}
-    return out

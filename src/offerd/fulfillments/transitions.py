@@ -83,6 +83,7 @@ async def finalize(
         conn,
         event_for(updated, transition.event, now, origin or stored_origin(row)),
         suppression=merged,
+        fulfillment=updated,
     )
     return updated
 

@@ -1,9 +1,12 @@
-"""Creating deliveries and the ``delivery.send`` job that makes them, retries them on Chargebee's
-schedule, and records every attempt."""
+"""Creating deliveries, and the ``delivery.send`` job that makes them: every attempt recorded,
+failures retried on Chargebee's schedule (2 min … 2 days, with jitter), a channel disabled when
+its endpoint is gone or has failed for 5 days straight. Segment deliveries of one channel go out
+together, one ``/v1/batch`` call for everything pending."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.rows import DictRow
@@ -11,10 +14,13 @@ from psycopg.rows import DictRow
 from offerd import jobs
 from offerd.db import Conn, transaction
 from offerd.ids import new_id
-from offerd.notifications import schedule, store
-from offerd.notifications.channels import Channel, registry
+from offerd.notifications import channel_store, schedule, store
+from offerd.notifications.channels import Channel, Outcome, registry
+from offerd.notifications.channels.segment import SegmentChannel, fits
 
 KIND = "delivery.send"
+FAILING_LIMIT = timedelta(days=5)
+SEGMENT_BATCH = 100
 
 _channels: dict[str, Channel] | None = None
 
@@ -65,6 +71,12 @@ async def create(
     return row
 
 
+async def requeue(conn: Conn, delivery: Mapping[str, Any], *, now: datetime) -> None:
+    """An admin's retry: the delivery is pending again with a fresh send job."""
+    await store.reopen(conn, delivery["id"], now=now)
+    await jobs.enqueue(conn, KIND, {"delivery_id": delivery["id"]}, now=now)
+
+
 async def send(ctx: jobs.JobContext) -> None:
     svc = ctx.resources
     delivery_id = ctx.job.payload["delivery_id"]
@@ -73,39 +85,100 @@ async def send(ctx: jobs.JobContext) -> None:
         if delivery is None or delivery["status"] != "pending":
             await ctx.finish(conn)
             return
-        outcome = await channels()[delivery["channel"]].deliver(delivery, svc)
+        sent: list[DictRow] = [delivery]
+        if delivery["purpose"] == "notification" and not delivery["channel_enabled"]:
+            outcome = Outcome(False, error="the channel is disabled or deleted", final=True)
+        elif delivery["channel"] == "segment":
+            sent, outcome = await _send_segment(conn, delivery, ctx)
+        else:
+            outcome = await channels()[delivery["channel"]].deliver(delivery, svc)
         now = ctx.now()
         async with transaction(conn):
-            await store.record_attempt(
-                conn,
-                delivery_id,
-                at=now,
-                status_code=outcome.status_code,
-                latency_ms=outcome.latency_ms,
-                error=outcome.error,
-                excerpt=outcome.excerpt,
-            )
+            await _settle(conn, sent, outcome, ctx, now=now)
             if outcome.ok or outcome.final:
-                await store.settle(
-                    conn,
-                    delivery_id,
-                    status="succeeded" if outcome.ok else "failed",
-                    now=now,
-                    code=outcome.status_code,
-                    error=outcome.error,
-                )
                 await ctx.finish(conn)
                 return
-            await store.settle(
-                conn,
-                delivery_id,
-                status="pending",
-                now=now,
-                code=outcome.status_code,
-                error=outcome.error,
+    raise jobs.Retry(outcome.error or "delivery failed", delay=outcome.retry_after)
+
+
+async def _settle(
+    conn: Conn,
+    deliveries: Sequence[Mapping[str, Any]],
+    outcome: Outcome,
+    ctx: jobs.JobContext,
+    *,
+    now: datetime,
+) -> None:
+    """Record the attempt on every delivery it carried. The first is this job's own; the others
+    (Segment batch companions) have their jobs ended or moved to the next attempt here."""
+    status = "succeeded" if outcome.ok else "failed" if outcome.final else "pending"
+    for d in deliveries:
+        await store.record_attempt(
+            conn,
+            d["id"],
+            at=now,
+            status_code=outcome.status_code,
+            latency_ms=outcome.latency_ms,
+            error=outcome.error,
+            excerpt=outcome.excerpt,
+        )
+        await store.settle(
+            conn, d["id"], status=status, now=now, code=outcome.status_code, error=outcome.error
+        )
+    for companion in deliveries[1:]:
+        if outcome.ok or outcome.final:
+            await store.drop_send_job(conn, companion["id"], me=ctx.worker_id)
+        else:
+            delay = outcome.retry_after or schedule.retry_delay(ctx.job.attempts)
+            await store.reschedule_send_job(
+                conn, companion["id"], me=ctx.worker_id, at=now + timedelta(seconds=delay)
             )
-    delay = outcome.retry_after if outcome.retry_after is not None else None
-    raise jobs.Retry(outcome.error or "delivery failed", delay=delay)
+    first = deliveries[0]
+    if first["purpose"] != "notification" or first["channel_id"] is None:
+        return
+    site, channel = first["site_id"], first["channel_id"]
+    if outcome.disable_channel:
+        await channel_store.disable(conn, site, channel, outcome.disable_channel, now)
+    elif outcome.ok:
+        await channel_store.healthy(conn, site, channel)
+    elif first["channel"] == "webhook":
+        since = await channel_store.failing(conn, site, channel, now)
+        if since is not None and now - since >= FAILING_LIMIT:
+            await channel_store.disable(
+                conn, site, channel, f"failing since {since.isoformat()} (5 days straight)", now
+            )
+
+
+async def _send_segment(
+    conn: Conn, delivery: DictRow, ctx: jobs.JobContext
+) -> tuple[list[DictRow], Outcome]:
+    """Send this delivery with the channel's other pending ones in one batch; returns what went."""
+    companions = await store.claim_pending_for_channel(
+        conn,
+        site_id=delivery["site_id"],
+        channel_id=delivery["channel_id"],
+        exclude=delivery["id"],
+        me=ctx.worker_id,
+        now=ctx.now(),
+        lease=120.0,
+        limit=SEGMENT_BATCH - 1,
+    )
+    batch, _ = fits([delivery, *companions])
+    in_batch = {d["id"] for d in batch}
+    for companion in companions:
+        if companion["id"] not in in_batch:  # too large together; its own job sends it
+            await store.release_send_job(conn, companion["id"], me=ctx.worker_id)
+    if delivery["id"] not in in_batch:
+        for companion in companions:
+            if companion["id"] in in_batch:
+                await store.release_send_job(conn, companion["id"], me=ctx.worker_id)
+        return [delivery], Outcome(
+            False, error="the event is larger than Segment's 32 KB", final=True
+        )
+    channel = channels()["segment"]
+    assert isinstance(channel, SegmentChannel)
+    sent = [d for d in [delivery, *companions] if d["id"] in in_batch]
+    return sent, await channel.deliver_batch(sent, ctx.resources)
 
 
 async def exhausted(ctx: jobs.JobContext, conn: Conn, exc: BaseException) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 from offerd.billing.views import customer_resource, subscription_resource
 from offerd.db import Conn, fetchone
-from offerd.fulfillments.service import resource as fulfillment_resource
-from offerd.offers.service import personalized_offer_resource
+from offerd.fulfillments.views import resource as fulfillment_resource
+from offerd.offers.views import personalized_offer_resource
 
 
 async def fulfillment_content(conn: Conn, fulfillment: Mapping[str, Any]) -> dict[str, Any]:

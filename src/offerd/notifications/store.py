@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.rows import DictRow
@@ -20,11 +20,44 @@ ON CONFLICT DO NOTHING
 RETURNING *
 """
 
-# What sending needs: the delivery and the secret and settings of its site.
-FOR_SENDING = """
-SELECT d.*, s.webhook_secret AS site_webhook_secret, s.settings AS site_settings
-FROM deliveries d JOIN sites s ON s.id = d.site_id
-WHERE d.id = %s
+# What sending needs: the delivery, its site's secret and settings, and its channel's.
+_SENDING = """
+SELECT d.*, s.webhook_secret AS site_webhook_secret, s.settings AS site_settings,
+       c.secret AS channel_secret, c.config AS channel_config, c.enabled AS channel_enabled
+FROM deliveries d
+JOIN sites s ON s.id = d.site_id
+LEFT JOIN notification_channels c ON c.site_id = d.site_id AND c.id = d.channel_id
+"""
+FOR_SENDING = _SENDING + " WHERE d.id = %s"
+
+# A channel's other pending deliveries whose send jobs are due and free: claimed for one batch.
+CLAIM_FOR_CHANNEL = """
+WITH picked AS (
+    SELECT j.id AS job_id
+    FROM deliveries d
+    JOIN jobs j ON j.kind = 'delivery.send' AND j.payload->>'delivery_id' = d.id
+    WHERE d.site_id = %(site)s AND d.channel_id = %(channel)s AND d.status = 'pending'
+      AND d.id <> %(exclude)s AND j.run_at <= %(now)s
+      AND (j.locked_until IS NULL OR j.locked_until < %(now)s)
+    ORDER BY d.created_at, d.id
+    LIMIT %(limit)s
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE jobs SET locked_by = %(me)s, locked_until = %(until)s
+FROM picked WHERE jobs.id = picked.job_id
+RETURNING jobs.payload->>'delivery_id' AS delivery_id
+"""
+
+_SEND_JOB = "kind = 'delivery.send' AND payload->>'delivery_id' = %(id)s AND locked_by = %(me)s"
+DROP_SEND_JOB = "DELETE FROM jobs WHERE " + _SEND_JOB
+RESCHEDULE_SEND_JOB = (
+    "UPDATE jobs SET locked_by = NULL, locked_until = NULL, run_at = %(at)s, "
+    "attempts = attempts + 1 WHERE " + _SEND_JOB
+)
+RELEASE_SEND_JOB = "UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE " + _SEND_JOB
+
+REOPEN = """
+UPDATE deliveries SET status = 'pending', skip_reason = NULL, updated_at = %s WHERE id = %s
 """
 
 ATTEMPT = """
@@ -100,3 +133,97 @@ async def processing_for(conn: Conn, fulfillment_id: str) -> DictRow | None:
 
 async def attempts(conn: Conn, delivery_id: str) -> list[DictRow]:
     return await fetchall(conn, ATTEMPTS, (delivery_id,))
+
+
+async def claim_pending_for_channel(
+    conn: Conn,
+    *,
+    site_id: str,
+    channel_id: str,
+    exclude: str,
+    me: str,
+    now: datetime,
+    lease: float,
+    limit: int,
+) -> list[DictRow]:
+    claimed = await fetchall(
+        conn,
+        CLAIM_FOR_CHANNEL,
+        {
+            "site": site_id,
+            "channel": channel_id,
+            "exclude": exclude,
+            "me": me,
+            "now": now,
+            "until": now + timedelta(seconds=lease),
+            "limit": limit,
+        },
+    )
+    if not claimed:
+        return []
+    ids = [r["delivery_id"] for r in claimed]
+    rows = await fetchall(
+        conn, _SENDING + " WHERE d.id = ANY(%s) ORDER BY d.created_at, d.id", (ids,)
+    )
+    return rows
+
+
+async def drop_send_job(conn: Conn, delivery_id: str, *, me: str) -> None:
+    await conn.execute(DROP_SEND_JOB, {"id": delivery_id, "me": me})
+
+
+async def reschedule_send_job(conn: Conn, delivery_id: str, *, me: str, at: datetime) -> None:
+    await conn.execute(RESCHEDULE_SEND_JOB, {"id": delivery_id, "me": me, "at": at})
+
+
+async def release_send_job(conn: Conn, delivery_id: str, *, me: str) -> None:
+    await conn.execute(RELEASE_SEND_JOB, {"id": delivery_id, "me": me})
+
+
+async def reopen(conn: Conn, delivery_id: str, *, now: datetime) -> None:
+    await conn.execute(REOPEN, (now, delivery_id))
+
+
+LIST = """
+SELECT * FROM deliveries
+WHERE site_id = %(site)s
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(channel)s::text IS NULL OR channel = %(channel)s)
+  AND (%(event_type)s::text IS NULL OR event_type = %(event_type)s)
+  AND (%(fulfillment)s::text IS NULL OR fulfillment_id = %(fulfillment)s)
+  AND (%(before)s::text IS NULL OR id < %(before)s)
+ORDER BY id DESC
+LIMIT %(limit)s
+"""
+
+GET = "SELECT * FROM deliveries WHERE site_id = %s AND id = %s"
+
+
+async def list_deliveries(
+    conn: Conn,
+    site_id: str,
+    *,
+    status: str | None,
+    channel: str | None,
+    event_type: str | None,
+    fulfillment_id: str | None,
+    before: str | None,
+    limit: int,
+) -> list[DictRow]:
+    return await fetchall(
+        conn,
+        LIST,
+        {
+            "site": site_id,
+            "status": status,
+            "channel": channel,
+            "event_type": event_type,
+            "fulfillment": fulfillment_id,
+            "before": before,
+            "limit": limit,
+        },
+    )
+
+
+async def get(conn: Conn, site_id: str, delivery_id: str) -> DictRow | None:
+    return await fetchone(conn, GET, (site_id, delivery_id))

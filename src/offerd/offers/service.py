@@ -9,7 +9,6 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from offerd import urls
 from offerd.db import Conn, transaction
 from offerd.errors import NotFound, ParamWrongValue
 from offerd.headers import RequestMeta
@@ -17,6 +16,7 @@ from offerd.ids import new_id
 from offerd.offers import store, targeting
 from offerd.offers.catalog import Catalog
 from offerd.offers.models import OfferIn
+from offerd.offers.views import personalized_offer_resource
 from offerd.sites import store as sites_store
 from offerd.sites.models import Brand, Site
 
@@ -121,40 +121,6 @@ async def personalize(
         po_id, chosen.id, definition["content"], definition["options"], values
     )
     return Decision(resource, expires_at, site.brand)
-
-
-def personalized_offer_resource(
-    po_id: str,
-    offer_id: str,
-    content: Mapping[str, Any],
-    options: list[Mapping[str, Any]],
-    values: Mapping[str, str | None],
-) -> dict[str, Any]:
-    return {
-        "id": po_id,
-        "offer_id": offer_id,
-        "object": "personalized_offer",
-        "content": {"title": content["title"], "description": content.get("description", "")},
-        "options": [option_view(o, values) for o in options],
-    }
-
-
-def option_view(option: Mapping[str, Any], values: Mapping[str, str | None]) -> dict[str, Any]:
-    view = {
-        "id": option["id"],
-        "label": option["label"],
-        "processing_type": option["processing_type"],
-        "processing_layout": option.get("processing_layout", "full_page"),
-    }
-    template = option.get("redirect_url")
-    # The fulfillment id only exists once the option is accepted: such a URL is given then.
-    if (
-        option["processing_type"] == "url_redirect"
-        and template
-        and "fulfillment_id" not in urls.placeholders(template)
-    ):
-        view["redirect_url"] = urls.render(template, {**values, "option_id": option["id"]})
-    return view
 
 
 async def save_offer(

@@ -11,7 +11,9 @@ from typing import Any
 
 import aiosmtplib
 
-from offerd.notifications.channels import Outcome
+from offerd import templating
+from offerd.notifications import render
+from offerd.notifications.channels import Outcome, delivery_url
 from offerd.settings import Settings
 
 
@@ -44,8 +46,23 @@ class SmtpMailer:
         )
 
 
-def build_message(delivery: Mapping[str, Any], sender: str) -> EmailMessage:
-    payload = delivery["payload"]
+def notification_email(delivery: Mapping[str, Any], base_url: str) -> dict[str, Any]:
+    """A notification's email, rendered from its event (Jinja2 text and HTML templates)."""
+    context = render.email_context(
+        delivery["payload"], delivery_url=delivery_url(base_url, delivery)
+    )
+    config = delivery.get("channel_config") or {}
+    return {
+        "to": config.get("to", []),
+        "subject": f"{context['title']}: {context['offer_title']}"[:200],
+        "text": templating.render("offerd.notifications", "notification_email.txt", **context),
+        "html": templating.render("offerd.notifications", "notification_email.html", **context),
+    }
+
+
+def build_message(
+    delivery: Mapping[str, Any], sender: str, payload: Mapping[str, Any]
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(payload["to"])
@@ -64,8 +81,11 @@ class EmailChannel:
 
     async def deliver(self, delivery: Mapping[str, Any], services: Any) -> Outcome:
         mailer = services.mailer
+        payload = delivery["payload"]
+        if delivery["purpose"] == "notification":
+            payload = notification_email(delivery, services.settings.base_url)
         try:
-            await mailer.send(build_message(delivery, mailer.sender))
+            await mailer.send(build_message(delivery, mailer.sender, payload))
         except MailerNotConfigured as exc:
             return Outcome(False, error=str(exc), final=True)
         except aiosmtplib.SMTPRecipientsRefused as exc:

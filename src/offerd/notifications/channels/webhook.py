@@ -27,7 +27,7 @@ class WebhookChannel:
             timestamp = int(services.clock.now().timestamp())
             headers.update(signing.headers(secret, delivery["event_id"], timestamp, body))
         settings = delivery.get("site_settings") or {}
-        auth = delivery.get("basic_auth")
+        auth = (delivery.get("channel_config") or {}).get("basic_auth")
         try:
             result = await outbound.post(
                 services.http,

@@ -1,0 +1,126 @@
+"""POST /api/v2/offer_fulfillments throughput and latency with wrk at 32 connections, side by side
+with the bare endpoint (bench/bare_app.py) on the same stack and the same number of server
+processes. Every request accepts a different personalized offer (a new fulfillment each time).
+
+    .venv/bin/python bench/bench_accept.py [--seconds 20] [--processes 1] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness  # noqa: E402
+
+
+def clone_personalized_offers(db: harness.Database, template: str, prefix: str, count: int) -> Path:
+    """``count`` copies of one personalized offer (fast setup for many distinct accepts)."""
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO personalized_offers (id, site_id, offer_id, offer_version, customer_id,
+                subscription_id, business_entity_id, brand_id, content, options, context, origin,
+                created_at, expires_at)
+            SELECT %(prefix)s || i, site_id, offer_id, offer_version, customer_id, subscription_id,
+                business_entity_id, brand_id, content, options, context, origin, created_at,
+                expires_at + interval '1 day'
+            FROM personalized_offers, generate_series(1, %(n)s) i WHERE id = %(template)s
+            """,
+            {"prefix": prefix, "n": count, "template": template},
+        )
+    path = harness.OUT / f"{prefix}ids.txt"
+    harness.OUT.mkdir(exist_ok=True)
+    path.write_text("\n".join(f"{prefix}{i}" for i in range(1, count + 1)) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--ids", type=int, default=200_000)
+    args = parser.parse_args()
+
+    results: dict[str, list[dict[str, float]]] = {"offerd": [], "bare": []}
+    with harness.database() as db, harness.offerd_server(db, workers=args.processes) as base:
+        keys = harness.seed(base)
+        harness.bulk_subscribers(db, 1)
+        (template,) = harness.personalized_offers(base, keys["publishable"], 1)
+        ids = {
+            "offerd": clone_personalized_offers(db, template, "po_o", args.ids),
+            "bare": clone_personalized_offers(db, template, "po_b", args.ids),
+        }
+        auth = "Basic " + base64.b64encode(f"{keys['publishable']}:".encode()).decode()
+        bare_port = harness.free_port()
+        bare_cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.bare_app:app",
+            "--port",
+            str(bare_port),
+            "--workers",
+            str(args.processes),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        env = harness.env_for(db, PYTHONPATH=str(harness.ROOT))
+        with harness.process(bare_cmd, env, harness.OUT / "bare.log"):
+            bare = f"http://127.0.0.1:{bare_port}"
+            harness.wait_http(bare + "/docs")
+            targets = {
+                "offerd": base + "/api/v2/offer_fulfillments",
+                "bare": bare + "/bare/offer_fulfillments",
+            }
+            for name, url in targets.items():  # warm-up
+                harness.wrk(
+                    url,
+                    script=harness.BENCH / "accept.lua",
+                    connections=8,
+                    seconds=3,
+                    env={"BENCH_IDS": str(ids[name]), "BENCH_AUTH": auth},
+                )
+            for _ in range(args.rounds):
+                for name, url in targets.items():
+                    r = harness.wrk(
+                        url,
+                        script=harness.BENCH / "accept.lua",
+                        connections=args.connections,
+                        seconds=args.seconds,
+                        env={"BENCH_IDS": str(ids[name]), "BENCH_AUTH": auth},
+                    )
+                    results[name].append(
+                        {
+                            "rps": r.requests_per_s,
+                            "p50_ms": r.p50_ms,
+                            "p99_ms": r.p99_ms,
+                            "non_2xx": r.non_2xx,
+                        }
+                    )
+                    print(
+                        f"{name:6} {r.requests_per_s:8.0f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  non-2xx {r.non_2xx}"
+                    )
+    best = {name: max(x["rps"] for x in runs) for name, runs in results.items()}
+    ratio = best["offerd"] / best["bare"]
+    print(f"ratio offerd/bare (best of {args.rounds}): {ratio:.2f}")
+    harness.write_json(
+        "accept",
+        {"machine": harness.machine(), "args": vars(args), "results": results, "ratio": ratio},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Admin API: notification channels, and the delivery log with replay."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import TypeAdapter, ValidationError
+from starlette.responses import Response
+
+from offerd.deps import Admin, AdminSite, Svc
+from offerd.endpoint import error_responses
+from offerd.errors import NotFound
+from offerd.notifications import channel_store, service, store
+from offerd.notifications.models import ChannelIn, NotificationType
+from offerd.wire import JSONResponse, decode_body, validation_error
+
+router = APIRouter(
+    prefix="/admin/v1/sites/{site}", tags=["admin: notifications"], dependencies=[Admin]
+)
+
+ChannelId = Annotated[str, Path(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$")]
+_CHANNEL: TypeAdapter[ChannelIn] = TypeAdapter(ChannelIn)
+
+
+@router.put(
+    "/notification_channels/{channel_id}",
+    summary="Create or replace a channel (re-enables it); a generated webhook secret is shown once",
+    responses=error_responses(400, 401, 404),
+)
+async def put_channel(
+    channel_id: ChannelId, site: AdminSite, request: Request, svc: Svc
+) -> Response:
+    data = decode_body(request.headers.get("content-type"), await request.body())
+    try:
+        channel = _CHANNEL.validate_python(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    async with svc.db.connection() as conn:
+        row, secret = await service.save_channel(
+            conn, site_id=site.id, channel_id=channel_id, channel=channel, now=svc.clock.now()
+        )
+    body = service.channel_resource(row)
+    if secret is not None:
+        body["secret"] = secret
+    return JSONResponse(body, status_code=201 if row["created"] else 200)
+
+
+@router.get("/notification_channels", responses=error_responses(401, 404))
+async def list_channels(site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        rows = await channel_store.list_all(conn, site.id)
+    return JSONResponse({"notification_channels": [service.channel_resource(r) for r in rows]})
+
+
+@router.get("/notification_channels/{channel_id}", responses=error_responses(401, 404))
+async def get_channel(channel_id: ChannelId, site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        row = await channel_store.get(conn, site.id, channel_id)
+    if row is None:
+        raise NotFound(f"Notification channel {channel_id!r} not found")
+    return JSONResponse(service.channel_resource(row))
+
+
+@router.delete("/notification_channels/{channel_id}", responses=error_responses(401, 404))
+async def delete_channel(channel_id: ChannelId, site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        if not await channel_store.delete(conn, site.id, channel_id):
+            raise NotFound(f"Notification channel {channel_id!r} not found")
+    return JSONResponse({"id": channel_id, "object": "notification_channel", "deleted": True})
+
+
+@router.get(
+    "/deliveries",
+    summary="The delivery log, newest first; pass next_cursor as cursor for the next page",
+    responses=error_responses(400, 401, 404),
+)
+async def list_deliveries(
+    site: AdminSite,
+    svc: Svc,
+    status: Annotated[Literal["pending", "succeeded", "failed", "skipped"] | None, Query()] = None,
+    channel: Annotated[Literal["webhook", "slack", "email", "segment"] | None, Query()] = None,
+    event_type: Annotated[
+        NotificationType | Literal["offer_fulfillment_requested"] | None, Query()
+    ] = None,
+    fulfillment_id: Annotated[str | None, Query(max_length=50)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=50)] = None,
+) -> Response:
+    async with svc.db.connection() as conn:
+        rows = await store.list_deliveries(
+            conn,
+            site.id,
+            status=status,
+            channel=channel,
+            event_type=event_type,
+            fulfillment_id=fulfillment_id,
+            before=cursor,
+            limit=limit + 1,
+        )
+    page = rows[:limit]
+    body: dict[str, object] = {"deliveries": [service.delivery_resource(r) for r in page]}
+    if len(rows) > limit:
+        body["next_cursor"] = page[-1]["id"]
+    return JSONResponse(body)
+
+
+@router.get("/deliveries/{delivery_id}", summary="A delivery with its payload and every attempt")
+async def get_delivery(delivery_id: str, site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        return JSONResponse(await service.delivery_detail(conn, site.id, delivery_id))
+
+
+@router.post(
+    "/deliveries/{delivery_id}/retry",
+    summary="Send a delivery again",
+    responses=error_responses(401, 404, 409),
+)
+async def retry_delivery(delivery_id: str, site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        row = await service.retry(conn, site.id, delivery_id, now=svc.clock.now())
+    return JSONResponse(service.delivery_resource(row))
