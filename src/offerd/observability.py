@@ -27,6 +27,7 @@ REQUEST_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 
+_SECRET_PATHS = ("/hosted_pages/", "/fulfillment_actions/")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
@@ -135,7 +136,8 @@ class Edge:
             log.info(
                 "request",
                 method=scope["method"],
-                path=scope["path"],
+                # a hosted page's or an email link's path is its credential: log the template
+                path=template if template.startswith(_SECRET_PATHS) else scope["path"],
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
                 site=state.get("site_id"),

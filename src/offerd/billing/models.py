@@ -66,6 +66,7 @@ class SubscriptionIn(_In):
     pause_until: int | None = Field(default=None, ge=0, description="Unix seconds")
     cancel_at: int | None = Field(default=None, ge=0, description="Unix seconds")
     business_entity_id: Annotated[str, StringConstraints(max_length=50)] | None = None
+    brand_id: Annotated[str, StringConstraints(max_length=50)] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SubscriptionIn:

@@ -46,16 +46,17 @@ RETURNING *, (xmax = 0) AS created
 UPSERT_SUBSCRIPTION = """
 INSERT INTO subscriptions (site_id, id, customer_id, plan_id, quantity, status, coupon_ids,
     trial_end, current_term_start, current_term_end, pause_until, cancel_at,
-    business_entity_id, created_at, updated_at)
+    business_entity_id, brand_id, created_at, updated_at)
 VALUES (%(site)s, %(id)s, %(customer_id)s, %(plan_id)s, %(quantity)s, %(status)s,
     %(coupon_ids)s, %(trial_end)s, %(current_term_start)s, %(current_term_end)s,
-    %(pause_until)s, %(cancel_at)s, %(business_entity_id)s, %(now)s, %(now)s)
+    %(pause_until)s, %(cancel_at)s, %(business_entity_id)s, %(brand_id)s, %(now)s, %(now)s)
 ON CONFLICT (site_id, id) DO UPDATE
 SET customer_id = EXCLUDED.customer_id, plan_id = EXCLUDED.plan_id,
     quantity = EXCLUDED.quantity, status = EXCLUDED.status, coupon_ids = EXCLUDED.coupon_ids,
     trial_end = EXCLUDED.trial_end, current_term_start = EXCLUDED.current_term_start,
     current_term_end = EXCLUDED.current_term_end, pause_until = EXCLUDED.pause_until,
     cancel_at = EXCLUDED.cancel_at, business_entity_id = EXCLUDED.business_entity_id,
+    brand_id = EXCLUDED.brand_id,
     cancelled_at = CASE WHEN EXCLUDED.status = 'cancelled'
                         THEN coalesce(subscriptions.cancelled_at, EXCLUDED.updated_at) END,
     version = subscriptions.version + 1, updated_at = EXCLUDED.updated_at

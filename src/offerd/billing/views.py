@@ -67,6 +67,7 @@ def subscription_resource(row: Mapping[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "coupon_ids": list(row["coupon_ids"]),
         "business_entity_id": row["business_entity_id"],
+        "brand_id": row.get("brand_id"),
         "version": row["version"],
         **_times(
             row,

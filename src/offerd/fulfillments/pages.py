@@ -41,7 +41,7 @@ def _page(link: links.Link | None) -> Response:
         offer_title=row["offer_content"].get("title", ""),
         customer_id=row["customer_id"],
         subscription_id=row["subscription_id"],
-        fulfillment_status=row["fulfillment_status"] if link.state != "used" else "done",
+        fulfillment_status=row["fulfillment_status"],
     )
     return HTMLResponse(html, status_code=410 if link.state == "expired" else 200, headers=_HEADERS)
 

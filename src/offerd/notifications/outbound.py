@@ -43,16 +43,11 @@ class HttpResult:
 
 
 def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Anything but a globally routable address: private, loopback, link-local, carrier-grade
+    NAT (100.64.0.0/10, home of some clouds' metadata endpoints), multicast, reserved."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
+    return not ip.is_global or ip.is_multicast
 
 
 async def resolve(url: str, *, allow_http: bool, allow_private: bool) -> tuple[str, str, int]:

@@ -90,6 +90,37 @@ class Option(_Strict):
         return self
 
 
+LocaleTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]
+
+
+class Limit(_Strict):
+    count: int = Field(ge=1, le=1000)
+    period_days: int = Field(ge=1, le=3650)
+
+
+class Guards(_Strict):
+    """Frequency guards (see ``offerd.offers.guards``)."""
+
+    dismiss_cooldown_days: int | None = Field(default=None, ge=1, le=3650)
+    max_views: Limit | None = None
+    accept_cooldown_days: int | None = Field(default=None, ge=1, le=3650)
+    max_acceptances: Limit | None = None
+
+
+class TranslatedContent(_Strict):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=250)] | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class TranslatedOption(_Strict):
+    label: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+
+
+class Translation(_Strict):
+    content: TranslatedContent | None = None
+    options: dict[str, TranslatedOption] = Field(default_factory=dict, max_length=10)
+
+
 class OfferIn(_Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=150)]
     status: OfferStatus = "draft"
@@ -100,16 +131,50 @@ class OfferIn(_Strict):
     starts_at: int | None = Field(default=None, ge=0, description="Unix seconds")
     ends_at: int | None = Field(default=None, ge=0, description="Unix seconds")
     business_entity_id: Annotated[str, StringConstraints(max_length=50)] | None = None
+    brand_id: Annotated[str, StringConstraints(max_length=50)] | None = None
+    guards: Guards | None = None
+    translations: dict[LocaleTag, Translation] = Field(default_factory=dict, max_length=100)
+    default_locale: LocaleTag | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> OfferIn:
         ids = [o.id for o in self.options]
         if len(set(ids)) != len(ids):
             raise ValueError("option ids must be unique within an offer")
+        for tag, translation in self.translations.items():
+            unknown = set(translation.options) - set(ids)
+            if unknown:
+                raise ValueError(f"translation {tag!r} names unknown options {sorted(unknown)}")
         if (
             self.starts_at is not None
             and self.ends_at is not None
             and self.ends_at <= self.starts_at
         ):
             raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class Arm(_Strict):
+    id: Id50
+    offer_id: Id50 | None = Field(default=None, description="None: the holdout arm (no offer)")
+    weight: int = Field(ge=1, le=10_000)
+
+
+class ExperimentIn(_Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=150)]
+    status: Literal["draft", "running", "stopped"] = "draft"
+    arms: list[Arm] = Field(min_length=2, max_length=20)
+
+    @model_validator(mode="after")
+    def _arms(self) -> ExperimentIn:
+        ids = [a.id for a in self.arms]
+        if len(set(ids)) != len(ids):
+            raise ValueError("arm ids must be unique")
+        offers = [a.offer_id for a in self.arms if a.offer_id is not None]
+        if len(set(offers)) != len(offers):
+            raise ValueError("an offer can be in only one arm")
+        if len(offers) < len(self.arms) - 1:
+            raise ValueError("at most one arm can be the holdout (no offer_id)")
+        if not offers:
+            raise ValueError("an experiment needs at least one arm with an offer")
         return self

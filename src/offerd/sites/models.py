@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 SITE_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$"
 
@@ -51,23 +51,49 @@ class SiteIn(BaseModel):
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=150)]
     brand: Brand | None = None
+    brands: list[Brand] = Field(default_factory=list, max_length=50)
     settings: SiteSettings = Field(default_factory=SiteSettings)
+
+    @model_validator(mode="after")
+    def _brands(self) -> SiteIn:
+        if self.brand is not None and self.brands:
+            raise ValueError("give brand (one) or brands (several), not both")
+        ids = [b.id for b in self.brands]
+        if len(set(ids)) != len(ids):
+            raise ValueError("brand ids must be unique")
+        return self
+
+    @property
+    def all_brands(self) -> list[Brand]:
+        return self.brands or ([self.brand] if self.brand else [])
 
 
 @dataclass(frozen=True, slots=True)
 class Site:
     id: str
     name: str
-    brand: Brand | None
+    brands: tuple[Brand, ...]
     settings: SiteSettings
     catalog_version: int
+
+    @property
+    def brand(self) -> Brand | None:
+        """The default brand (the first)."""
+        return self.brands[0] if self.brands else None
+
+    @property
+    def multi_brand(self) -> bool:
+        return len(self.brands) > 1
+
+    def brand_by_id(self, brand_id: str | None) -> Brand | None:
+        return next((b for b in self.brands if b.id == brand_id), None)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Site:
         return cls(
             id=row["id"],
             name=row["name"],
-            brand=Brand.model_validate(row["brand"]) if row["brand"] else None,
+            brands=tuple(Brand.model_validate(b) for b in row.get("brands") or []),
             settings=SiteSettings.model_validate(row["settings"] or {}),
             catalog_version=row["catalog_version"],
         )
@@ -78,5 +104,6 @@ class Site:
             "object": "site",
             "name": self.name,
             "brand": self.brand.model_dump() if self.brand else None,
+            "brands": [b.model_dump() for b in self.brands],
             "settings": self.settings.model_dump(),
         }

@@ -12,10 +12,11 @@ from offerd.notifications.signing import new_secret
 from offerd.sites.models import SiteIn
 
 UPSERT_SITE = """
-INSERT INTO sites (id, name, brand, settings, created_at, updated_at)
-VALUES (%(id)s, %(name)s, %(brand)s, %(settings)s, %(now)s, %(now)s)
+INSERT INTO sites (id, name, brand, brands, settings, created_at, updated_at)
+VALUES (%(id)s, %(name)s, %(brand)s, %(brands)s, %(settings)s, %(now)s, %(now)s)
 ON CONFLICT (id) DO UPDATE
-SET name = EXCLUDED.name, brand = EXCLUDED.brand, settings = EXCLUDED.settings,
+SET name = EXCLUDED.name, brand = EXCLUDED.brand, brands = EXCLUDED.brands,
+    settings = EXCLUDED.settings,
     catalog_version = sites.catalog_version + 1, updated_at = EXCLUDED.updated_at
 RETURNING *, (xmax = 0) AS created
 """
@@ -49,13 +50,15 @@ WHERE k.key_hash = %s AND k.revoked_at IS NULL
 
 
 async def upsert_site(conn: Conn, site_id: str, body: SiteIn, now: datetime) -> DictRow:
+    brands = [b.model_dump() for b in body.all_brands]
     row = await fetchone(
         conn,
         UPSERT_SITE,
         {
             "id": site_id,
             "name": body.name,
-            "brand": Jsonb(body.brand.model_dump()) if body.brand else None,
+            "brand": Jsonb(brands[0]) if brands else None,
+            "brands": Jsonb(brands),
             "settings": Jsonb(body.settings.model_dump(exclude_defaults=True)),
             "now": now,
         },

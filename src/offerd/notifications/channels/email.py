@@ -66,7 +66,7 @@ def build_message(
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(payload["to"])
-    message["Subject"] = payload["subject"]
+    message["Subject"] = " ".join(str(payload["subject"]).split())
     message["Date"] = formatdate(localtime=False, usegmt=True)
     domain = sender.rsplit("@", 1)[-1].strip("> ") or "offerd.invalid"
     message["Message-ID"] = f"<{delivery['id']}@{domain}>"
@@ -85,7 +85,11 @@ class EmailChannel:
         if delivery["purpose"] == "notification":
             payload = notification_email(delivery, services.settings.base_url)
         try:
-            await mailer.send(build_message(delivery, mailer.sender, payload))
+            message = build_message(delivery, mailer.sender, payload)
+        except ValueError as exc:  # a header the email library refuses: retrying won't change it
+            return Outcome(False, error=f"cannot build the email: {exc}"[:500], final=True)
+        try:
+            await mailer.send(message)
         except MailerNotConfigured as exc:
             return Outcome(False, error=str(exc), final=True)
         except aiosmtplib.SMTPRecipientsRefused as exc:
