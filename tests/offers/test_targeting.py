@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from offerd.offers import targeting
+from offerd.offers.decide import decide
 from offerd.offers.targeting import Candidate, RuleError
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -88,7 +89,7 @@ def test_window_and_entity() -> None:
     assert targeting.judge(eu, c, now=NOW, business_entity_id=None).eligible
 
 
-def test_choose_takes_the_highest_priority_eligible() -> None:
+def test_decide_takes_the_highest_priority_eligible() -> None:
     ranked = targeting.rank(
         [
             candidate("b", 5),
@@ -98,6 +99,34 @@ def test_choose_takes_the_highest_priority_eligible() -> None:
         ]
     )
     assert [c.id for c in ranked] == ["top", "a", "b", "low"]
-    assert targeting.choose(ranked, ctx(vip=True), now=NOW, business_entity_id=None).id == "top"  # type: ignore[union-attr]
-    assert targeting.choose(ranked, ctx(vip=False), now=NOW, business_entity_id=None).id == "a"  # type: ignore[union-attr]
-    assert targeting.choose([], ctx(), now=NOW, business_entity_id=None) is None
+
+    def winner(**custom: object) -> str | None:
+        outcome = decide(
+            ranked,
+            ctx(**custom),
+            now=NOW,
+            site_id="s",
+            customer_id="c",
+            business_entity_id=None,
+            brand_id=None,
+            history={},
+            experiments_by_offer={},
+        )
+        return outcome.offer.id if outcome.offer else None
+
+    assert winner(vip=True) == "top"
+    assert winner(vip=False) == "a"
+    assert (
+        decide(
+            [],
+            ctx(),
+            now=NOW,
+            site_id="s",
+            customer_id="c",
+            business_entity_id=None,
+            brand_id=None,
+            history={},
+            experiments_by_offer={},
+        ).offer
+        is None
+    )

@@ -145,7 +145,10 @@ def add_period(at: datetime, unit: Literal["month", "year"]) -> datetime:
 def _require(state: SubscriptionState, action: str, allowed: tuple[Status, ...]) -> None:
     if state.status not in allowed:
         wanted = " or ".join(allowed)
-        raise ActionError(f"{action} needs a {wanted} subscription; this one is {state.status}")
+        article = "an" if wanted[0] in "aeiou" else "a"
+        raise ActionError(
+            f"{action} needs {article} {wanted} subscription; this one is {state.status}"
+        )
 
 
 def _coupon(coupons: Mapping[str, Coupon], coupon_id: str, action: str) -> Coupon:

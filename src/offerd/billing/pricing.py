@@ -24,6 +24,7 @@ class Summary:
     coupons: tuple[str, ...]
     next_charge: int | None
     next_charge_at: datetime | None
+    period_unit: str = "month"
 
 
 def discounted(amount: int, coupons: list[Coupon]) -> int:
@@ -57,6 +58,7 @@ def summarize(
         quantity=state.quantity,
         list_price=price,
         currency=plan.currency if plan else "USD",
+        period_unit=plan.period_unit if plan else "month",
         coupons=tuple(c.name for c in applied),
         next_charge=discounted(price, applied) if next_at is not None else None,
         next_charge_at=next_at,
@@ -65,9 +67,10 @@ def summarize(
 
 def money(amount: int, currency: str) -> str:
     """``4900, "USD"`` -> ``$49.00``; unknown symbols -> ``49.00 CHF``."""
+    sign, amount = ("-", -amount) if amount < 0 else ("", amount)
     if currency in _ZERO_DECIMAL:
-        number = f"{amount:,}"
-    else:
-        number = f"{amount / 100:,.2f}"
+        number = f"{sign}{amount:,}"
+    else:  # integer arithmetic: no float rounding, however large the amount
+        number = f"{sign}{amount // 100:,}.{amount % 100:02d}"
     symbol = _SYMBOLS.get(currency)
     return f"{symbol}{number}" if symbol else f"{number} {currency}"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from offerd import urls
 from offerd.checkout import service
 from offerd.deps import Svc
 from offerd.sites.models import Site
@@ -34,9 +36,37 @@ def _headers(layout: str, site: Site | None) -> dict[str, str]:
     return headers
 
 
+_HEADINGS = {
+    "succeeded": "You're all set",
+    "expired": "This page has expired",
+    "declined": "No changes made",
+    "failed": "We couldn't apply this offer",
+    "used": "This page has already been used",
+}
+
+
 def _not_found() -> Response:
-    html = render("offerd.checkout", "page.html", title="Page not found", state="missing")
-    return HTMLResponse(html, status_code=404, headers={"cache-control": "no-store"})
+    html = render(
+        "offerd.checkout",
+        "page.html",
+        heading="Page not found",
+        state="missing",
+        site_name="offerd",
+    )
+    return HTMLResponse(html, status_code=404, headers=_headers("full_page", None))
+
+
+def _message(status: int, heading: str, message: str) -> Response:
+    """An answer that is not the page itself (a bad form, billing down), styled and framed alike."""
+    html = render(
+        "offerd.checkout",
+        "page.html",
+        heading=heading,
+        message=message,
+        state="message",
+        site_name="offerd",
+    )
+    return HTMLResponse(html, status_code=status, headers=_headers("full_page", None))
 
 
 @router.get("/hosted_pages/{page_id}", response_class=HTMLResponse)
@@ -49,11 +79,20 @@ async def show(page_id: PageId, svc: Svc) -> Response:
     site = await svc.auth.site(page["site_id"])
     option = page["option"]
     content: dict[str, Any] = page["content"] or {}
+    title = _text(page["offer_content"].get("title", ""))
+    reason = content.get("reason")
+    if page["state"] == "requested":
+        heading = title
+    elif page["state"] == "succeeded":
+        heading = _HEADINGS["succeeded"]
+    else:
+        heading = _HEADINGS.get(reason or ("failed" if content.get("error") else "used"), title)
     context = {
-        "title": _text(page["offer_content"].get("title", "")),
+        "heading": heading,
+        "title": title,
         "description": _text(page["offer_content"].get("description", "")),
         "state": page["state"],
-        "reason": content.get("reason"),
+        "reason": reason,
         "error": content.get("error"),
         "problem": view.problem,
         "before": view.preview.before if view.preview else None,
@@ -61,7 +100,7 @@ async def show(page_id: PageId, svc: Svc) -> Response:
         "token": page["form_token"],
         "action": f"/hosted_pages/{page['id']}",
         "confirm_label": option.get("label") or "Confirm",
-        "return_url": option.get("redirect_url") if page["layout"] == "full_page" else None,
+        "return_url": _return_url(page) if page["layout"] == "full_page" else None,
         "site_name": site.name if site else "the site",
     }
     status = 410 if content.get("reason") == "expired" else 200
@@ -78,7 +117,9 @@ async def answer(page_id: PageId, request: Request, svc: Svc) -> Response:
     decision = form.get("decision")
     token = form.get("token")
     if decision not in ("confirm", "cancel") or not isinstance(token, str):
-        return HTMLResponse("Bad form", status_code=400)
+        return _message(
+            400, "Something went wrong", "The form was incomplete. Go back and try again."
+        )
     async with svc.db.connection() as conn:
         result = await service.decide(
             conn, page_id, decision=decision, token=token, billing=svc.billing, now=svc.clock.now()
@@ -86,14 +127,35 @@ async def answer(page_id: PageId, request: Request, svc: Svc) -> Response:
     if result is None:
         return _not_found()
     if result == "bad_token":
-        return HTMLResponse("This form is no longer valid; reload the page.", status_code=403)
+        return _message(
+            403,
+            "This form doesn't match this page",
+            "Open the offer's link again and answer from there. Nothing has changed.",
+        )
     if result == "retry":
-        return HTMLResponse(
-            "We could not reach billing just now. Nothing was changed; please try again.",
-            status_code=503,
+        return _message(
+            503,
+            "We can't reach billing right now",
+            "Nothing has changed. Please try again in a moment.",
         )
     # Post/Redirect/Get: reloading the result never submits again.
     return RedirectResponse(f"/hosted_pages/{page_id}", status_code=303)
+
+
+def _return_url(page: Mapping[str, Any]) -> str | None:
+    template = page["option"].get("redirect_url")
+    if not template:
+        return None
+    return urls.render(
+        template,
+        {
+            "customer_id": page["customer_id"],
+            "subscription_id": page["subscription_id"],
+            "personalized_offer_id": page["personalized_offer_id"],
+            "fulfillment_id": page["fulfillment_id"],
+            "option_id": page["option_id"],
+        },
+    )
 
 
 def _text(html: str) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import structlog
 from psycopg.rows import DictRow
 
 from offerd.billing.actions import parse_action
@@ -31,6 +32,8 @@ from offerd.fulfillments import transitions
 from offerd.ids import secret_token
 
 PAGE_TTL = timedelta(hours=3)
+
+log = structlog.get_logger("offerd.checkout")
 
 
 def page_url(base_url: str, page_id: str) -> str:
@@ -71,11 +74,16 @@ async def create(
     )
 
 
+# What the subscriber is told when an offer can't be shown as applicable (never the developer
+# message: that goes to the fulfillment's error and the logs).
+Problem = Literal["no_subscription", "not_applicable", "billing_unavailable"]
+
+
 @dataclass(frozen=True)
 class PageView:
     page: DictRow
     preview: Preview | None
-    problem: str | None
+    problem: Problem | None
 
 
 async def open_page(
@@ -96,16 +104,22 @@ async def open_page(
             assert page is not None
     if page["state"] != "requested":
         return PageView(page, None, None)
+    if not page["subscription_id"]:
+        return PageView(page, None, "no_subscription")
     try:
         preview = await billing.preview(
             conn,
             site_id=page["site_id"],
-            subscription_id=page["subscription_id"] or "",
+            subscription_id=page["subscription_id"],
             action=parse_action(page["option"]["billing_action"]),
             now=now,
         )
     except PermanentProviderError as exc:
-        return PageView(page, None, str(exc))
+        log.info("checkout.not_applicable", page=page["id"][:8], reason=str(exc))
+        return PageView(page, None, "not_applicable")
+    except TransientProviderError as exc:
+        log.warning("checkout.billing_unavailable", error=str(exc))
+        return PageView(page, None, "billing_unavailable")
     return PageView(page, preview, None)
 
 

@@ -21,6 +21,7 @@ RETURNING *
 # The page with what it needs to render: its fulfillment, and the offer as it was issued.
 VIEW = """
 SELECT p.*, f.status AS fulfillment_status, f.subscription_id, f.customer_id, f.option_id,
+       f.personalized_offer_id,
        f.error_code, f.error_message, po.content AS offer_content,
        (SELECT o FROM jsonb_array_elements(po.options) o WHERE o->>'id' = f.option_id) AS option
 FROM hosted_pages p

@@ -66,6 +66,8 @@ async def offer_events(
                     customer_id=po["customer_id"],
                     subscription_id=po["subscription_id"],
                     business_entity_id=entity or po["business_entity_id"],
+                    experiment_id=po["experiment_id"],
+                    experiment_arm=po["experiment_arm"],
                     occurred_at=svc.clock.now(),
                     origin=meta.origin,
                 ),

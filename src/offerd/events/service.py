@@ -29,6 +29,8 @@ class Event:
     business_entity_id: str | None = None
     option_id: str | None = None
     fulfillment_id: str | None = None
+    experiment_id: str | None = None
+    experiment_arm: str | None = None
     id: str = ""
 
     def values(self) -> dict[str, Any]:
@@ -72,6 +74,8 @@ def event_resource(row: dict[str, Any]) -> dict[str, Any]:
         "customer_id": row["customer_id"],
         "subscription_id": row["subscription_id"],
         "business_entity_id": row["business_entity_id"],
+        "experiment_id": row.get("experiment_id"),
+        "experiment_arm": row.get("experiment_arm"),
         "origin": row["origin"],
         "occurred_at": int(row["occurred_at"].timestamp()),
     }

@@ -108,6 +108,8 @@ async def accept(
                 "created_at": now,
                 "completed_at": None,
                 "deadline_at": now + timedelta(days=site.settings.fulfillment_timeout_days),
+                "experiment_id": po["experiment_id"],
+                "experiment_arm": po["experiment_arm"],
             },
         )
         await events.record(

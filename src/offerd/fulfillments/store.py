@@ -28,12 +28,12 @@ INSERT INTO offer_fulfillments (id, site_id, personalized_offer_id, offer_id, op
     processing_type,
     status, redirect_url, customer_id, subscription_id, business_entity_id,
     suppress_actions, suppress_webhook, suppress_email, origin, created_at, completed_at,
-    deadline_at)
+    deadline_at, experiment_id, experiment_arm)
 VALUES (%(id)s, %(site_id)s, %(personalized_offer_id)s, %(offer_id)s, %(option_id)s,
     %(processing_type)s,
     %(status)s, %(redirect_url)s, %(customer_id)s, %(subscription_id)s, %(business_entity_id)s,
     %(suppress_actions)s, %(suppress_webhook)s, %(suppress_email)s, %(origin)s, %(created_at)s,
-    %(completed_at)s, %(deadline_at)s)
+    %(completed_at)s, %(deadline_at)s, %(experiment_id)s, %(experiment_arm)s)
 RETURNING *
 """
 

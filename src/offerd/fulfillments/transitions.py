@@ -29,6 +29,8 @@ def event_for(
         customer_id=row["customer_id"],
         subscription_id=row["subscription_id"],
         business_entity_id=row["business_entity_id"],
+        experiment_id=row.get("experiment_id"),
+        experiment_arm=row.get("experiment_arm"),
         occurred_at=now,
         origin=origin,
     )

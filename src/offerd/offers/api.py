@@ -158,7 +158,7 @@ async def put_offer(
     offer, _ = await read_params(request, OfferIn)
     async with svc.db.connection() as conn:
         row = await service.save_offer(
-            conn, site_id=site.id, offer_id=offer_id, offer=offer, now=svc.clock.now()
+            conn, site_id=site.id, offer_id=offer_id, offer=offer, now=svc.clock.now(), site=site
         )
     svc.catalog_changed()
     return JSONResponse(service.offer_resource(row), status_code=201 if row["created"] else 200)

@@ -1,29 +1,41 @@
-"""Each process keeps every site's active offers compiled and ranked, keyed by the site's
-``catalog_version`` (bumped by every catalog write), so decisioning does no per-offer work but
-evaluating rules."""
+"""Each process keeps every site's active offers compiled and ranked, and its running experiments,
+keyed by the site's ``catalog_version`` (bumped by every catalog write), so decisioning does no
+per-offer work but evaluating rules."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from offerd.db import Conn
 from offerd.offers import store
+from offerd.offers.experiments import Arm, Experiment
+from offerd.offers.guards import Guards
 from offerd.offers.targeting import Candidate, compile_rule, rank
 from offerd.sites.models import Site
 
 
+@dataclass(frozen=True)
+class Compiled:
+    ranked: list[Candidate]
+    experiments_by_offer: Mapping[str, Experiment]
+    guard_lookback_days: int = 0
+    offers_with_guards: frozenset[str] = field(default_factory=frozenset)
+
+
 class Catalog:
     def __init__(self) -> None:
-        self._by_site: dict[str, tuple[int, list[Candidate]]] = {}
+        self._by_site: dict[str, tuple[int, Compiled]] = {}
 
-    async def candidates(self, conn: Conn, site: Site) -> list[Candidate]:
+    async def compiled(self, conn: Conn, site: Site) -> Compiled:
         hit = self._by_site.get(site.id)
         if hit is not None and hit[0] == site.catalog_version:
             return hit[1]
-        rows = await store.active_offers(conn, site.id)
-        ranked = rank(candidate(row) for row in rows)
-        self._by_site[site.id] = (site.catalog_version, ranked)
-        return ranked
+        compiled = await load(conn, site.id, active_only=True)
+        self._by_site[site.id] = (site.catalog_version, compiled)
+        return compiled
 
     def forget(self, site_id: str | None = None) -> None:
         if site_id is None:
@@ -32,19 +44,43 @@ class Catalog:
             self._by_site.pop(site_id, None)
 
 
-def candidate(row: dict[str, object]) -> Candidate:
+async def load(conn: Conn, site_id: str, *, active_only: bool) -> Compiled:
+    rows = await (
+        store.active_offers(conn, site_id) if active_only else store.all_offers(conn, site_id)
+    )
+    ranked = rank(candidate(row) for row in rows)
+    experiments = [experiment(row) for row in await store.running_experiments(conn, site_id)]
+    by_offer = {offer_id: e for e in experiments for offer_id in e.offer_ids}
+    guarded = [c for c in ranked if c.guards is not None]
+    return Compiled(
+        ranked=ranked,
+        experiments_by_offer=by_offer,
+        guard_lookback_days=max((c.guards.lookback_days for c in guarded if c.guards), default=0),
+        offers_with_guards=frozenset(c.id for c in guarded),
+    )
+
+
+def candidate(row: Mapping[str, Any]) -> Candidate:
     definition = row["definition"]
-    assert isinstance(definition, dict)
     expression = definition.get("eligibility")
-    starts = row["starts_at"]
-    ends = row["ends_at"]
+    starts, ends = row["starts_at"], row["ends_at"]
     return Candidate(
         id=str(row["id"]),
-        version=int(row["version"]),  # type: ignore[call-overload]
-        priority=int(row["priority"]),  # type: ignore[call-overload]
+        version=int(row["version"]),
+        priority=int(row["priority"]),
         starts_at=starts if isinstance(starts, datetime) else None,
         ends_at=ends if isinstance(ends, datetime) else None,
-        business_entity_id=row["business_entity_id"] if row["business_entity_id"] else None,  # type: ignore[arg-type]
+        business_entity_id=row["business_entity_id"] or None,
         program=compile_rule(expression) if expression else None,
         definition=definition,
+        brand_id=row.get("brand_id"),
+        guards=Guards.from_definition(definition.get("guards")),
+        status=str(row.get("status", "active")),
+    )
+
+
+def experiment(row: Mapping[str, Any]) -> Experiment:
+    return Experiment(
+        id=row["id"],
+        arms=tuple(Arm(a["id"], int(a["weight"]), a.get("offer_id")) for a in row["arms"]),
     )

@@ -13,8 +13,11 @@ from offerd.db import Conn, transaction
 from offerd.errors import NotFound, ParamWrongValue
 from offerd.headers import RequestMeta
 from offerd.ids import new_id
-from offerd.offers import store, targeting
+from offerd.offers import guards, store, targeting
 from offerd.offers.catalog import Catalog
+from offerd.offers.catalog import load as load_catalog
+from offerd.offers.decide import decide
+from offerd.offers.localization import localize
 from offerd.offers.models import OfferIn
 from offerd.offers.views import personalized_offer_resource
 from offerd.sites import store as sites_store
@@ -61,10 +64,29 @@ def _ledger_view(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return view
 
 
-async def personalize(
-    conn: Conn, *, site: Site, catalog: Catalog, ask: Ask, meta: RequestMeta, now: datetime
-) -> Decision:
-    """Evaluate the site's active offers for this subscriber and snapshot the winner."""
+@dataclass(frozen=True, slots=True)
+class Situation:
+    """Everything decisioning looks at for one request, read before any rule runs."""
+
+    ctx: Any
+    subscription_id: str | None
+    brand: Brand | None
+    history: dict[str, list[guards.Seen]]
+
+
+async def situation(
+    conn: Conn,
+    *,
+    site: Site,
+    ask: Ask,
+    meta: RequestMeta,
+    now: datetime,
+    lookback_days: int,
+    guarded: frozenset[str],
+) -> Situation:
+    """The ledger's customer and subscription, the brand, and the guard history."""
+    if site.multi_brand and not ask.subscription_id:
+        raise ParamWrongValue("subscription_id", "is required when the site has several brands")
     ledger = await store.ledger(conn, site.id, ask.customer_id, ask.subscription_id)
     customer = _ledger_view(ledger["customer"])
     subscription = _ledger_view(ledger["subscription"])
@@ -74,7 +96,17 @@ async def personalize(
     if subscription is not None and subscription["customer_id"] != ask.customer_id:
         raise ParamWrongValue("subscription_id", "belongs to another customer")
     subscription_id = subscription["id"] if subscription else ask.subscription_id
-
+    brand = site.brand
+    if site.multi_brand and subscription is not None:
+        brand = site.brand_by_id(subscription.get("brand_id")) or site.brand
+    history: dict[str, list[guards.Seen]] = {}
+    if guarded and lookback_days:
+        since = now - timedelta(days=lookback_days)
+        for row in await store.history(conn, site.id, ask.customer_id, since):
+            if row["offer_id"] in guarded:
+                history.setdefault(row["offer_id"], []).append(
+                    guards.Seen(row["type"], row["occurred_at"])
+                )
     ctx = targeting.build_context(
         now=now,
         customer=customer or {"id": ask.customer_id},
@@ -83,14 +115,54 @@ async def personalize(
         custom=ask.custom,
         context={**ask.request_context, "device": meta.origin.device},
     )
-    ranked = await catalog.candidates(conn, site)
-    chosen = targeting.choose(ranked, ctx, now=now, business_entity_id=entity)
-    expires_at = now + timedelta(seconds=site.settings.personalized_offer_ttl_seconds)
-    if chosen is None:
-        return Decision(None, expires_at, site.brand)
+    return Situation(ctx, subscription_id, brand, history)
 
-    po_id = new_id("po")
-    definition = chosen.definition
+
+async def personalize(
+    conn: Conn, *, site: Site, catalog: Catalog, ask: Ask, meta: RequestMeta, now: datetime
+) -> Decision:
+    """Decide for this subscriber and snapshot the winner as a personalized offer."""
+    compiled = await catalog.compiled(conn, site)
+    seen = await situation(
+        conn,
+        site=site,
+        ask=ask,
+        meta=meta,
+        now=now,
+        lookback_days=compiled.guard_lookback_days,
+        guarded=compiled.offers_with_guards,
+    )
+    outcome = decide(
+        compiled.ranked,
+        seen.ctx,
+        now=now,
+        site_id=site.id,
+        customer_id=ask.customer_id,
+        business_entity_id=meta.business_entity_id,
+        brand_id=seen.brand.id if site.multi_brand and seen.brand else None,
+        history=seen.history,
+        experiments_by_offer=compiled.experiments_by_offer,
+    )
+    expires_at = now + timedelta(seconds=site.settings.personalized_offer_ttl_seconds)
+    chosen = outcome.offer
+    po_id = new_id("po") if chosen is not None else None
+    if outcome.experiment is not None and outcome.arm is not None:
+        await store.insert_served(
+            conn,
+            id=new_id("sv"),
+            site=site.id,
+            customer_id=ask.customer_id,
+            subscription_id=seen.subscription_id,
+            experiment_id=outcome.experiment.id,
+            experiment_arm=outcome.arm.id,
+            offer_id=chosen.id if chosen else None,
+            personalized_offer_id=po_id,
+            now=now,
+        )
+    if chosen is None or po_id is None:
+        return Decision(None, expires_at, seen.brand)
+
+    content, options, locale = localize(chosen.definition, ask.request_context.get("locale"))
     await store.insert_personalized_offer(
         conn,
         id=po_id,
@@ -98,44 +170,99 @@ async def personalize(
         offer_id=chosen.id,
         offer_version=chosen.version,
         customer_id=ask.customer_id,
-        subscription_id=subscription_id,
-        business_entity_id=entity,
-        brand_id=site.brand.id if site.brand else None,
-        content=definition["content"],
-        options=definition["options"],
+        subscription_id=seen.subscription_id,
+        business_entity_id=meta.business_entity_id,
+        brand_id=seen.brand.id if seen.brand else None,
+        content=content,
+        options=options,
         context={
             "user": dict(ask.user),
             "custom": ask.custom,
             "request_context": dict(ask.request_context),
         },
         origin=meta.origin.as_dict(),
+        locale=locale,
+        experiment_id=outcome.experiment.id if outcome.experiment else None,
+        experiment_arm=outcome.arm.id if outcome.arm else None,
         now=now,
         expires_at=expires_at,
     )
     values = {
         "customer_id": ask.customer_id,
-        "subscription_id": subscription_id,
+        "subscription_id": seen.subscription_id,
         "personalized_offer_id": po_id,
     }
-    resource = personalized_offer_resource(
-        po_id, chosen.id, definition["content"], definition["options"], values
+    resource = personalized_offer_resource(po_id, chosen.id, content, options, values)
+    return Decision(resource, expires_at, seen.brand)
+
+
+async def explain(
+    conn: Conn, *, site: Site, ask: Ask, meta: RequestMeta, now: datetime
+) -> dict[str, Any]:
+    """The decision for this request, with every offer of the site judged, recording nothing."""
+    compiled = await load_catalog(conn, site.id, active_only=False)
+    seen = await situation(
+        conn,
+        site=site,
+        ask=ask,
+        meta=meta,
+        now=now,
+        lookback_days=compiled.guard_lookback_days,
+        guarded=compiled.offers_with_guards,
     )
-    return Decision(resource, expires_at, site.brand)
+    outcome = decide(
+        compiled.ranked,
+        seen.ctx,
+        now=now,
+        site_id=site.id,
+        customer_id=ask.customer_id,
+        business_entity_id=meta.business_entity_id,
+        brand_id=seen.brand.id if site.multi_brand and seen.brand else None,
+        history=seen.history,
+        experiments_by_offer=compiled.experiments_by_offer,
+        explain=True,
+    )
+    locale = None
+    if outcome.offer is not None:
+        _, _, locale = localize(outcome.offer.definition, ask.request_context.get("locale"))
+    return {
+        "object": "decision_explanation",
+        "winner": outcome.offer.id if outcome.offer else None,
+        "holdout": outcome.holdout,
+        "experiment": (
+            {"id": outcome.experiment.id, "arm": outcome.arm.id if outcome.arm else None}
+            if outcome.experiment
+            else None
+        ),
+        "locale": locale,
+        "brand": seen.brand.model_dump() if seen.brand else None,
+        "subscription_id": seen.subscription_id,
+        "candidates": [j.as_dict() for j in outcome.judgements],
+    }
 
 
 async def save_offer(
-    conn: Conn, *, site_id: str, offer_id: str, offer: OfferIn, now: datetime
+    conn: Conn,
+    *,
+    site_id: str,
+    offer_id: str,
+    offer: OfferIn,
+    now: datetime,
+    site: Site | None = None,
 ) -> DictRow:
-    """Upsert an offer; its eligibility expression must compile. A changed definition is a new version."""
+    """Upsert an offer; its eligibility expression must compile and its brand exist. A changed
+    definition is a new version (kept in offer_versions)."""
+    if offer.brand_id is not None and site is not None and site.brand_by_id(offer.brand_id) is None:
+        raise ParamWrongValue("brand_id", f"is not a brand of site {site.id!r}")
     if offer.eligibility:
         try:
             targeting.compile_rule(offer.eligibility)
         except targeting.RuleError as exc:
             raise ParamWrongValue("eligibility", str(exc)) from None
     async with transaction(conn):
-        row = await store.upsert_offer(
-            conn, site_id, offer_id, offer.model_dump(mode="json", exclude_none=True), now
-        )
+        definition = offer.model_dump(mode="json", exclude_none=True)
+        row = await store.upsert_offer(conn, site_id, offer_id, definition, now)
+        await store.insert_version(conn, site_id, offer_id, row["version"], definition, now)
         await sites_store.bump_catalog(conn, site_id)
     return row
 

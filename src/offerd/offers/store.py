@@ -11,15 +11,16 @@ from psycopg.types.json import Jsonb
 from offerd.db import Conn, fetchall, fetchone
 
 UPSERT_OFFER = """
-INSERT INTO offers (site_id, id, version, name, status, priority, business_entity_id,
+INSERT INTO offers (site_id, id, version, name, status, priority, business_entity_id, brand_id,
                     starts_at, ends_at, definition, created_at, updated_at)
 VALUES (%(site)s, %(id)s, 1, %(name)s, %(status)s, %(priority)s, %(business_entity_id)s,
-        %(starts_at)s, %(ends_at)s, %(definition)s, %(now)s, %(now)s)
+        %(brand_id)s, %(starts_at)s, %(ends_at)s, %(definition)s, %(now)s, %(now)s)
 ON CONFLICT (site_id, id) DO UPDATE
 SET version = offers.version
         + CASE WHEN offers.definition IS DISTINCT FROM EXCLUDED.definition THEN 1 ELSE 0 END,
     name = EXCLUDED.name, status = EXCLUDED.status, priority = EXCLUDED.priority,
-    business_entity_id = EXCLUDED.business_entity_id, starts_at = EXCLUDED.starts_at,
+    business_entity_id = EXCLUDED.business_entity_id, brand_id = EXCLUDED.brand_id,
+    starts_at = EXCLUDED.starts_at,
     ends_at = EXCLUDED.ends_at, definition = EXCLUDED.definition,
     updated_at = CASE WHEN offers.definition IS DISTINCT FROM EXCLUDED.definition
                       THEN EXCLUDED.updated_at ELSE offers.updated_at END
@@ -34,8 +35,41 @@ ORDER BY priority DESC, id
 """
 
 ACTIVE_OFFERS = """
-SELECT id, version, priority, starts_at, ends_at, business_entity_id, definition
+SELECT id, version, status, priority, starts_at, ends_at, business_entity_id, brand_id, definition
 FROM offers WHERE site_id = %s AND status = 'active'
+"""
+
+ALL_OFFERS = """
+SELECT id, version, status, priority, starts_at, ends_at, business_entity_id, brand_id, definition
+FROM offers WHERE site_id = %s
+"""
+
+RUNNING_EXPERIMENTS = (
+    "SELECT * FROM experiments WHERE site_id = %s AND status = 'running' ORDER BY id"
+)
+
+# The customer's guard-relevant events since a moment (offer_events_guards index).
+HISTORY = """
+SELECT offer_id, type, occurred_at FROM offer_events
+WHERE site_id = %s AND customer_id = %s AND type IN ('viewed', 'dismissed', 'accepted')
+  AND occurred_at > %s
+"""
+
+INSERT_SERVED = """
+INSERT INTO served (id, site_id, customer_id, subscription_id, experiment_id, experiment_arm,
+    offer_id, personalized_offer_id, occurred_at)
+VALUES (%(id)s, %(site)s, %(customer_id)s, %(subscription_id)s, %(experiment_id)s,
+    %(experiment_arm)s, %(offer_id)s, %(personalized_offer_id)s, %(now)s)
+"""
+
+INSERT_VERSION = """
+INSERT INTO offer_versions (site_id, offer_id, version, definition, created_at)
+VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
+"""
+
+VERSIONS = """
+SELECT version, definition, created_at FROM offer_versions
+WHERE site_id = %s AND offer_id = %s ORDER BY version DESC
 """
 
 LEDGER_BY_SUBSCRIPTION = """
@@ -59,11 +93,11 @@ LEFT JOIN LATERAL (
 
 INSERT_PERSONALIZED_OFFER = """
 INSERT INTO personalized_offers (id, site_id, offer_id, offer_version, customer_id,
-    subscription_id, business_entity_id, brand_id, content, options, context, origin,
-    created_at, expires_at)
+    subscription_id, business_entity_id, brand_id, content, options, context, origin, locale,
+    experiment_id, experiment_arm, created_at, expires_at)
 VALUES (%(id)s, %(site)s, %(offer_id)s, %(offer_version)s, %(customer_id)s, %(subscription_id)s,
     %(business_entity_id)s, %(brand_id)s, %(content)s, %(options)s, %(context)s, %(origin)s,
-    %(now)s, %(expires_at)s)
+    %(locale)s, %(experiment_id)s, %(experiment_arm)s, %(now)s, %(expires_at)s)
 """
 
 
@@ -80,6 +114,7 @@ async def upsert_offer(
             "status": definition["status"],
             "priority": definition["priority"],
             "business_entity_id": definition.get("business_entity_id"),
+            "brand_id": definition.get("brand_id"),
             "starts_at": _at(definition.get("starts_at")),
             "ends_at": _at(definition.get("ends_at")),
             "definition": Jsonb(definition),
@@ -104,6 +139,32 @@ async def list_offers(conn: Conn, site_id: str, status: str | None) -> list[Dict
 
 async def active_offers(conn: Conn, site_id: str) -> list[DictRow]:
     return await fetchall(conn, ACTIVE_OFFERS, (site_id,))
+
+
+async def all_offers(conn: Conn, site_id: str) -> list[DictRow]:
+    return await fetchall(conn, ALL_OFFERS, (site_id,))
+
+
+async def running_experiments(conn: Conn, site_id: str) -> list[DictRow]:
+    return await fetchall(conn, RUNNING_EXPERIMENTS, (site_id,))
+
+
+async def history(conn: Conn, site_id: str, customer_id: str, since: datetime) -> list[DictRow]:
+    return await fetchall(conn, HISTORY, (site_id, customer_id, since))
+
+
+async def insert_served(conn: Conn, **values: Any) -> None:
+    await conn.execute(INSERT_SERVED, values)
+
+
+async def insert_version(
+    conn: Conn, site_id: str, offer_id: str, version: int, definition: dict[str, Any], now: datetime
+) -> None:
+    await conn.execute(INSERT_VERSION, (site_id, offer_id, version, Jsonb(definition), now))
+
+
+async def versions(conn: Conn, site_id: str, offer_id: str) -> list[DictRow]:
+    return await fetchall(conn, VERSIONS, (site_id, offer_id))
 
 
 async def ledger(

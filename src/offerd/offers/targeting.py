@@ -10,12 +10,14 @@ ineligible for that request, never an error for the caller.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import cel
+
+from offerd.offers.guards import Guards
 
 VARIABLES = ("customer", "subscription", "user", "custom", "context", "now")
 
@@ -48,7 +50,7 @@ def compile_rule(expression: str) -> cel.Program:
 
 @dataclass(frozen=True)
 class Candidate:
-    """An active offer as decisioning needs it."""
+    """An offer as decisioning needs it."""
 
     id: str
     version: int
@@ -58,12 +60,17 @@ class Candidate:
     business_entity_id: str | None
     program: cel.Program | None
     definition: Mapping[str, Any] = field(repr=False)
+    brand_id: str | None = None
+    guards: Guards | None = None
+    status: str = "active"
 
 
 @dataclass(frozen=True)
 class Verdict:
     eligible: bool
     reason: str | None = None
+    expression_value: Any = None
+    expression_error: str | None = None
 
 
 def lower_keys(value: Any) -> Any:
@@ -102,8 +109,16 @@ def build_context(
 
 
 def judge(
-    offer: Candidate, ctx: cel.Context, *, now: datetime, business_entity_id: str | None
+    offer: Candidate,
+    ctx: cel.Context,
+    *,
+    now: datetime,
+    business_entity_id: str | None,
+    brand_id: str | None = None,
 ) -> Verdict:
+    """Everything about an offer and a request except its guards and experiment (see decide)."""
+    if offer.status != "active":
+        return Verdict(False, f"status is {offer.status}")
     if offer.starts_at is not None and now < offer.starts_at:
         return Verdict(False, "not started")
     if offer.ends_at is not None and now >= offer.ends_at:
@@ -114,31 +129,19 @@ def judge(
         and offer.business_entity_id != business_entity_id
     ):
         return Verdict(False, "another business entity")
+    if brand_id is not None and offer.brand_id is not None and offer.brand_id != brand_id:
+        return Verdict(False, f"brand {offer.brand_id}, not {brand_id}")
     if offer.program is None:
         return Verdict(True)
     try:
         result = offer.program.execute(ctx)
     except Exception as exc:
-        return Verdict(False, f"expression error: {exc}")
+        return Verdict(False, f"expression error: {exc}", expression_error=str(exc))
     if result is True:
-        return Verdict(True)
-    return Verdict(False, f"expression is {result!r}")
+        return Verdict(True, expression_value=True)
+    return Verdict(False, f"expression is {result!r}", expression_value=result)
 
 
 def rank(offers: Iterable[Candidate]) -> list[Candidate]:
     """Highest priority first; ties go to the offer with the smaller id, so the order is stable."""
     return sorted(offers, key=lambda o: (-o.priority, o.id))
-
-
-def choose(
-    ranked: Sequence[Candidate],
-    ctx: cel.Context,
-    *,
-    now: datetime,
-    business_entity_id: str | None,
-) -> Candidate | None:
-    """The first eligible offer in rank order: the highest priority wins."""
-    for offer in ranked:
-        if judge(offer, ctx, now=now, business_entity_id=business_entity_id).eligible:
-            return offer
-    return None

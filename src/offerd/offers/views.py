@@ -3,7 +3,7 @@ fields; billing actions, webhook URLs and email addresses stay on the server."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from offerd import urls
@@ -13,7 +13,7 @@ def personalized_offer_resource(
     po_id: str,
     offer_id: str,
     content: Mapping[str, Any],
-    options: list[Mapping[str, Any]],
+    options: Sequence[Mapping[str, Any]],
     values: Mapping[str, str | None],
 ) -> dict[str, Any]:
     return {

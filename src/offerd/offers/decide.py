@@ -1,0 +1,135 @@
+"""The decision (pure): which offer, if any, a subscriber gets, and why.
+
+Candidates are walked in rank order (highest priority first). The first one that is eligible
+(status, window, business entity, brand, eligibility expression) and not held back by a
+frequency guard wins, unless it belongs to a running experiment: then the customer's arm of
+that experiment decides. The holdout arm gets nothing (and that is the decision); another
+arm's offer means this candidate is not for this customer, and the walk goes on (the arm's own
+offer wins when reached, if eligible).
+
+With ``explain`` the walk judges every candidate and says why each is in or out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import cel
+
+from offerd.offers import experiments, guards, targeting
+from offerd.offers.experiments import Arm, Experiment
+from offerd.offers.targeting import Candidate
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    offer_id: str
+    version: int
+    priority: int
+    eligible: bool
+    reason: str | None
+    expression: dict[str, Any] | None = None
+    guard: str | None = None
+    experiment: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "offer_id": self.offer_id,
+            "version": self.version,
+            "priority": self.priority,
+            "eligible": self.eligible,
+            "reason": self.reason,
+            "expression": self.expression,
+            "guard": self.guard,
+            "experiment": self.experiment,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    offer: Candidate | None
+    experiment: Experiment | None = None
+    arm: Arm | None = None
+    judgements: list[Judgement] = field(default_factory=list)
+
+    @property
+    def holdout(self) -> bool:
+        return self.arm is not None and self.arm.offer_id is None
+
+
+def decide(
+    ranked: Sequence[Candidate],
+    ctx: cel.Context,
+    *,
+    now: datetime,
+    site_id: str,
+    customer_id: str,
+    business_entity_id: str | None,
+    brand_id: str | None,
+    history: Mapping[str, Sequence[guards.Seen]],
+    experiments_by_offer: Mapping[str, Experiment],
+    explain: bool = False,
+) -> Outcome:
+    decided: Outcome | None = None
+    judgements: list[Judgement] = []
+    arms: dict[str, Arm] = {}
+    for offer in ranked:
+        if decided is not None and not explain:
+            break
+        verdict = targeting.judge(
+            offer, ctx, now=now, business_entity_id=business_entity_id, brand_id=brand_id
+        )
+        expression = None
+        evaluated = verdict.expression_value is not None or verdict.expression_error is not None
+        if offer.program is not None and evaluated:
+            expression = {
+                "source": offer.program.source,
+                "value": verdict.expression_value,
+                "error": verdict.expression_error,
+            }
+        reason = verdict.reason
+        guard = None
+        experiment_view = None
+        eligible = verdict.eligible
+        if eligible:
+            guard = guards.blocked(offer.guards, history.get(offer.id, ()), now)
+            if guard is not None:
+                eligible, reason = False, f"guard: {guard}"
+        experiment = experiments_by_offer.get(offer.id)
+        if experiment is not None:
+            arm = arms.get(experiment.id) or experiments.assign(site_id, experiment, customer_id)
+            arms[experiment.id] = arm
+            experiment_view = {"id": experiment.id, "arm": arm.id, "arm_offer_id": arm.offer_id}
+            if eligible and arm.offer_id != offer.id:
+                eligible = False
+                reason = (
+                    f"experiment {experiment.id}: the customer is in the holdout arm"
+                    if arm.offer_id is None
+                    else f"experiment {experiment.id}: the customer's arm is {arm.id} ({arm.offer_id})"
+                )
+                if arm.offer_id is None and decided is None:
+                    decided = Outcome(None, experiment, arm)
+            elif eligible and decided is None:
+                decided = Outcome(offer, experiment, arm)
+        elif eligible and decided is None:
+            decided = Outcome(offer)
+        if explain:
+            judgements.append(
+                Judgement(
+                    offer_id=offer.id,
+                    version=offer.version,
+                    priority=offer.priority,
+                    eligible=eligible,
+                    reason=reason,
+                    expression=expression,
+                    guard=guard,
+                    experiment=experiment_view,
+                )
+            )
+    result = decided or Outcome(None)
+    if explain:
+        return Outcome(result.offer, result.experiment, result.arm, judgements)
+    return result
