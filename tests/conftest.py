@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from offerd.observability import configure_logging
 from tests.support.app import TestApp, running_app
 from tests.support.pg import Cluster, build_template, start_cluster
 from tests.support.server import LiveServer, live_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_logs() -> None:
+    """JSON logs at warning level, as in production: no slow pretty tracebacks in tests."""
+    configure_logging("warning", "json")
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +23,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = start_cluster(Path(tmp_path_factory.mktemp("pg")))
     build_template(cluster)
     yield cluster
+    if cluster.restartable:
+        # stop the server we restarted ourselves (pgserver only stops the one it started)
+        with contextlib.suppress(Exception):
+            cluster.stop()
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from offerd.db import Database, resolve_database_url
 from offerd.deps import Services
 from offerd.errors import (
     APIError,
+    InvalidRequest,
     MethodNotAllowed,
     NotFound,
     ServiceUnavailable,
@@ -178,7 +179,13 @@ def install_error_handlers(app: FastAPI) -> None:
             ),
         )
 
+    async def bad_data(request: Request, exc: Exception) -> Response:
+        # A value PostgreSQL refuses (the edge already rejects NUL characters and deep nesting).
+        log.info("database.bad_data", error=str(exc).splitlines()[0][:200])
+        return await api_error(request, InvalidRequest("A value in the request cannot be stored"))
+
     app.add_exception_handler(APIError, api_error)
+    app.add_exception_handler(psycopg.DataError, bad_data)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(psycopg.OperationalError, db_down)

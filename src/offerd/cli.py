@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.console import Console
 
+from offerd.errors import APIError
 from offerd.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -170,6 +171,60 @@ def demo(
     _serve(settings, host=settings.host, port=settings.port, worker=True, workers=1)
 
 
+@cli.command("apply")
+def apply_catalog(
+    file: Annotated[
+        Path, typer.Option("-f", "--file", exists=True, dir_okay=False, help="catalog.yaml")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the difference; change nothing")
+    ] = False,
+) -> None:
+    """Upsert sites' plans, coupons, offers, experiments and channels from a YAML file."""
+    from rich.progress import Progress, TaskID
+
+    from offerd import catalog_file
+    from offerd.clock import SystemClock
+
+    try:
+        spec = catalog_file.parse(file.read_text())
+    except catalog_file.CatalogError as exc:
+        console.print(f"[red]{file}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    settings = get_settings()
+    url = _prepare(settings, migrate=True)
+
+    async def run(conn: Conn) -> int:
+        changed = 0
+        for site_id, site_spec in spec.items():
+            changes = await catalog_file.diff(conn, site_id, site_spec)
+            for change in changes:
+                typer.echo(change.line())
+            changed += sum(c.action != "unchanged" for c in changes)
+            if dry_run or not any(c.action != "unchanged" for c in changes):
+                continue
+            with Progress(console=console, transient=True) as bar:
+                task = bar.add_task(f"applying {site_id}", total=catalog_file.count(site_spec))
+
+                def step(what: str, bar: Progress = bar, task: TaskID = task) -> None:
+                    bar.update(task, advance=1, description=what)
+
+                secrets = await catalog_file.apply(
+                    conn, site_id, site_spec, now=SystemClock().now(), progress=step
+                )
+            for channel_id, secret in secrets.items():
+                typer.echo(f"webhook secret of {site_id}/{channel_id} (shown once): {secret}")
+        return changed
+
+    try:
+        changed = asyncio.run(_with_db(url, run))
+    except APIError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    verb = "would change" if dry_run else "changed"
+    console.print(f"{changed} {'resource' if changed == 1 else 'resources'} {verb}")
+
+
 deliveries = typer.Typer(help="The notification delivery log", no_args_is_help=True)
 cli.add_typer(deliveries, name="deliveries")
 
@@ -236,7 +291,6 @@ def deliveries_retry(
 ) -> None:
     """Send a delivery again (a worker picks it up)."""
     from offerd.clock import SystemClock
-    from offerd.errors import APIError
     from offerd.notifications import service
 
     settings = get_settings()

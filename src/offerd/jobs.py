@@ -7,7 +7,8 @@ with its removal from the queue, fenced by the lease (``finish`` refuses when an
 the job over, rolling the effects back). Both are one statement each on our own table.
 
 Delivery is at-least-once: a worker that dies mid-job leaves a lease that expires after
-``job_lease_seconds``; the job is then claimed again. Handlers are idempotent.
+``job_lease_seconds``; the job is then claimed again, by another worker (a live worker never
+re-claims its own jobs, which it may still be running). Handlers are idempotent.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ WITH picked AS (
     SELECT id FROM jobs
     WHERE run_at <= %(now)s
       AND (locked_until IS NULL OR locked_until < %(now)s)
+      AND locked_by IS DISTINCT FROM %(me)s
       AND kind = ANY(%(kinds)s)
     ORDER BY run_at, id
     LIMIT %(limit)s

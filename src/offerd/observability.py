@@ -3,6 +3,7 @@ the request id, the 1 MiB body limit, the latency histogram, and the last-resort
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -16,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client import multiprocess as prom_multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from offerd.errors import APIError, InternalError, PayloadTooLarge
+from offerd.errors import APIError, InternalError, InvalidRequest, PayloadTooLarge
 
 log = structlog.get_logger("offerd.http")
 
@@ -71,6 +72,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def metrics_payload() -> tuple[bytes, str]:
@@ -116,13 +118,19 @@ class Edge:
         try:
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._error(PayloadTooLarge(self._too_large_message()), send_wrapper)
+            elif "\x00" in scope["path"]:
+                await self._error(InvalidRequest("The path contains a NUL character"), send_wrapper)
             else:
                 await self.app(scope, self._limited(receive), send_wrapper)
         except Exception as exc:
-            if response_started:
-                log.error("request.failed_after_response_started", exc_info=exc)
-            else:
-                log.error("request.unhandled", exc_info=exc)
+            with contextlib.suppress(Exception):  # logging must never keep the 500 from going out
+                log.error(
+                    "request.failed_after_response_started"
+                    if response_started
+                    else "request.unhandled",
+                    exc_info=exc,
+                )
+            if not response_started:
                 await self._error(
                     InternalError("An unexpected error occurred; nothing was changed"),
                     send_wrapper,

@@ -26,6 +26,7 @@ JSON_KEYS = frozenset({"custom"})
 MAX_FORM_FIELDS = 1000
 MAX_DEPTH = 8
 MAX_INDEX = 999
+MAX_JSON_DEPTH = 32
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _SEGMENT = re.compile(r"\[([^\[\]]*)\]")
@@ -60,6 +61,7 @@ def decode_body(
             raise InvalidRequest(f"The request body is not valid JSON: {exc.msg}") from None
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object")
+        check_values(body)
         return body
     if kind in FORM_TYPES:
         try:
@@ -96,7 +98,28 @@ def decode_form(text: str, *, json_keys: frozenset[str] = JSON_KEYS) -> dict[str
     for name in json_keys:
         if name in out:
             out[name] = _json_param(name, out[name])
+    check_values(out)
     return out
+
+
+def check_values(value: Any, loc: tuple[int | str, ...] = ()) -> None:
+    """What PostgreSQL cannot store (NUL characters) or JSON cannot serialize back (nesting
+    deeper than any offer attribute needs) is a 400 here, not a failure further in."""
+    if len(loc) > MAX_JSON_DEPTH:
+        raise ParamWrongValue(param_name(loc[:1]), f"is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ParamWrongValue(param_name(loc), "contains a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                raise ParamWrongValue(
+                    param_name(loc) if loc else "body", "has a key with a NUL character"
+                )
+            check_values(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_values(item, (*loc, index))
 
 
 def _put(root: dict[str, Any], raw_key: str, value: str) -> None:
@@ -185,13 +208,45 @@ def parse_params(model: type[M], data: Mapping[str, Any]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_error(exc) from None
+        raise validation_error(exc, data) from None
 
 
-def validation_error(exc: ValidationError) -> ParamWrongValue:
+def _client_loc(loc: Iterable[int | str], data: Any) -> list[int | str]:
+    """The error's location as the client wrote it: without the tags pydantic inserts for a
+    discriminated union (``options[0][billing_action][extend_trial][days]`` is sent as
+    ``options[0][billing_action][days]``; the tag is the value of ``type``)."""
+    out: list[int | str] = []
+    node = data
+    for part in loc:
+        if (
+            isinstance(node, Mapping)
+            and isinstance(part, str)
+            and part not in node
+            and node.get("type") == part
+        ):
+            continue
+        out.append(part)
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return out
+
+
+def validation_error(exc: ValidationError, data: Any = None) -> ParamWrongValue:
     error = exc.errors(include_url=False)[0]
-    name = param_name(error["loc"])
     kind = error["type"]
+    loc = _client_loc(error["loc"], data)
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        loc.append("type")  # the discriminator itself is what's wrong
+        name = param_name(loc)
+        if kind == "union_tag_not_found":
+            return ParamMissing(name)
+        expected = (error.get("ctx") or {}).get("expected_tags", "")
+        return ParamWrongValue(name, f"invalid value; expected {expected}".strip())
+    name = param_name(loc)
     ctx = error.get("ctx") or {}
     if kind == "missing" or (kind == "string_too_short" and ctx.get("min_length") == 1):
         return ParamMissing(name)

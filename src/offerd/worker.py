@@ -110,6 +110,8 @@ class Worker:
                     w.cancel()
         finally:
             await self._drain()
+            with contextlib.suppress(Exception):
+                await self._release_pending()
             listener.cancel()
             beater.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -181,7 +183,7 @@ class Worker:
                 bound.warning("job.lease_lost")
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 bound.warning("job.db_unavailable", error=str(exc))
-                self._to_release.add(job.id)
+                self._release_later(job.id)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -208,7 +210,7 @@ class Worker:
                         error=repr(exc),
                     )
             except (psycopg.OperationalError, psycopg.InterfaceError):
-                self._to_release.add(job.id)
+                self._release_later(job.id)
             return
         if not isinstance(exc, jobs.Retry | jobs.Permanent):
             bound.error("job.failed", exc_info=exc)
@@ -222,7 +224,7 @@ class Worker:
         except jobs.LeaseLost:
             bound.warning("job.lease_lost")
         except (psycopg.OperationalError, psycopg.InterfaceError):
-            self._to_release.add(job.id)
+            self._release_later(job.id)
 
     # --- leases, wake-ups, shutdown ----------------------------------------------------------
 
@@ -239,6 +241,11 @@ class Worker:
                     )
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 log.warning("worker.heartbeat_failed", error=str(exc))
+
+    def _release_later(self, job_id: int) -> None:
+        """The database went away mid-job: give the job back as soon as it is reachable again."""
+        self._to_release.add(job_id)
+        self._wakeup.set()
 
     async def _release_pending(self) -> None:
         if not self._to_release:

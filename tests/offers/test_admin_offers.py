@@ -54,10 +54,10 @@ def with_option(index: int, **changes: Any) -> dict[str, Any]:
     ("definition", "param"),
     [
         (with_option(0, billing_action=None), "options[0]"),
-        (with_option(0, billing_action={"type": "teleport"}), "options[0][billing_action]"),
+        (with_option(0, billing_action={"type": "teleport"}), "options[0][billing_action][type]"),
         (
             with_option(0, billing_action={"type": "extend_trial", "days": 0}),
-            "options[0][billing_action][extend_trial][days]",
+            "options[0][billing_action][days]",
         ),
         (with_option(2, redirect_url="https://x.example/{nope}"), "options[2][redirect_url]"),
         (with_option(2, redirect_url="ftp://x.example/"), "options[2][redirect_url]"),

@@ -42,7 +42,12 @@ class Cluster:
         self.pg_ctl("-w", "-m", "fast", "stop")
 
     def start(self) -> None:
-        self.pg_ctl("-w", "start")
+        """Start as pgserver does: on its socket directory only, logging to pgdata/log."""
+        assert self.pgdata is not None
+        socket_dir = psycopg.conninfo.conninfo_to_dict(self.admin_url)["host"]
+        self.pg_ctl(
+            "-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(self.pgdata / "log"), "start"
+        )
 
     def create_database(self, template: str | None = TEMPLATE) -> str:
         name = f"t_{uuid.uuid4().hex[:16]}"

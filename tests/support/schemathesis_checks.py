@@ -48,9 +48,9 @@ def parse_error_body(status: int, text: str) -> dict[str, Any]:
 
 
 def chargebee_error_shape(
-    ctx: schemathesis.CheckContext,  # noqa: ARG001 - the check signature schemathesis calls
+    ctx: schemathesis.CheckContext,
     response: schemathesis.Response,
-    case: schemathesis.Case,  # noqa: ARG001
+    case: schemathesis.Case[Any],
 ) -> None:
     """Every 4xx/5xx body is exactly Chargebee's error body, its status inside it."""
     if response.status_code < 400:

@@ -45,7 +45,7 @@ async def accept(
     creates the fulfillment and the rest find it (same option) or are refused (another option).
     """
     async with transaction(conn):
-        po = await store.lock_for_accept(conn, site.id, personalized_offer_id)
+        po, live = await store.lock_for_accept(conn, site.id, personalized_offer_id)
         if po is None or not entity_visible(po["business_entity_id"], meta.business_entity_id):
             raise NotFound(
                 f"Personalized offer {personalized_offer_id!r} not found",
@@ -58,13 +58,13 @@ async def accept(
                 f"{personalized_offer_id!r}",
                 param="option_id",
             )
-        if po["live_id"] is not None:
-            if po["live_option_id"] != option_id:
+        if live is not None:
+            if live["option_id"] != option_id:
                 raise InvalidState(
                     f"Personalized offer {personalized_offer_id!r} was already accepted with "
-                    f"option {po['live_option_id']!r}"
+                    f"option {live['option_id']!r}"
                 )
-            existing = await store.get(conn, site.id, po["live_id"])
+            existing = await store.get(conn, site.id, live["id"])
             assert existing is not None
             extra = await processors.on_existing(conn, existing, base_url)
             return Accepted(existing, created=False, extra=extra)

@@ -10,17 +10,16 @@ from psycopg.types.json import Jsonb
 
 from offerd.db import Conn, fetchone
 
-# The personalized offer, locked so concurrent accepts of it queue up, with its live fulfillment.
-LOCK_FOR_ACCEPT = """
-SELECT po.*, f.id AS live_id, f.option_id AS live_option_id
-FROM personalized_offers po
-LEFT JOIN LATERAL (
-    SELECT id, option_id FROM offer_fulfillments
-    WHERE personalized_offer_id = po.id AND status <> 'failed'
-    LIMIT 1
-) f ON true
-WHERE po.id = %s AND po.site_id = %s
-FOR UPDATE OF po
+# The personalized offer, locked so that concurrent accepts of it take turns...
+LOCK_PERSONALIZED_OFFER = (
+    "SELECT * FROM personalized_offers WHERE id = %s AND site_id = %s FOR UPDATE"
+)
+# ...and, in a statement of its own (a new snapshot, taken once the lock is held), its live
+# fulfillment: read in the locking statement, it would be what was there before the wait.
+LIVE_FULFILLMENT = """
+SELECT id, option_id FROM offer_fulfillments
+WHERE personalized_offer_id = %s AND status <> 'failed'
+LIMIT 1
 """
 
 INSERT_FULFILLMENT = """
@@ -52,8 +51,14 @@ RETURNING *
 """
 
 
-async def lock_for_accept(conn: Conn, site_id: str, po_id: str) -> DictRow | None:
-    return await fetchone(conn, LOCK_FOR_ACCEPT, (po_id, site_id))
+async def lock_for_accept(
+    conn: Conn, site_id: str, po_id: str
+) -> tuple[DictRow | None, DictRow | None]:
+    """The personalized offer (locked) and its live fulfillment, in one round trip."""
+    async with conn.pipeline():
+        locked = await conn.execute(LOCK_PERSONALIZED_OFFER, (po_id, site_id))
+        live = await conn.execute(LIVE_FULFILLMENT, (po_id,))
+    return await locked.fetchone(), await live.fetchone()
 
 
 async def insert(conn: Conn, values: dict[str, Any]) -> DictRow:

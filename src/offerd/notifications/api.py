@@ -12,7 +12,7 @@ from offerd.deps import Admin, AdminSite, Svc
 from offerd.endpoint import error_responses
 from offerd.errors import NotFound
 from offerd.notifications import channel_store, service, store
-from offerd.notifications.models import ChannelIn, NotificationType
+from offerd.notifications.models import ChannelIn
 from offerd.wire import JSONResponse, decode_body, validation_error
 
 router = APIRouter(
@@ -21,6 +21,14 @@ router = APIRouter(
 
 ChannelId = Annotated[str, Path(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$")]
 _CHANNEL: TypeAdapter[ChannelIn] = TypeAdapter(ChannelIn)
+DeliveryEventType = Literal[
+    "offer_fulfillment_completed",
+    "offer_fulfillment_failed",
+    "offer_accepted",
+    "offer_viewed",
+    "offer_dismissed",
+    "offer_fulfillment_requested",
+]
 
 
 @router.put(
@@ -35,7 +43,7 @@ async def put_channel(
     try:
         channel = _CHANNEL.validate_python(data)
     except ValidationError as exc:
-        raise validation_error(exc) from None
+        raise validation_error(exc, data) from None
     async with svc.db.connection() as conn:
         row, secret = await service.save_channel(
             conn, site_id=site.id, channel_id=channel_id, channel=channel, now=svc.clock.now()
@@ -80,9 +88,7 @@ async def list_deliveries(
     svc: Svc,
     status: Annotated[Literal["pending", "succeeded", "failed", "skipped"] | None, Query()] = None,
     channel: Annotated[Literal["webhook", "slack", "email", "segment"] | None, Query()] = None,
-    event_type: Annotated[
-        NotificationType | Literal["offer_fulfillment_requested"] | None, Query()
-    ] = None,
+    event_type: Annotated[DeliveryEventType | None, Query()] = None,
     fulfillment_id: Annotated[str | None, Query(max_length=50)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=50)] = None,

@@ -85,20 +85,26 @@ async def send(ctx: jobs.JobContext) -> None:
         if delivery is None or delivery["status"] != "pending":
             await ctx.finish(conn)
             return
-        sent: list[DictRow] = [delivery]
         if delivery["purpose"] == "notification" and not delivery["channel_enabled"]:
             outcome = Outcome(False, error="the channel is disabled or deleted", final=True)
+            await _close(conn, [delivery], outcome, ctx)
         elif delivery["channel"] == "segment":
-            sent, outcome = await _send_segment(conn, delivery, ctx)
+            outcome = await _send_segment(conn, delivery, ctx)
         else:
             outcome = await channels()[delivery["channel"]].deliver(delivery, svc)
-        now = ctx.now()
-        async with transaction(conn):
-            await _settle(conn, sent, outcome, ctx, now=now)
-            if outcome.ok or outcome.final:
-                await ctx.finish(conn)
-                return
-    raise jobs.Retry(outcome.error or "delivery failed", delay=outcome.retry_after)
+            await _close(conn, [delivery], outcome, ctx)
+    if not (outcome.ok or outcome.final):
+        raise jobs.Retry(outcome.error or "delivery failed", delay=outcome.retry_after)
+
+
+async def _close(
+    conn: Conn, sent: Sequence[Mapping[str, Any]], outcome: Outcome, ctx: jobs.JobContext
+) -> None:
+    """Record the attempt; a success or a final failure also ends this job, in one transaction."""
+    async with transaction(conn):
+        await _settle(conn, sent, outcome, ctx, now=ctx.now())
+        if outcome.ok or outcome.final:
+            await ctx.finish(conn)
 
 
 async def _settle(
@@ -127,11 +133,11 @@ async def _settle(
         )
     for companion in deliveries[1:]:
         if outcome.ok or outcome.final:
-            await store.drop_send_job(conn, companion["id"], me=ctx.worker_id)
+            await store.drop_send_job(conn, companion["id"], me=ctx.worker_id, now=now)
         else:
             delay = outcome.retry_after or schedule.retry_delay(ctx.job.attempts)
             await store.reschedule_send_job(
-                conn, companion["id"], me=ctx.worker_id, at=now + timedelta(seconds=delay)
+                conn, companion["id"], me=ctx.worker_id, now=now, at=now + timedelta(seconds=delay)
             )
     first = deliveries[0]
     if first["purpose"] != "notification" or first["channel_id"] is None:
@@ -149,36 +155,40 @@ async def _settle(
             )
 
 
-async def _send_segment(
-    conn: Conn, delivery: DictRow, ctx: jobs.JobContext
-) -> tuple[list[DictRow], Outcome]:
-    """Send this delivery with the channel's other pending ones in one batch; returns what went."""
-    companions = await store.claim_pending_for_channel(
-        conn,
-        site_id=delivery["site_id"],
-        channel_id=delivery["channel_id"],
-        exclude=delivery["id"],
-        me=ctx.worker_id,
-        now=ctx.now(),
-        lease=120.0,
-        limit=SEGMENT_BATCH - 1,
-    )
-    batch, _ = fits([delivery, *companions])
-    in_batch = {d["id"] for d in batch}
-    for companion in companions:
-        if companion["id"] not in in_batch:  # too large together; its own job sends it
-            await store.release_send_job(conn, companion["id"], me=ctx.worker_id)
-    if delivery["id"] not in in_batch:
-        for companion in companions:
-            if companion["id"] in in_batch:
-                await store.release_send_job(conn, companion["id"], me=ctx.worker_id)
-        return [delivery], Outcome(
-            False, error="the event is larger than Segment's 32 KB", final=True
+async def _send_segment(conn: Conn, delivery: DictRow, ctx: jobs.JobContext) -> Outcome:
+    """Send this delivery with its channel's other pending ones, one batch at a time per channel.
+
+    The channel's advisory lock is held from reading what is pending until the outcome is
+    recorded: the send jobs of the companions, waiting for it, then find their deliveries
+    settled and finish without sending them again.
+    """
+    lock = f"segment:{delivery['site_id']}:{delivery['channel_id']}"
+    await conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (lock,))
+    try:
+        fresh = await store.for_sending(conn, delivery["id"])
+        if fresh is None or fresh["status"] != "pending":
+            await ctx.finish(conn)
+            return Outcome(True)
+        companions = await store.pending_for_channel(
+            conn,
+            site_id=delivery["site_id"],
+            channel_id=delivery["channel_id"],
+            exclude=delivery["id"],
+            limit=SEGMENT_BATCH - 1,
         )
-    channel = channels()["segment"]
-    assert isinstance(channel, SegmentChannel)
-    sent = [d for d in [delivery, *companions] if d["id"] in in_batch]
-    return sent, await channel.deliver_batch(sent, ctx.resources)
+        batch, _ = fits([fresh, *companions])
+        if not batch or batch[0]["id"] != fresh["id"]:
+            outcome = Outcome(False, error="the event is larger than Segment's 32 KB", final=True)
+            await _close(conn, [fresh], outcome, ctx)
+            return outcome
+        channel = channels()["segment"]
+        assert isinstance(channel, SegmentChannel)
+        sent = [dict(d) for d in batch]
+        outcome = await channel.deliver_batch(sent, ctx.resources)
+        await _close(conn, sent, outcome, ctx)
+        return outcome
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (lock,))
 
 
 async def exhausted(ctx: jobs.JobContext, conn: Conn, exc: BaseException) -> None:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from markupsafe import Markup
+
 from offerd import __version__
 
 TITLES = {
@@ -55,20 +57,25 @@ def facts(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _strip(html: str) -> str:
-    from markupsafe import Markup
-
     return str(Markup(html).striptags())
+
+
+def _mrkdwn(text: object) -> str:
+    """Slack's escaping: its markup is made of &, < and > (links, mentions)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack(event: Mapping[str, Any], *, delivery_id: str, delivery_url: str) -> dict[str, Any]:
     f = facts(event)
-    offer = _strip(f["offer_title"])
-    option = f["option_label"] or f["option_id"] or "—"
+    offer = _mrkdwn(_strip(f["offer_title"]))
+    option = _mrkdwn(f["option_label"] or f["option_id"] or "—")
     status = f["status"] or "—"
     if f["error"]:
         status += f" ({f['error']['code']}: {f['error']['message']})"
+    status = _mrkdwn(status)
+    customer = _mrkdwn(f["customer_id"])
     return {
-        "text": f"{f['title']}: {offer} — customer {f['customer_id']}",
+        "text": f"{f['title']}: {offer} — customer {customer}",
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": f["title"]}},
             {
@@ -76,7 +83,7 @@ def slack(event: Mapping[str, Any], *, delivery_id: str, delivery_url: str) -> d
                 "fields": [
                     {"type": "mrkdwn", "text": f"*Offer*\n{offer}"},
                     {"type": "mrkdwn", "text": f"*Option*\n{option}"},
-                    {"type": "mrkdwn", "text": f"*Customer*\n`{f['customer_id']}`"},
+                    {"type": "mrkdwn", "text": f"*Customer*\n`{customer}`"},
                     {"type": "mrkdwn", "text": f"*Status*\n{status}"},
                 ],
             },

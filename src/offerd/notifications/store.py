@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from psycopg.rows import DictRow
@@ -30,31 +30,26 @@ LEFT JOIN notification_channels c ON c.site_id = d.site_id AND c.id = d.channel_
 """
 FOR_SENDING = _SENDING + " WHERE d.id = %s"
 
-# A channel's other pending deliveries whose send jobs are due and free: claimed for one batch.
-CLAIM_FOR_CHANNEL = """
-WITH picked AS (
-    SELECT j.id AS job_id
-    FROM deliveries d
-    JOIN jobs j ON j.kind = 'delivery.send' AND j.payload->>'delivery_id' = d.id
-    WHERE d.site_id = %(site)s AND d.channel_id = %(channel)s AND d.status = 'pending'
-      AND d.id <> %(exclude)s AND j.run_at <= %(now)s
-      AND (j.locked_until IS NULL OR j.locked_until < %(now)s)
-    ORDER BY d.created_at, d.id
-    LIMIT %(limit)s
-    FOR UPDATE OF j SKIP LOCKED
-)
-UPDATE jobs SET locked_by = %(me)s, locked_until = %(until)s
-FROM picked WHERE jobs.id = picked.job_id
-RETURNING jobs.payload->>'delivery_id' AS delivery_id
+# A channel's other pending deliveries (read under the channel's advisory lock).
+PENDING_FOR_CHANNEL = (
+    _SENDING
+    + """
+WHERE d.site_id = %(site)s AND d.channel_id = %(channel)s AND d.status = 'pending'
+  AND d.id <> %(exclude)s
+ORDER BY d.created_at, d.id
+LIMIT %(limit)s
 """
+)
 
-_SEND_JOB = "kind = 'delivery.send' AND payload->>'delivery_id' = %(id)s AND locked_by = %(me)s"
+# A companion's send job, when it is not held by another live worker (one that is will find
+# its delivery settled and finish by itself).
+_SEND_JOB = """kind = 'delivery.send' AND payload->>'delivery_id' = %(id)s
+AND (locked_by IS NULL OR locked_by = %(me)s OR locked_until < %(now)s)"""
 DROP_SEND_JOB = "DELETE FROM jobs WHERE " + _SEND_JOB
 RESCHEDULE_SEND_JOB = (
     "UPDATE jobs SET locked_by = NULL, locked_until = NULL, run_at = %(at)s, "
     "attempts = attempts + 1 WHERE " + _SEND_JOB
 )
-RELEASE_SEND_JOB = "UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE " + _SEND_JOB
 
 REOPEN = """
 UPDATE deliveries SET status = 'pending', skip_reason = NULL, updated_at = %s WHERE id = %s
@@ -135,49 +130,24 @@ async def attempts(conn: Conn, delivery_id: str) -> list[DictRow]:
     return await fetchall(conn, ATTEMPTS, (delivery_id,))
 
 
-async def claim_pending_for_channel(
-    conn: Conn,
-    *,
-    site_id: str,
-    channel_id: str,
-    exclude: str,
-    me: str,
-    now: datetime,
-    lease: float,
-    limit: int,
+async def pending_for_channel(
+    conn: Conn, *, site_id: str, channel_id: str, exclude: str, limit: int
 ) -> list[DictRow]:
-    claimed = await fetchall(
+    return await fetchall(
         conn,
-        CLAIM_FOR_CHANNEL,
-        {
-            "site": site_id,
-            "channel": channel_id,
-            "exclude": exclude,
-            "me": me,
-            "now": now,
-            "until": now + timedelta(seconds=lease),
-            "limit": limit,
-        },
+        PENDING_FOR_CHANNEL,
+        {"site": site_id, "channel": channel_id, "exclude": exclude, "limit": limit},
     )
-    if not claimed:
-        return []
-    ids = [r["delivery_id"] for r in claimed]
-    rows = await fetchall(
-        conn, _SENDING + " WHERE d.id = ANY(%s) ORDER BY d.created_at, d.id", (ids,)
-    )
-    return rows
 
 
-async def drop_send_job(conn: Conn, delivery_id: str, *, me: str) -> None:
-    await conn.execute(DROP_SEND_JOB, {"id": delivery_id, "me": me})
+async def drop_send_job(conn: Conn, delivery_id: str, *, me: str, now: datetime) -> None:
+    await conn.execute(DROP_SEND_JOB, {"id": delivery_id, "me": me, "now": now})
 
 
-async def reschedule_send_job(conn: Conn, delivery_id: str, *, me: str, at: datetime) -> None:
-    await conn.execute(RESCHEDULE_SEND_JOB, {"id": delivery_id, "me": me, "at": at})
-
-
-async def release_send_job(conn: Conn, delivery_id: str, *, me: str) -> None:
-    await conn.execute(RELEASE_SEND_JOB, {"id": delivery_id, "me": me})
+async def reschedule_send_job(
+    conn: Conn, delivery_id: str, *, me: str, now: datetime, at: datetime
+) -> None:
+    await conn.execute(RESCHEDULE_SEND_JOB, {"id": delivery_id, "me": me, "now": now, "at": at})
 
 
 async def reopen(conn: Conn, delivery_id: str, *, now: datetime) -> None:

@@ -12,8 +12,9 @@ from offerd.db import Conn
 from offerd.deps import Admin, AdminSite, PostMeta, PublicCaller, Svc
 from offerd.endpoint import body_docs, error_responses, read_params, run_post
 from offerd.errors import NotFound
+from offerd.headers import Origin, RequestMeta, Suppression
 from offerd.offers import service, store
-from offerd.offers.models import OfferIn, OfferStatus
+from offerd.offers.models import ExperimentIn, OfferIn, OfferStatus
 from offerd.params import (
     Blank,
     Email70,
@@ -43,9 +44,9 @@ class PersonalizedOffersParams(Params):
     last_name: Opt150 = None
     email: Email70 = None
     roles: Annotated[
-        list[Annotated[str, StringConstraints(max_length=50)]] | None,
+        Annotated[list[Annotated[str, StringConstraints(max_length=50)]], Field(max_length=100)]
+        | None,
         Blank,
-        Field(max_length=100),
     ] = None
     external_user_id: Opt50 = None
     custom: Annotated[dict[str, Any] | None, Blank] = None
@@ -85,6 +86,25 @@ class PersonalizedOffersOut(BaseModel):
     expires_at: int
 
 
+def ask_from(params: PersonalizedOffersParams) -> service.Ask:
+    user = {
+        "first_name": params.first_name,
+        "last_name": params.last_name,
+        "email": params.email,
+        "roles": params.roles,
+        "external_user_id": params.external_user_id,
+    }
+    return service.Ask(
+        customer_id=params.customer_id,
+        subscription_id=params.subscription_id,
+        user={k: v for k, v in user.items() if v is not None},
+        custom=params.custom,
+        request_context=(
+            params.request_context.model_dump(exclude_none=True) if params.request_context else {}
+        ),
+    )
+
+
 public = APIRouter(tags=["personalized_offers"])
 
 
@@ -99,22 +119,7 @@ async def personalized_offers(
     request: Request, caller: PublicCaller, meta: PostMeta, svc: Svc
 ) -> Response:
     params, data = await read_params(request, PersonalizedOffersParams)
-    user = {
-        "first_name": params.first_name,
-        "last_name": params.last_name,
-        "email": params.email,
-        "roles": params.roles,
-        "external_user_id": params.external_user_id,
-    }
-    ask = service.Ask(
-        customer_id=params.customer_id,
-        subscription_id=params.subscription_id,
-        user={k: v for k, v in user.items() if v is not None},
-        custom=params.custom,
-        request_context=(
-            params.request_context.model_dump(exclude_none=True) if params.request_context else {}
-        ),
-    )
+    ask = ask_from(params)
 
     async def work(conn: Conn) -> Response:
         decision = await service.personalize(
@@ -180,3 +185,101 @@ async def get_offer(offer_id: str, site: AdminSite, svc: Svc) -> Response:
     if row is None:
         raise NotFound(f"Offer {offer_id!r} not found", param="offer_id")
     return JSONResponse(service.offer_resource(row))
+
+
+@admin.get(
+    "/offers/{offer_id}/versions",
+    summary="Every version of an offer, newest first",
+    responses=error_responses(401, 404),
+)
+async def offer_versions(offer_id: str, site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        rows = await store.versions(conn, site.id, offer_id)
+    if not rows:
+        raise NotFound(f"Offer {offer_id!r} not found", param="offer_id")
+    return JSONResponse(
+        {
+            "versions": [
+                {
+                    "version": r["version"],
+                    "created_at": int(r["created_at"].timestamp()),
+                    "definition": r["definition"],
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+@admin.put(
+    "/experiments/{experiment_id}",
+    summary="Create or replace an experiment (weighted arms, at most one holdout)",
+    openapi_extra=body_docs(ExperimentIn),
+    responses=error_responses(400, 401, 404, 409),
+)
+async def put_experiment(
+    experiment_id: Annotated[str, StringConstraints(min_length=1, max_length=50)],
+    site: AdminSite,
+    request: Request,
+    svc: Svc,
+) -> Response:
+    experiment, _ = await read_params(request, ExperimentIn)
+    async with svc.db.connection() as conn:
+        row = await service.save_experiment(
+            conn,
+            site_id=site.id,
+            experiment_id=experiment_id,
+            experiment=experiment,
+            now=svc.clock.now(),
+        )
+    svc.catalog_changed()
+    return JSONResponse(
+        service.experiment_resource(row), status_code=201 if row["created"] else 200
+    )
+
+
+@admin.get("/experiments", summary="List experiments", responses=error_responses(401, 404))
+async def list_experiments(site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        rows = await store.list_experiments(conn, site.id)
+    return JSONResponse({"experiments": [service.experiment_resource(r) for r in rows]})
+
+
+@admin.get(
+    "/experiments/{experiment_id}",
+    summary="An experiment with, per arm, how many were served and what they did",
+    responses=error_responses(401, 404),
+)
+async def get_experiment(experiment_id: str, site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        row = await store.get_experiment(conn, site.id, experiment_id)
+        if row is None:
+            raise NotFound(f"Experiment {experiment_id!r} not found")
+        results = await store.experiment_results(conn, site.id, experiment_id)
+    return JSONResponse(service.experiment_resource(row, results))
+
+
+class ExplainParams(PersonalizedOffersParams):
+    business_entity_id: Opt50 = None
+    origin_device: Opt255 = None
+
+
+@admin.post(
+    "/decisions/explain",
+    summary="What personalized_offers would answer, and why, for every offer; records nothing",
+    openapi_extra=body_docs(ExplainParams, json_keys=("custom",)),
+    responses=error_responses(400, 401, 404),
+)
+async def explain(site: AdminSite, request: Request, svc: Svc) -> Response:
+    params, _ = await read_params(request, ExplainParams)
+    meta = RequestMeta(
+        origin=Origin(device=params.origin_device),
+        suppression=Suppression(),
+        business_entity_id=params.business_entity_id,
+        idempotency_key=None,
+    )
+    async with svc.db.connection() as conn:
+        body = await service.explain(
+            conn, site=site, ask=ask_from(params), meta=meta, now=svc.clock.now()
+        )
+    return JSONResponse(body)

@@ -10,7 +10,7 @@ from typing import Any
 from psycopg.rows import DictRow
 
 from offerd.db import Conn, transaction
-from offerd.errors import NotFound, ParamWrongValue
+from offerd.errors import InvalidState, NotFound, ParamWrongValue
 from offerd.headers import RequestMeta
 from offerd.ids import new_id
 from offerd.offers import guards, store, targeting
@@ -18,7 +18,7 @@ from offerd.offers.catalog import Catalog
 from offerd.offers.catalog import load as load_catalog
 from offerd.offers.decide import decide
 from offerd.offers.localization import localize
-from offerd.offers.models import OfferIn
+from offerd.offers.models import ExperimentIn, OfferIn
 from offerd.offers.views import personalized_offer_resource
 from offerd.sites import store as sites_store
 from offerd.sites.models import Brand, Site
@@ -277,3 +277,47 @@ def offer_resource(row: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": int(row["created_at"].timestamp()),
         "updated_at": int(row["updated_at"].timestamp()),
     }
+
+
+async def save_experiment(
+    conn: Conn, *, site_id: str, experiment_id: str, experiment: ExperimentIn, now: datetime
+) -> DictRow:
+    """Upsert an experiment: its offers must exist, and a running one may not share an offer
+    with another running experiment (a customer's arm must be unambiguous)."""
+    offer_ids = [a.offer_id for a in experiment.arms if a.offer_id is not None]
+    async with transaction(conn):
+        found = await store.existing_offers(conn, site_id, offer_ids)
+        for index, arm in enumerate(experiment.arms):
+            if arm.offer_id is not None and arm.offer_id not in found:
+                raise NotFound(
+                    f"Offer {arm.offer_id!r} not found", param=f"arms[{index}][offer_id]"
+                )
+        if experiment.status == "running":
+            clash = await store.contested(conn, site_id, experiment_id, offer_ids)
+            if clash:
+                raise InvalidState(
+                    f"Offer {clash[0]['offer_id']!r} is already in running experiment "
+                    f"{clash[0]['experiment_id']!r}"
+                )
+        row = await store.upsert_experiment(
+            conn, site_id, experiment_id, experiment.model_dump(mode="json"), now
+        )
+        await sites_store.bump_catalog(conn, site_id)
+    return row
+
+
+def experiment_resource(
+    row: Mapping[str, Any], results: dict[str, dict[str, int]] | None = None
+) -> dict[str, Any]:
+    out = {
+        "id": row["id"],
+        "object": "experiment",
+        "name": row["name"],
+        "status": row["status"],
+        "arms": row["arms"],
+        "created_at": int(row["created_at"].timestamp()),
+        "updated_at": int(row["updated_at"].timestamp()),
+    }
+    if results is not None:
+        out["results"] = results
+    return out

@@ -188,3 +188,72 @@ GET_PERSONALIZED_OFFER = "SELECT * FROM personalized_offers WHERE id = %s AND si
 
 async def get_personalized_offer(conn: Conn, site_id: str, po_id: str) -> DictRow | None:
     return await fetchone(conn, GET_PERSONALIZED_OFFER, (po_id, site_id))
+
+
+UPSERT_EXPERIMENT = """
+INSERT INTO experiments (site_id, id, name, status, arms, created_at, updated_at)
+VALUES (%(site)s, %(id)s, %(name)s, %(status)s, %(arms)s, %(now)s, %(now)s)
+ON CONFLICT (site_id, id) DO UPDATE
+SET name = EXCLUDED.name, status = EXCLUDED.status, arms = EXCLUDED.arms,
+    updated_at = EXCLUDED.updated_at
+RETURNING *, (xmax = 0) AS created
+"""
+GET_EXPERIMENT = "SELECT * FROM experiments WHERE site_id = %s AND id = %s"
+LIST_EXPERIMENTS = "SELECT * FROM experiments WHERE site_id = %s ORDER BY id"
+EXISTING_OFFERS = "SELECT id FROM offers WHERE site_id = %s AND id = ANY(%s)"
+# Offers already in another running experiment (an offer can be in one at a time).
+CONTESTED = """
+SELECT e.id AS experiment_id, a->>'offer_id' AS offer_id
+FROM experiments e, jsonb_array_elements(e.arms) a
+WHERE e.site_id = %s AND e.status = 'running' AND e.id <> %s AND a->>'offer_id' = ANY(%s)
+"""
+SERVED_COUNTS = """
+SELECT experiment_arm, count(*) AS served FROM served
+WHERE site_id = %s AND experiment_id = %s GROUP BY experiment_arm
+"""
+CONVERSIONS = """
+SELECT experiment_arm, type, count(*) AS n FROM offer_events
+WHERE site_id = %s AND experiment_id = %s GROUP BY experiment_arm, type
+"""
+
+
+async def upsert_experiment(
+    conn: Conn, site_id: str, experiment_id: str, values: dict[str, Any], now: datetime
+) -> DictRow:
+    row = await fetchone(
+        conn,
+        UPSERT_EXPERIMENT,
+        {"site": site_id, "id": experiment_id, "now": now, **values, "arms": Jsonb(values["arms"])},
+    )
+    assert row is not None
+    return row
+
+
+async def get_experiment(conn: Conn, site_id: str, experiment_id: str) -> DictRow | None:
+    return await fetchone(conn, GET_EXPERIMENT, (site_id, experiment_id))
+
+
+async def list_experiments(conn: Conn, site_id: str) -> list[DictRow]:
+    return await fetchall(conn, LIST_EXPERIMENTS, (site_id,))
+
+
+async def existing_offers(conn: Conn, site_id: str, ids: list[str]) -> set[str]:
+    return {r["id"] for r in await fetchall(conn, EXISTING_OFFERS, (site_id, ids))}
+
+
+async def contested(
+    conn: Conn, site_id: str, experiment_id: str, offer_ids: list[str]
+) -> list[DictRow]:
+    return await fetchall(conn, CONTESTED, (site_id, experiment_id, offer_ids))
+
+
+async def experiment_results(
+    conn: Conn, site_id: str, experiment_id: str
+) -> dict[str, dict[str, int]]:
+    """Per arm: how many were served, and how many of each event followed."""
+    results: dict[str, dict[str, int]] = {}
+    for row in await fetchall(conn, SERVED_COUNTS, (site_id, experiment_id)):
+        results.setdefault(row["experiment_arm"], {})["served"] = row["served"]
+    for row in await fetchall(conn, CONVERSIONS, (site_id, experiment_id)):
+        results.setdefault(row["experiment_arm"], {})[row["type"]] = row["n"]
+    return results

@@ -1,0 +1,234 @@
+"""Catalog as code: ``offerd apply -f catalog.yaml`` upserts sites with their plans, coupons,
+offers, experiments and notification channels; ``--dry-run`` shows the difference from what is
+stored and changes nothing.
+
+The file::
+
+    sites:
+      acme:                      # site id
+        name: Acme
+        brands: [{id: acme, name: Acme}]
+        settings: {personalized_offer_ttl_seconds: 3600}
+        plans:    {pro: {name: Pro, price: 4900, currency: USD, period_unit: month}}
+        coupons:  {SAVE20: {name: 20% off, discount_type: percentage, discount_percentage: 20,
+                            duration_type: forever}}
+        offers:   {stay: {...the admin API's offer definition...}}
+        experiments: {stay-test: {name: ..., status: running, arms: [...]}}
+        notification_channels: {ops: {type: slack, webhook_url: https://hooks.slack.com/...}}
+
+Everything is validated before anything is written; each site is applied in one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from offerd.billing import store as billing
+from offerd.billing.models import CouponIn, PlanIn
+from offerd.db import Conn, fetchone, transaction
+from offerd.notifications import channel_store
+from offerd.notifications import service as notifications
+from offerd.notifications.models import ChannelIn
+from offerd.offers import service as offers
+from offerd.offers import store as offers_store
+from offerd.offers import targeting
+from offerd.offers.models import ExperimentIn, OfferIn
+from offerd.sites import store as sites
+from offerd.sites.models import SITE_ID_PATTERN, Site, SiteIn
+from offerd.wire import param_name
+
+
+class SiteFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    site: SiteIn
+    plans: dict[str, PlanIn] = Field(default_factory=dict)
+    coupons: dict[str, CouponIn] = Field(default_factory=dict)
+    offers: dict[str, OfferIn] = Field(default_factory=dict)
+    experiments: dict[str, ExperimentIn] = Field(default_factory=dict)
+    notification_channels: dict[str, ChannelIn] = Field(default_factory=dict)
+
+
+class CatalogError(ValueError):
+    pass
+
+
+_SECTIONS = ("plans", "coupons", "offers", "experiments", "notification_channels")
+
+
+def parse(text: str) -> dict[str, SiteFile]:
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("sites"), dict):
+        raise CatalogError("the file needs a top-level 'sites:' mapping of site id to site")
+    unknown = set(raw) - {"sites"}
+    if unknown:
+        raise CatalogError(f"unknown top-level keys: {sorted(unknown)}")
+    out: dict[str, SiteFile] = {}
+    for site_id, body in raw["sites"].items():
+        if not isinstance(site_id, str) or not re.match(SITE_ID_PATTERN, site_id):
+            raise CatalogError(f"sites.{site_id}: a site id is a lower-case DNS label")
+        if not isinstance(body, dict):
+            raise CatalogError(f"sites.{site_id}: expected a mapping")
+        body = dict(body)
+        sections = {k: body.pop(k) for k in _SECTIONS if k in body}
+        try:
+            out[str(site_id)] = SiteFile.model_validate({"site": body, **sections})
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            loc = list(error["loc"])
+            if loc and loc[0] == "site":
+                loc = loc[1:]
+            where = param_name([f"sites.{site_id}", *loc]) if loc else f"sites.{site_id}"
+            raise CatalogError(f"{where}: {error['msg']}") from None
+        for offer_id, offer in out[str(site_id)].offers.items():
+            if offer.eligibility:
+                try:
+                    targeting.compile_rule(offer.eligibility)
+                except targeting.RuleError as exc:
+                    raise CatalogError(
+                        f"sites.{site_id}.offers.{offer_id}.eligibility: {exc}"
+                    ) from None
+    return out
+
+
+@dataclass
+class Change:
+    kind: str  # site, plan, coupon, offer, experiment, notification_channel
+    id: str
+    action: str  # create, update, unchanged
+    fields: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        mark = {"create": "+", "update": "~", "unchanged": "="}[self.action]
+        detail = f" ({', '.join(self.fields)})" if self.fields else ""
+        return f"{mark} {self.kind} {self.id}{detail}"
+
+
+def _differs(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    return sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+
+
+def _compare(
+    kind: str, ident: str, stored: Mapping[str, Any] | None, wanted: Mapping[str, Any]
+) -> Change:
+    if stored is None:
+        return Change(kind, ident, "create")
+    fields = _differs(stored, wanted)
+    return Change(kind, ident, "update" if fields else "unchanged", fields)
+
+
+async def diff(conn: Conn, site_id: str, spec: SiteFile) -> list[Change]:
+    changes: list[Change] = []
+    row = await sites.get_site(conn, site_id)
+    wanted_site = {
+        "name": spec.site.name,
+        "brands": [b.model_dump() for b in spec.site.all_brands],
+        "settings": spec.site.settings.model_dump(exclude_defaults=True),
+    }
+    stored_site = (
+        {"name": row["name"], "brands": row["brands"], "settings": row["settings"]} if row else None
+    )
+    changes.append(_compare("site", site_id, stored_site, wanted_site))
+    for plan_id, plan in spec.plans.items():
+        found = await billing.get(conn, "plans", site_id, plan_id)
+        stored = {k: found[k] for k in plan.model_dump()} if found else None
+        changes.append(_compare("plan", plan_id, stored, plan.model_dump()))
+    for coupon_id, coupon in spec.coupons.items():
+        found = await billing.get(conn, "coupons", site_id, coupon_id)
+        stored = None
+        if found:
+            stored = {k: found[k] for k in coupon.model_dump()}
+            if stored["discount_percentage"] is not None:
+                stored["discount_percentage"] = float(stored["discount_percentage"])
+        changes.append(_compare("coupon", coupon_id, stored, coupon.model_dump()))
+    for offer_id, offer in spec.offers.items():
+        found = await offers_store.get_offer(conn, site_id, offer_id)
+        wanted = offer.model_dump(mode="json", exclude_none=True)
+        changes.append(_compare("offer", offer_id, found["definition"] if found else None, wanted))
+    for experiment_id, experiment in spec.experiments.items():
+        found = await offers_store.get_experiment(conn, site_id, experiment_id)
+        stored = (
+            {"name": found["name"], "status": found["status"], "arms": found["arms"]}
+            if found
+            else None
+        )
+        changes.append(
+            _compare("experiment", experiment_id, stored, experiment.model_dump(mode="json"))
+        )
+    for channel_id, channel in spec.notification_channels.items():
+        found = await channel_store.get(conn, site_id, channel_id)
+        wanted = channel.model_dump(mode="json", exclude_none=True)
+        stored = None
+        if found:
+            stored = {"type": found["type"], **found["config"], "event_types": found["event_types"]}
+            if found["type"] == "segment":
+                stored["write_key"] = found["secret"]
+            if "secret" in wanted:
+                stored["secret"] = found["secret"]
+        changes.append(_compare("notification_channel", channel_id, stored, wanted))
+    return changes
+
+
+async def apply(
+    conn: Conn,
+    site_id: str,
+    spec: SiteFile,
+    *,
+    now: datetime,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, str]:
+    """Write one site's catalog in one transaction. Returns webhook secrets offerd generated."""
+    secrets: dict[str, str] = {}
+    async with transaction(conn):
+        await sites.upsert_site(conn, site_id, spec.site, now)
+        await sites.ensure_webhook_secret(conn, site_id)
+        site_row = await fetchone(conn, sites.GET_SITE, (site_id,))
+        assert site_row is not None
+        site = Site.from_row(site_row)
+        progress(f"site {site_id}")
+        for plan_id, plan in spec.plans.items():
+            await billing.upsert(
+                conn,
+                billing.UPSERT_PLAN,
+                {"site": site_id, "id": plan_id, "now": now, **plan.model_dump()},
+            )
+            progress(f"plan {plan_id}")
+        for coupon_id, coupon in spec.coupons.items():
+            await billing.upsert(
+                conn,
+                billing.UPSERT_COUPON,
+                {"site": site_id, "id": coupon_id, "now": now, **coupon.model_dump()},
+            )
+            progress(f"coupon {coupon_id}")
+        for offer_id, offer in spec.offers.items():
+            await offers.save_offer(
+                conn, site_id=site_id, offer_id=offer_id, offer=offer, now=now, site=site
+            )
+            progress(f"offer {offer_id}")
+        for experiment_id, experiment in spec.experiments.items():
+            await offers.save_experiment(
+                conn, site_id=site_id, experiment_id=experiment_id, experiment=experiment, now=now
+            )
+            progress(f"experiment {experiment_id}")
+        for channel_id, channel in spec.notification_channels.items():
+            _, secret = await notifications.save_channel(
+                conn, site_id=site_id, channel_id=channel_id, channel=channel, now=now
+            )
+            if secret:
+                secrets[channel_id] = secret
+            progress(f"notification channel {channel_id}")
+    return secrets
+
+
+def count(spec: SiteFile) -> int:
+    return 1 + sum(len(getattr(spec, section)) for section in _SECTIONS)
