@@ -79,6 +79,7 @@ def create_app(
     *,
     clock: Clock | None = None,
     run_worker: bool = False,
+    demo: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
     clock = clock or SystemClock()
@@ -89,6 +90,8 @@ def create_app(
         db = Database(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         await db.open()
         services = build_services(settings, db, clock)
+        if demo:
+            services.mailer = InboxMailer(inbox)
         app.state.services = services
         worker_task = None
         if run_worker:
@@ -131,6 +134,11 @@ def create_app(
     ):
         app.include_router(router)
     install_ops(app)
+    if demo:
+        from offerd.demo import Inbox, InboxMailer, inbox_router
+
+        inbox = Inbox()
+        app.include_router(inbox_router(inbox))
     app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes)
     return app
 

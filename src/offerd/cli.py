@@ -28,6 +28,7 @@ cli = typer.Typer(help="offerd: offers decisioning and fulfillment", no_args_is_
 console = Console(stderr=True)
 
 _RUN_WORKER_ENV = "OFFERD_SERVE_IN_PROCESS_WORKER"
+_DEMO_ENV = "OFFERD_SERVE_DEMO_INBOX"
 
 
 def _prepare(settings: Settings, *, migrate: bool) -> str:
@@ -52,7 +53,11 @@ def app_factory():  # type: ignore[no-untyped-def]
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings, run_worker=os.environ.get(_RUN_WORKER_ENV) == "1")
+    return create_app(
+        settings,
+        run_worker=os.environ.get(_RUN_WORKER_ENV) == "1",
+        demo=os.environ.get(_DEMO_ENV) == "1",
+    )
 
 
 def _serve(settings: Settings, *, host: str, port: int, worker: bool, workers: int) -> None:
@@ -165,6 +170,7 @@ def demo(
         settings = settings.model_copy(update={"port": port})
         os.environ["OFFERD_PORT"] = str(port)
         get_settings.cache_clear()
+    os.environ[_DEMO_ENV] = "1"
     url = _prepare(settings, migrate=True)
     keys = asyncio.run(seed(url, settings))
     typer.echo(walkthrough(settings, keys))

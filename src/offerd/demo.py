@@ -1,9 +1,21 @@
 """The demo site ``offerd demo`` serves: a small catalog and ledger, an offer with one option of
-each processing type, fresh API keys, and a copy-paste curl walk-through."""
+each processing type, notification channels, fresh API keys, and a copy-paste curl walk-through.
+
+In the demo, what offerd sends (webhooks, Slack messages, emails) lands in an in-memory inbox the
+demo server itself serves at ``/demo/inbox``, so the whole flow can be watched on one machine.
+"""
 
 from __future__ import annotations
 
+from collections import deque
+from datetime import UTC, datetime
+from email.message import EmailMessage
 from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import TypeAdapter
+from starlette.responses import Response
 
 from offerd.auth import KeyKind, hash_key, new_key
 from offerd.billing import store as billing
@@ -11,6 +23,8 @@ from offerd.billing.models import CouponIn, CustomerIn, PlanIn, SubscriptionIn
 from offerd.clock import SystemClock
 from offerd.db import Database, transaction
 from offerd.ids import new_id
+from offerd.notifications.models import ChannelIn
+from offerd.notifications.service import save_channel
 from offerd.offers.models import OfferIn
 from offerd.offers.service import save_offer
 from offerd.settings import Settings
@@ -44,7 +58,7 @@ def demo_offer(base_url: str) -> dict[str, Any]:
                 "processing_type": "checkout",
                 "processing_layout": "full_page",
                 "billing_action": {"type": "change_plan", "plan_id": "pro-monthly"},
-                "redirect_url": f"{base_url}/healthz?from=checkout",
+                "redirect_url": f"{base_url}/demo/inbox",
             },
             {
                 "id": "talk",
@@ -57,7 +71,7 @@ def demo_offer(base_url: str) -> dict[str, Any]:
                 "id": "gift",
                 "label": "Send me a gift",
                 "processing_type": "webhook",
-                "webhook_url": f"{base_url}/healthz",
+                "webhook_url": f"{base_url}/demo/inbox/gift-webhook",
             },
             {
                 "id": "call",
@@ -66,6 +80,32 @@ def demo_offer(base_url: str) -> dict[str, Any]:
                 "email_to": ["success@example.com"],
             },
         ],
+    }
+
+
+def demo_channels(base_url: str) -> dict[str, ChannelIn]:
+    every: list[Any] = [
+        "offer_accepted",
+        "offer_fulfillment_completed",
+        "offer_fulfillment_failed",
+        "offer_viewed",
+        "offer_dismissed",
+    ]
+    adapter: TypeAdapter[ChannelIn] = TypeAdapter(ChannelIn)
+    return {
+        "ops-webhook": adapter.validate_python(
+            {"type": "webhook", "url": f"{base_url}/demo/inbox/webhook", "event_types": every}
+        ),
+        "ops-slack": adapter.validate_python(
+            {
+                "type": "slack",
+                "webhook_url": f"{base_url}/demo/inbox/slack",
+                "event_types": ["offer_fulfillment_completed", "offer_fulfillment_failed"],
+            }
+        ),
+        "ops-email": adapter.validate_python(
+            {"type": "email", "to": ["team@demo.example"], "event_types": ["offer_accepted"]}
+        ),
     }
 
 
@@ -149,6 +189,10 @@ async def seed(url: str, settings: Settings) -> dict[str, str]:
                 offer=OfferIn.model_validate(demo_offer(settings.base_url)),
                 now=now,
             )
+            for channel_id, channel in demo_channels(settings.base_url).items():
+                await save_channel(
+                    conn, site_id=SITE, channel_id=channel_id, channel=channel, now=now
+                )
             keys: dict[str, str] = {}
             for kind in KEY_KINDS:
                 secret = new_key(kind)
@@ -208,7 +252,70 @@ offerd demo — site "{SITE}" at {base}
   curl -s -H 'authorization: Bearer {admin}' {base}/admin/v1/sites/{SITE}/subscriptions/sub_demo
   curl -s -H 'authorization: Bearer {admin}' {base}/admin/v1/sites/{SITE}/offer_events
 
+6. See what offerd sent (signed webhooks, Slack messages, emails with their one-time links):
+
+  curl -s {base}/demo/inbox
+
 Other options of the same offer: upgrade (checkout: open hosted_page.url in a browser), talk
 (url_redirect: follow redirect_url, then report with POST /api/v2/offer_fulfillments/$OF
--d id=$OF -d status=completed), gift (webhook), call (email).
+-d id=$OF -d status=completed), gift (webhook: the request lands in the inbox), call (email: the
+mail, with its "Mark fulfilled" / "Mark failed" links, lands in the inbox).
 """
+
+
+# --- the demo inbox -----------------------------------------------------------------------------
+
+
+class Inbox:
+    """The last few hundred things offerd sent, in memory (demo only)."""
+
+    def __init__(self, size: int = 200) -> None:
+        self.items: deque[dict[str, Any]] = deque(maxlen=size)
+
+    def add(self, item: dict[str, Any]) -> None:
+        self.items.appendleft({"received_at": datetime.now(UTC).isoformat(), **item})
+
+
+class InboxMailer:
+    """Stands in for SMTP in the demo: emails go to the inbox."""
+
+    sender = "offerd-demo@demo.example"
+
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+
+    async def send(self, message: EmailMessage) -> None:
+        body = message.get_body(("plain",))
+        self.inbox.add(
+            {
+                "kind": "email",
+                "to": message["To"],
+                "subject": message["Subject"],
+                "message_id": message["Message-ID"],
+                "text": body.get_content() if body is not None else "",
+            }
+        )
+
+
+def inbox_router(inbox: Inbox) -> APIRouter:
+    router = APIRouter(prefix="/demo/inbox", include_in_schema=False)
+
+    @router.post("/{name}")
+    async def receive(name: str, request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = raw.decode("utf-8", "replace")[:10_000]
+        headers = {k: v for k, v in request.headers.items() if k.startswith("webhook-")}
+        inbox.add({"kind": name, "headers": headers, "body": body})
+        return Response(b"{}", media_type="application/json")
+
+    @router.get("")
+    async def show() -> Response:
+        return Response(
+            orjson.dumps({"inbox": list(inbox.items)}, option=orjson.OPT_INDENT_2),
+            media_type="application/json",
+        )
+
+    return router

@@ -14,7 +14,7 @@ from offerd.clock import Clock
 from offerd.db import Database
 from offerd.errors import NotFound
 from offerd.headers import RequestMeta, read_meta
-from offerd.notifications.channels.email import SmtpMailer
+from offerd.notifications.channels.email import Mailer
 from offerd.offers.catalog import Catalog
 from offerd.settings import Settings
 from offerd.sites import store as sites_store
@@ -32,7 +32,7 @@ class Services:
     catalog: Catalog
     billing: BillingProvider
     http: httpx.AsyncClient
-    mailer: SmtpMailer
+    mailer: Mailer
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def aclose(self) -> None:

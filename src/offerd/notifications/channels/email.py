@@ -7,7 +7,7 @@ import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Protocol
 
 import aiosmtplib
 
@@ -21,13 +21,16 @@ class MailerNotConfigured(Exception):
     pass
 
 
+class Mailer(Protocol):
+    sender: str
+
+    async def send(self, message: EmailMessage) -> None: ...
+
+
 class SmtpMailer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-
-    @property
-    def sender(self) -> str:
-        return self.settings.smtp_from
+        self.sender = settings.smtp_from
 
     async def send(self, message: EmailMessage) -> None:
         s = self.settings
