@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -101,3 +102,17 @@ LOCK = "SELECT * FROM offer_fulfillments WHERE id = %s FOR UPDATE"
 async def lock(conn: Conn, fulfillment_id: str) -> DictRow | None:
     """The fulfillment row, locked: whoever moves it next holds this lock until commit."""
     return await fetchone(conn, LOCK, (fulfillment_id,))
+
+
+OPTION = """
+SELECT o AS option FROM personalized_offers po, jsonb_array_elements(po.options) o
+WHERE po.id = %s AND o->>'id' = %s
+"""
+
+
+async def option_of(conn: Conn, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The option as it was when the offer was issued (the personalized offer's snapshot)."""
+    found = await fetchone(conn, OPTION, (row["personalized_offer_id"], row["option_id"]))
+    assert found is not None
+    option: dict[str, Any] = found["option"]
+    return option

@@ -14,9 +14,9 @@ from offerd.errors import InvalidState, NotFound, ParamWrongValue
 from offerd.headers import RequestMeta
 from offerd.ids import new_id
 from offerd.offers import guards, store, targeting
-from offerd.offers.catalog import Catalog
+from offerd.offers.catalog import Catalog, Compiled
 from offerd.offers.catalog import load as load_catalog
-from offerd.offers.decide import decide
+from offerd.offers.decide import Outcome, decide
 from offerd.offers.localization import localize
 from offerd.offers.models import ExperimentIn, OfferIn
 from offerd.offers.views import personalized_offer_resource
@@ -118,11 +118,16 @@ async def situation(
     return Situation(ctx, subscription_id, brand, history)
 
 
-async def personalize(
-    conn: Conn, *, site: Site, catalog: Catalog, ask: Ask, meta: RequestMeta, now: datetime
-) -> Decision:
-    """Decide for this subscriber and snapshot the winner as a personalized offer."""
-    compiled = await catalog.compiled(conn, site)
+async def _decide(
+    conn: Conn,
+    compiled: Compiled,
+    *,
+    site: Site,
+    ask: Ask,
+    meta: RequestMeta,
+    now: datetime,
+    explain: bool = False,
+) -> tuple[Situation, Outcome]:
     seen = await situation(
         conn,
         site=site,
@@ -142,7 +147,17 @@ async def personalize(
         brand_id=seen.brand.id if site.multi_brand and seen.brand else None,
         history=seen.history,
         experiments_by_offer=compiled.experiments_by_offer,
+        explain=explain,
     )
+    return seen, outcome
+
+
+async def personalize(
+    conn: Conn, *, site: Site, catalog: Catalog, ask: Ask, meta: RequestMeta, now: datetime
+) -> Decision:
+    """Decide for this subscriber and snapshot the winner as a personalized offer."""
+    compiled = await catalog.compiled(conn, site)
+    seen, outcome = await _decide(conn, compiled, site=site, ask=ask, meta=meta, now=now)
     expires_at = now + timedelta(seconds=site.settings.personalized_offer_ttl_seconds)
     chosen = outcome.offer
     po_id = new_id("po") if chosen is not None else None
@@ -201,26 +216,8 @@ async def explain(
 ) -> dict[str, Any]:
     """The decision for this request, with every offer of the site judged, recording nothing."""
     compiled = await load_catalog(conn, site.id, active_only=False)
-    seen = await situation(
-        conn,
-        site=site,
-        ask=ask,
-        meta=meta,
-        now=now,
-        lookback_days=compiled.guard_lookback_days,
-        guarded=compiled.offers_with_guards,
-    )
-    outcome = decide(
-        compiled.ranked,
-        seen.ctx,
-        now=now,
-        site_id=site.id,
-        customer_id=ask.customer_id,
-        business_entity_id=meta.business_entity_id,
-        brand_id=seen.brand.id if site.multi_brand and seen.brand else None,
-        history=seen.history,
-        experiments_by_offer=compiled.experiments_by_offer,
-        explain=True,
+    seen, outcome = await _decide(
+        conn, compiled, site=site, ask=ask, meta=meta, now=now, explain=True
     )
     locale = None
     if outcome.offer is not None:

@@ -16,7 +16,10 @@ from typing import Any
 from psycopg.rows import DictRow
 
 from offerd import jobs
-from offerd.db import Conn
+from offerd.db import Conn, transaction
+from offerd.fulfillments import store
+from offerd.notifications import dispatch
+from offerd.notifications import store as deliveries
 from offerd.sites.models import Site
 
 
@@ -79,3 +82,56 @@ async def enqueue_for(accepting: Accepting, kind: str) -> Outcome:
         accepting.conn, kind, {"fulfillment_id": accepting.fulfillment["id"]}, now=accepting.now
     )
     return Outcome(accepting.fulfillment)
+
+
+EVENT_TYPE = "offer_fulfillment_requested"
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantRequest:
+    """How a ``webhook`` or ``email`` option asks the merchant to fulfil."""
+
+    event_id: str
+    destination: str
+    payload: dict[str, Any]
+
+
+BuildRequest = Callable[[Conn, DictRow, dict[str, Any], datetime, bool], Awaitable[MerchantRequest]]
+
+
+def _skip_reason(row: Mapping[str, Any], channel: str) -> str | None:
+    if row["suppress_actions"]:
+        return "chargebee-event-actions: all-disabled"
+    if row[f"suppress_{channel}"]:
+        return f"chargebee-event-{channel}: all-disabled"
+    if row["status"] != "in_progress":
+        return f"the fulfillment is already {row['status']}"
+    return None
+
+
+async def ask_merchant(ctx: jobs.JobContext, channel: str, build: BuildRequest) -> None:
+    """The job of a webhook or email option: record its one processing delivery (or why it was
+    skipped) and queue its sending, once, whatever happens to the job."""
+    svc = ctx.resources
+    async with svc.db.connection() as conn, transaction(conn):
+        row = await store.lock(conn, ctx.job.payload["fulfillment_id"])
+        if row is None or await deliveries.processing_for(conn, row["id"]) is not None:
+            await ctx.finish(conn)
+            return
+        now = ctx.now()
+        skip = _skip_reason(row, channel)
+        request = await build(conn, row, await store.option_of(conn, row), now, skip is None)
+        await dispatch.create(
+            conn,
+            site_id=row["site_id"],
+            purpose="processing",
+            channel=channel,
+            event_id=request.event_id,
+            event_type=EVENT_TYPE,
+            destination=request.destination,
+            payload=request.payload,
+            now=now,
+            fulfillment_id=row["id"],
+            skip_reason=skip,
+        )
+        await ctx.finish(conn)

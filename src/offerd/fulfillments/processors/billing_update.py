@@ -7,34 +7,19 @@ transient error is retried with capped exponential backoff and jitter, then fail
 
 from __future__ import annotations
 
-from typing import Any
-
 from offerd import jobs
 from offerd.billing.actions import parse_action
 from offerd.billing.provider import PermanentProviderError, TransientProviderError
-from offerd.db import Conn, fetchone, transaction
+from offerd.db import Conn, transaction
 from offerd.fulfillments import store, transitions
 from offerd.fulfillments.processors import Accepting, Outcome, enqueue_for
 
 KIND = "fulfillment.billing_update"
 MAX_ATTEMPTS = 8
 
-_OPTION = """
-SELECT o AS option FROM personalized_offers po, jsonb_array_elements(po.options) o
-WHERE po.id = %s AND o->>'id' = %s
-"""
-
 
 async def on_accept(a: Accepting) -> Outcome:
     return await enqueue_for(a, KIND)
-
-
-async def option_of(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
-    """The option as it was when the offer was issued (the personalized offer's snapshot)."""
-    found = await fetchone(conn, _OPTION, (row["personalized_offer_id"], row["option_id"]))
-    assert found is not None
-    option: dict[str, Any] = found["option"]
-    return option
 
 
 async def handle(ctx: jobs.JobContext) -> None:
@@ -56,7 +41,7 @@ async def handle(ctx: jobs.JobContext) -> None:
             )
             await ctx.finish(conn)
             return
-        option = await option_of(conn, row)
+        option = await store.option_of(conn, row)
         try:
             await svc.billing.apply(
                 conn,

@@ -4,41 +4,40 @@ two one-time links, "Mark fulfilled" and "Mark failed", which perform the update
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import DictRow
+
 from offerd import jobs
-from offerd.db import transaction
-from offerd.fulfillments import links, store
-from offerd.fulfillments.processors import Accepting, Outcome, enqueue_for
-from offerd.fulfillments.processors.billing_update import option_of
+from offerd.db import Conn
+from offerd.fulfillments import links
+from offerd.fulfillments.processors import (
+    Accepting,
+    BuildRequest,
+    MerchantRequest,
+    Outcome,
+    ask_merchant,
+    enqueue_for,
+)
 from offerd.ids import new_id
-from offerd.notifications import dispatch, payloads
-from offerd.notifications import store as deliveries
+from offerd.notifications import payloads
 from offerd.templating import render
 
 KIND = "fulfillment.email"
-EVENT_TYPE = "offer_fulfillment_requested"
 
 
 async def on_accept(a: Accepting) -> Outcome:
     return await enqueue_for(a, KIND)
 
 
-async def handle(ctx: jobs.JobContext) -> None:
-    svc = ctx.resources
-    async with svc.db.connection() as conn, transaction(conn):
-        row = await store.lock(conn, ctx.job.payload["fulfillment_id"])
-        if row is None or await deliveries.processing_for(conn, row["id"]) is not None:
-            await ctx.finish(conn)
-            return
-        now = ctx.now()
-        option = await option_of(conn, row)
-        skip = None
-        if row["suppress_actions"] or row["suppress_email"]:
-            skip = "chargebee-event-" + ("actions" if row["suppress_actions"] else "email")
-        elif row["status"] != "in_progress":
-            skip = f"the fulfillment is already {row['status']}"
+def _request_email(base_url: str) -> BuildRequest:
+    async def request(
+        conn: Conn, row: DictRow, option: dict[str, Any], now: datetime, sending: bool
+    ) -> MerchantRequest:
         urls = {"complete": "", "fail": ""}
-        if skip is None:
-            urls = await links.issue(conn, row, base_url=svc.settings.base_url, now=now)
+        if sending:
+            urls = await links.issue(conn, row, base_url=base_url, now=now)
         content = await payloads.fulfillment_content(conn, row)
         context = {**content, "links": urls, "option": option}
         title = content["personalized_offer"]["content"]["title"]
@@ -48,20 +47,13 @@ async def handle(ctx: jobs.JobContext) -> None:
             "text": render("offerd.fulfillments", "request_email.txt", **context),
             "html": render("offerd.fulfillments", "request_email.html", **context),
         }
-        await dispatch.create(
-            conn,
-            site_id=row["site_id"],
-            purpose="processing",
-            channel="email",
-            event_id=new_id("ev"),
-            event_type=EVENT_TYPE,
-            destination=", ".join(option["email_to"]),
-            payload=payload,
-            now=now,
-            fulfillment_id=row["id"],
-            skip_reason=skip,
-        )
-        await ctx.finish(conn)
+        return MerchantRequest(new_id("ev"), ", ".join(option["email_to"]), payload)
+
+    return request
+
+
+async def handle(ctx: jobs.JobContext) -> None:
+    await ask_merchant(ctx, "email", _request_email(ctx.resources.settings.base_url))
 
 
 TASKS = [jobs.Task(KIND, handle)]

@@ -5,62 +5,50 @@ the request (recorded as a skipped delivery)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from psycopg.rows import DictRow
+
 from offerd import jobs
-from offerd.db import transaction
-from offerd.fulfillments import store
-from offerd.fulfillments.processors import Accepting, Outcome, enqueue_for
-from offerd.fulfillments.processors.billing_update import option_of
+from offerd.db import Conn
+from offerd.fulfillments.processors import (
+    EVENT_TYPE,
+    Accepting,
+    MerchantRequest,
+    Outcome,
+    ask_merchant,
+    enqueue_for,
+)
 from offerd.ids import new_id
-from offerd.notifications import dispatch, payloads
-from offerd.notifications import store as deliveries
+from offerd.notifications import payloads
 from offerd.sites import store as sites
 
 KIND = "fulfillment.webhook"
-EVENT_TYPE = "offer_fulfillment_requested"
 
 
 async def on_accept(a: Accepting) -> Outcome:
     return await enqueue_for(a, KIND)
 
 
+async def request(
+    conn: Conn, row: DictRow, option: dict[str, Any], now: datetime, sending: bool
+) -> MerchantRequest:
+    event_id = new_id("ev")
+    if sending:
+        await sites.ensure_webhook_secret(conn, row["site_id"])
+    payload = payloads.chargebee_event(
+        event_id=event_id,
+        event_type=EVENT_TYPE,
+        occurred_at=now,
+        content=await payloads.fulfillment_content(conn, row),
+        source="api",
+    )
+    return MerchantRequest(event_id, option["webhook_url"], payload)
+
+
 async def handle(ctx: jobs.JobContext) -> None:
-    svc = ctx.resources
-    async with svc.db.connection() as conn, transaction(conn):
-        row = await store.lock(conn, ctx.job.payload["fulfillment_id"])
-        if row is None or await deliveries.processing_for(conn, row["id"]) is not None:
-            await ctx.finish(conn)
-            return
-        now = ctx.now()
-        option = await option_of(conn, row)
-        event_id = new_id("ev")
-        payload = payloads.chargebee_event(
-            event_id=event_id,
-            event_type=EVENT_TYPE,
-            occurred_at=now,
-            content=await payloads.fulfillment_content(conn, row),
-            source="api",
-        )
-        skip = None
-        if row["suppress_actions"] or row["suppress_webhook"]:
-            skip = "chargebee-event-" + ("actions" if row["suppress_actions"] else "webhook")
-        elif row["status"] != "in_progress":
-            skip = f"the fulfillment is already {row['status']}"
-        else:
-            await sites.ensure_webhook_secret(conn, row["site_id"])
-        await dispatch.create(
-            conn,
-            site_id=row["site_id"],
-            purpose="processing",
-            channel="webhook",
-            event_id=event_id,
-            event_type=EVENT_TYPE,
-            destination=option["webhook_url"],
-            payload=payload,
-            now=now,
-            fulfillment_id=row["id"],
-            skip_reason=skip,
-        )
-        await ctx.finish(conn)
+    await ask_merchant(ctx, "webhook", request)
 
 
 TASKS = [jobs.Task(KIND, handle)]
