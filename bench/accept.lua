@@ -17,6 +17,8 @@ function init(args)
     if n % total == index then table.insert(ids, line) end
     n = n + 1
   end
+  -- every request must accept a personalized offer not accepted before: running out is an error
+  wrap = false
   next_id = 1
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
@@ -27,7 +29,10 @@ end
 function request()
   local id = ids[next_id]
   next_id = next_id + 1
-  if next_id > #ids then next_id = 1 end
+  if next_id > #ids then
+    io.stderr:write("accept.lua: ran out of personalized offer ids\n")
+    next_id = 1
+  end
   local body = '{"personalized_offer_id":"' .. id .. '","option_id":"' .. option .. '"}'
   return wrk.format(nil, nil, nil, body)
 end

@@ -19,7 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import harness  # noqa: E402
 
 
-def clone_personalized_offers(db: harness.Database, template: str, prefix: str, count: int) -> Path:
+def clone_personalized_offers(
+    db: harness.Database, template: str, prefix: str, count: int
+) -> list[str]:
     """``count`` copies of one personalized offer (fast setup for many distinct accepts)."""
     with psycopg.connect(db.url, autocommit=True) as conn:
         conn.execute(
@@ -34,9 +36,14 @@ def clone_personalized_offers(db: harness.Database, template: str, prefix: str, 
             """,
             {"prefix": prefix, "n": count, "template": template},
         )
-    path = harness.OUT / f"{prefix}ids.txt"
+    return [f"{prefix}{i}" for i in range(1, count + 1)]
+
+
+def id_file(name: str, ids: list[str]) -> Path:
+    """A file of ids for one wrk run (each run gets its own slice: no id is accepted twice)."""
     harness.OUT.mkdir(exist_ok=True)
-    path.write_text("\n".join(f"{prefix}{i}" for i in range(1, count + 1)) + "\n")
+    path = harness.OUT / f"{name}.txt"
+    path.write_text("\n".join(ids) + "\n")
     return path
 
 
@@ -85,23 +92,21 @@ def main() -> None:
                 "offerd": base + "/api/v2/offer_fulfillments",
                 "bare": bare + "/bare/offer_fulfillments",
             }
-            for name, url in targets.items():  # warm-up
-                harness.wrk(
-                    url,
-                    script=harness.BENCH / "accept.lua",
-                    connections=8,
-                    seconds=3,
-                    env={"BENCH_IDS": str(ids[name]), "BENCH_AUTH": auth},
-                )
-            for _ in range(args.rounds):
+            runs = 1 + args.rounds  # a warm-up, then the measured rounds
+            per_run = args.ids // runs
+            for run in range(runs):
                 for name, url in targets.items():
+                    chunk = ids[name][run * per_run : (run + 1) * per_run]
+                    env = {"BENCH_IDS": str(id_file(f"{name}-{run}", chunk)), "BENCH_AUTH": auth}
                     r = harness.wrk(
                         url,
                         script=harness.BENCH / "accept.lua",
-                        connections=args.connections,
-                        seconds=args.seconds,
-                        env={"BENCH_IDS": str(ids[name]), "BENCH_AUTH": auth},
+                        connections=8 if run == 0 else args.connections,
+                        seconds=3 if run == 0 else args.seconds,
+                        env=env,
                     )
+                    if run == 0:
+                        continue
                     results[name].append(
                         {
                             "rps": r.requests_per_s,

@@ -22,7 +22,7 @@ Everything is validated before anything is written; each site is applied in one 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,7 +42,7 @@ from offerd.offers import targeting
 from offerd.offers.models import ExperimentIn, OfferIn
 from offerd.sites import store as sites
 from offerd.sites.models import SITE_ID_PATTERN, Site, SiteIn
-from offerd.wire import param_name
+from offerd.wire import client_loc
 
 
 class SiteFile(BaseModel):
@@ -58,6 +58,24 @@ class SiteFile(BaseModel):
 
 class CatalogError(ValueError):
     pass
+
+
+def path(site_id: str, loc: Sequence[int | str]) -> str:
+    """Where in the file: ``sites.acme.offers.stay.options[0].label``."""
+    out = f"sites.{site_id}"
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _check_references(site_id: str, spec: SiteFile) -> None:
+    brands = {b.id for b in spec.site.all_brands}
+    for offer_id, offer in spec.offers.items():
+        if offer.brand_id is not None and offer.brand_id not in brands:
+            raise CatalogError(
+                f"{path(site_id, ['offers', offer_id, 'brand_id'])}: "
+                f"{offer.brand_id!r} is not one of the site's brands"
+            )
 
 
 _SECTIONS = ("plans", "coupons", "offers", "experiments", "notification_channels")
@@ -81,15 +99,16 @@ def parse(text: str) -> dict[str, SiteFile]:
             raise CatalogError(f"sites.{site_id}: expected a mapping")
         body = dict(body)
         sections = {k: body.pop(k) for k in _SECTIONS if k in body}
+        data = {"site": body, **sections}
         try:
-            out[str(site_id)] = SiteFile.model_validate({"site": body, **sections})
+            out[str(site_id)] = SiteFile.model_validate(data)
         except ValidationError as exc:
             error = exc.errors(include_url=False)[0]
-            loc = list(error["loc"])
+            loc = client_loc(error["loc"], data)
             if loc and loc[0] == "site":
                 loc = loc[1:]
-            where = param_name([f"sites.{site_id}", *loc]) if loc else f"sites.{site_id}"
-            raise CatalogError(f"{where}: {error['msg']}") from None
+            raise CatalogError(f"{path(str(site_id), loc)}: {error['msg']}") from None
+        _check_references(str(site_id), out[str(site_id)])
         for offer_id, offer in out[str(site_id)].offers.items():
             if offer.eligibility:
                 try:
@@ -155,7 +174,19 @@ async def diff(conn: Conn, site_id: str, spec: SiteFile) -> list[Change]:
         found = await offers_store.get_offer(conn, site_id, offer_id)
         wanted = offer.model_dump(mode="json", exclude_none=True)
         changes.append(_compare("offer", offer_id, found["definition"] if found else None, wanted))
+    named = [a.offer_id for e in spec.experiments.values() for a in e.arms if a.offer_id]
+    stored_offers = await offers_store.existing_offers(conn, site_id, named) if named else set()
     for experiment_id, experiment in spec.experiments.items():
+        for index, arm in enumerate(experiment.arms):
+            if (
+                arm.offer_id
+                and arm.offer_id not in spec.offers
+                and arm.offer_id not in stored_offers
+            ):
+                where = path(site_id, ["experiments", experiment_id, "arms", index, "offer_id"])
+                raise CatalogError(
+                    f"{where}: offer {arm.offer_id!r} is neither in the file nor stored"
+                )
         found = await offers_store.get_experiment(conn, site_id, experiment_id)
         stored = (
             {"name": found["name"], "status": found["status"], "arms": found["arms"]}

@@ -195,7 +195,7 @@ def apply_catalog(
     try:
         spec = catalog_file.parse(file.read_text())
     except catalog_file.CatalogError as exc:
-        console.print(f"[red]{file}: {exc}[/red]")
+        console.print(f"{file}: {exc}", style="red", markup=False)
         raise typer.Exit(2) from None
     settings = get_settings()
     url = _prepare(settings, migrate=True)
@@ -224,8 +224,12 @@ def apply_catalog(
 
     try:
         changed = asyncio.run(_with_db(url, run))
+    except catalog_file.CatalogError as exc:
+        console.print(f"{file}: {exc}", style="red", markup=False)
+        raise typer.Exit(2) from None
     except APIError as exc:
-        console.print(f"[red]{exc.message}[/red]")
+        where = f" ({exc.param})" if exc.param else ""
+        console.print(f"{file}: {exc.message}{where}", style="red", markup=False)
         raise typer.Exit(1) from None
     verb = "would change" if dry_run else "changed"
     console.print(f"{changed} {'resource' if changed == 1 else 'resources'} {verb}")
@@ -308,7 +312,7 @@ def deliveries_retry(
     try:
         row = asyncio.run(_with_db(url, work))
     except APIError as exc:
-        console.print(f"[red]{exc.message}[/red]")
+        console.print(exc.message, style="red", markup=False)
         raise typer.Exit(1) from None
     console.print(f"{row['id']} is {row['status']} again")
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -59,10 +58,8 @@ class Database:
     async def close(self) -> None:
         await self.pool.close()
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Conn]:
-        async with self.pool.connection() as conn:
-            yield conn
+    def connection(self) -> AbstractAsyncContextManager[Conn]:
+        return self.pool.connection()
 
     async def check(self) -> None:
         """Drop idle connections that died (after a PostgreSQL restart), so the next use is fresh."""

@@ -48,7 +48,13 @@ def services(request: Request) -> Services:
     return svc
 
 
-Svc = Annotated[Services, Depends(services)]
+# Dependencies are coroutines: FastAPI runs a plain ``def`` dependency in a thread pool, which
+# costs more than the dependency itself on every request.
+async def _services(request: Request) -> Services:
+    return services(request)
+
+
+Svc = Annotated[Services, Depends(_services)]
 
 
 async def public_caller(request: Request) -> Caller:
@@ -66,23 +72,37 @@ async def full_access_caller(request: Request) -> Caller:
     return caller
 
 
-PublicCaller = Annotated[Caller, Depends(public_caller)]
-FullAccessCaller = Annotated[Caller, Depends(full_access_caller)]
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a public API handler needs, from one dependency (each dependency FastAPI solves
+    costs on every request, and these are the hot endpoints)."""
+
+    svc: Services
+    caller: Caller
+    meta: RequestMeta
 
 
-def post_meta(request: Request) -> RequestMeta:
-    return read_meta(request.headers, post=True)
+async def public_post(request: Request) -> Call:
+    caller = await public_caller(request)
+    return Call(services(request), caller, read_meta(request.headers, post=True))
 
 
-def get_meta(request: Request) -> RequestMeta:
-    return read_meta(request.headers, post=False)
+async def full_access_post(request: Request) -> Call:
+    caller = await full_access_caller(request)
+    return Call(services(request), caller, read_meta(request.headers, post=True))
 
 
-PostMeta = Annotated[RequestMeta, Depends(post_meta)]
-GetMeta = Annotated[RequestMeta, Depends(get_meta)]
+async def full_access_get(request: Request) -> Call:
+    caller = await full_access_caller(request)
+    return Call(services(request), caller, read_meta(request.headers, post=False))
 
 
-def admin(request: Request) -> None:
+PublicPost = Annotated[Call, Depends(public_post)]
+FullAccessPost = Annotated[Call, Depends(full_access_post)]
+FullAccessGet = Annotated[Call, Depends(full_access_get)]
+
+
+async def admin(request: Request) -> None:
     token = services(request).settings.admin_token
     check_admin_token(
         request.headers.get("authorization"), token.get_secret_value() if token else None

@@ -68,8 +68,8 @@ class ParamWrongValue(InvalidRequest):
 class ParamMissing(ParamWrongValue):
     error_code = "param_not_present"
 
-    def __init__(self, param: str) -> None:
-        super().__init__(param, "cannot be blank")
+    def __init__(self, param: str, message: str = "cannot be blank") -> None:
+        super().__init__(param, message)
 
 
 class PayloadTooLarge(InvalidRequest):

@@ -211,7 +211,7 @@ def parse_params(model: type[M], data: Mapping[str, Any]) -> M:
         raise validation_error(exc, data) from None
 
 
-def _client_loc(loc: Iterable[int | str], data: Any) -> list[int | str]:
+def client_loc(loc: Iterable[int | str], data: Any) -> list[int | str]:
     """The error's location as the client wrote it: without the tags pydantic inserts for a
     discriminated union (``options[0][billing_action][extend_trial][days]`` is sent as
     ``options[0][billing_action][days]``; the tag is the value of ``type``)."""
@@ -238,7 +238,7 @@ def _client_loc(loc: Iterable[int | str], data: Any) -> list[int | str]:
 def validation_error(exc: ValidationError, data: Any = None) -> ParamWrongValue:
     error = exc.errors(include_url=False)[0]
     kind = error["type"]
-    loc = _client_loc(error["loc"], data)
+    loc = client_loc(error["loc"], data)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         loc.append("type")  # the discriminator itself is what's wrong
         name = param_name(loc)

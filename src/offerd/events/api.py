@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from offerd.db import Conn, transaction
-from offerd.deps import Admin, AdminSite, PostMeta, PublicCaller, Svc
+from offerd.deps import Admin, AdminSite, PublicPost, Svc
 from offerd.endpoint import body_docs, error_responses, read_params, run_post
 from offerd.errors import NotFound, ParamWrongValue
 from offerd.events import service, store
@@ -39,9 +39,8 @@ public = APIRouter(tags=["offer_events"])
     },
     openapi_extra=body_docs(OfferEventsParams),
 )
-async def offer_events(
-    request: Request, caller: PublicCaller, meta: PostMeta, svc: Svc
-) -> Response:
+async def offer_events(request: Request, call: PublicPost) -> Response:
+    svc, caller, meta = call.svc, call.caller, call.meta
     params, data = await read_params(request, OfferEventsParams)
     site = caller.site
 

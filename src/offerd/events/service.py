@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -34,7 +34,8 @@ class Event:
     id: str = ""
 
     def values(self) -> dict[str, Any]:
-        values = asdict(self)
+        # not dataclasses.asdict: it deep-copies every value, on the accept path
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
         values["origin"] = self.origin.as_dict()
         return values
 
@@ -60,6 +61,26 @@ async def record(
         personalized_offer=personalized_offer,
     )
     return event
+
+
+async def fan_out(
+    conn: Conn,
+    event: Event,
+    *,
+    suppression: Suppression,
+    channels: Sequence[Mapping[str, Any]],
+    fulfillment: Mapping[str, Any] | None = None,
+    personalized_offer: Mapping[str, Any] | None = None,
+) -> None:
+    """The notifications of an event the caller's own statement wrote (the accept path's)."""
+    await fanout(
+        conn,
+        event,
+        suppression=suppression,
+        fulfillment=fulfillment,
+        personalized_offer=personalized_offer,
+        channels=channels,
+    )
 
 
 def event_resource(row: dict[str, Any]) -> dict[str, Any]:

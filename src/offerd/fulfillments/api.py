@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from offerd.db import Conn
-from offerd.deps import FullAccessCaller, GetMeta, PostMeta, PublicCaller, Svc
+from offerd.deps import FullAccessGet, FullAccessPost, PublicPost
 from offerd.endpoint import body_docs, error_responses, read_params, run_post
 from offerd.errors import ParamMissing, ParamWrongValue
 from offerd.fulfillments import service
@@ -87,9 +87,8 @@ def render_accepted(accepted: service.Accepted) -> Response:
     responses=error_responses(400, 401, 404, 405, 409, 413, 422, 429, 500, 503),
     openapi_extra=body_docs(OfferFulfillmentsParams),
 )
-async def create_fulfillment(
-    request: Request, caller: PublicCaller, meta: PostMeta, svc: Svc
-) -> Response:
+async def create_fulfillment(request: Request, call: PublicPost) -> Response:
+    svc, caller, meta = call.svc, call.caller, call.meta
     params, data = await read_params(request, OfferFulfillmentsParams)
 
     async def work(conn: Conn) -> Response:
@@ -113,9 +112,8 @@ async def create_fulfillment(
     response_model=FulfillmentOut,
     responses=error_responses(401, 403, 404, 405, 429, 500, 503),
 )
-async def retrieve_fulfillment(
-    fulfillment_id: FulfillmentId, caller: FullAccessCaller, meta: GetMeta, svc: Svc
-) -> Response:
+async def retrieve_fulfillment(fulfillment_id: FulfillmentId, call: FullAccessGet) -> Response:
+    svc, caller, meta = call.svc, call.caller, call.meta
     async with svc.db.connection() as conn:
         row = await service.get(conn, site=caller.site, fulfillment_id=fulfillment_id, meta=meta)
     return JSONResponse({"offer_fulfillment": service.resource(row)})
@@ -131,10 +129,9 @@ async def retrieve_fulfillment(
 async def update_fulfillment(
     fulfillment_id: FulfillmentId,
     request: Request,
-    caller: FullAccessCaller,
-    meta: PostMeta,
-    svc: Svc,
+    call: FullAccessPost,
 ) -> Response:
+    svc, caller, meta = call.svc, call.caller, call.meta
     params, data = await read_params(request, OfferFulfillmentUpdateParams)
     if params.id != fulfillment_id:
         raise ParamWrongValue("id", "must be the id in the path")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,11 +42,14 @@ async def accept(
     """The accept path: in one transaction, the fulfillment, its ``accepted`` event and what
     carries it forward (its job, its hosted page, or its completion).
 
-    The personalized offer's row lock makes concurrent accepts of it take turns, so exactly one
-    creates the fulfillment and the rest find it (same option) or are refused (another option).
+    Concurrent accepts of one personalized offer are settled by the unique index on its live
+    fulfillment: exactly one creates it, the rest find it (same option) or are refused (another
+    option). No row lock is needed for that, so none is taken: four statements in the common
+    case (BEGIN, the personalized offer, the writes in one statement, COMMIT), as many as a bare
+    insert of a fulfillment and its event.
     """
     async with transaction(conn):
-        po, live = await store.lock_for_accept(conn, site.id, personalized_offer_id)
+        po = await store.personalized_offer(conn, site.id, personalized_offer_id)
         if po is None or not entity_visible(po["business_entity_id"], meta.business_entity_id):
             raise NotFound(
                 f"Personalized offer {personalized_offer_id!r} not found",
@@ -58,71 +62,101 @@ async def accept(
                 f"{personalized_offer_id!r}",
                 param="option_id",
             )
-        if live is not None:
-            if live["option_id"] != option_id:
-                raise InvalidState(
-                    f"Personalized offer {personalized_offer_id!r} was already accepted with "
-                    f"option {live['option_id']!r}"
-                )
-            existing = await store.get(conn, site.id, live["id"])
-            assert existing is not None
-            extra = await processors.on_existing(conn, existing, base_url)
-            return Accepted(existing, created=False, extra=extra)
         if po["expires_at"] <= now:
+            # a retry of an accept made before the expiry still gets its fulfillment
+            existing = await _existing(conn, site, po, option_id, base_url)
+            if existing is not None:
+                return existing
             raise InvalidState(f"Personalized offer {personalized_offer_id!r} has expired")
 
         fulfillment_id = new_id("of")
         kind = option["processing_type"]
-        template = option.get("redirect_url")
-        redirect_url = None
-        if template and kind in ("url_redirect", "billing_update"):
-            redirect_url = urls.render(
-                template,
-                {
-                    "customer_id": po["customer_id"],
-                    "subscription_id": po["subscription_id"],
-                    "personalized_offer_id": po["id"],
-                    "fulfillment_id": fulfillment_id,
-                    "option_id": option_id,
-                },
-            )
         suppression = meta.suppression
-        row = await store.insert(
-            conn,
-            {
-                "id": fulfillment_id,
-                "site_id": site.id,
-                "personalized_offer_id": po["id"],
-                "offer_id": po["offer_id"],
-                "option_id": option_id,
-                "processing_type": kind,
-                "status": "in_progress",
-                "redirect_url": redirect_url,
-                "customer_id": po["customer_id"],
-                "subscription_id": po["subscription_id"],
-                "business_entity_id": po["business_entity_id"],
-                "suppress_actions": suppression.actions,
-                "suppress_webhook": suppression.webhook,
-                "suppress_email": suppression.email,
-                "origin": meta.origin.as_dict(),
-                "created_at": now,
-                "completed_at": None,
-                "deadline_at": now + timedelta(days=site.settings.fulfillment_timeout_days),
-                "experiment_id": po["experiment_id"],
-                "experiment_arm": po["experiment_arm"],
-            },
+        values = {
+            "id": fulfillment_id,
+            "site_id": site.id,
+            "personalized_offer_id": po["id"],
+            "offer_id": po["offer_id"],
+            "option_id": option_id,
+            "processing_type": kind,
+            "status": "in_progress",
+            "redirect_url": _redirect_url(option, po, fulfillment_id),
+            "customer_id": po["customer_id"],
+            "subscription_id": po["subscription_id"],
+            "business_entity_id": po["business_entity_id"],
+            "suppress_actions": suppression.actions,
+            "suppress_webhook": suppression.webhook,
+            "suppress_email": suppression.email,
+            "origin": meta.origin.as_dict(),
+            "created_at": now,
+            "completed_at": None,
+            "deadline_at": now + timedelta(days=site.settings.fulfillment_timeout_days),
+            "experiment_id": po["experiment_id"],
+            "experiment_arm": po["experiment_arm"],
+        }
+        event = replace(
+            transitions.event_for(values, "accepted", now, meta.origin), id=new_id("ev")
         )
-        await events.record(
+        row, channels = await store.insert_accepted(
             conn,
-            transitions.event_for(row, "accepted", now, meta.origin),
-            suppression=suppression,
-            fulfillment=row,
-            personalized_offer=po,
+            values,
+            event_id=event.id,
+            event_origin=meta.origin.as_dict(),
+            job_kind=processors.accept_job(kind),
         )
+        if row is None:  # a live fulfillment exists: this accept is a repeat, or a conflict
+            existing = await _existing(conn, site, po, option_id, base_url)
+            assert existing is not None
+            return existing
+        if channels:
+            await events.fan_out(
+                conn,
+                event,
+                suppression=suppression,
+                channels=channels,
+                fulfillment=row,
+                personalized_offer=po,
+            )
         outcome = await processors.on_accept(
             processors.Accepting(conn, site, row, option, po, now, base_url)
         )
     return Accepted(outcome.fulfillment, created=True, extra=outcome.extra)
+
+
+def _redirect_url(
+    option: Mapping[str, Any], po: Mapping[str, Any], fulfillment_id: str
+) -> str | None:
+    template = option.get("redirect_url")
+    if not template or option["processing_type"] not in ("url_redirect", "billing_update"):
+        return None
+    return urls.render(
+        template,
+        {
+            "customer_id": po["customer_id"],
+            "subscription_id": po["subscription_id"],
+            "personalized_offer_id": po["id"],
+            "fulfillment_id": fulfillment_id,
+            "option_id": option["id"],
+        },
+    )
+
+
+async def _existing(
+    conn: Conn, site: Site, po: Mapping[str, Any], option_id: str, base_url: str
+) -> Accepted | None:
+    """The live fulfillment of this personalized offer, if it is for this option; a live one for
+    another option is a conflict."""
+    live = await store.live_fulfillment(conn, po["id"])
+    if live is None:
+        return None
+    if live["option_id"] != option_id:
+        raise InvalidState(
+            f"Personalized offer {po['id']!r} was already accepted with option {live['option_id']!r}"
+        )
+    existing = await store.get(conn, site.id, live["id"])
+    assert existing is not None
+    extra = await processors.on_existing(conn, existing, base_url)
+    return Accepted(existing, created=False, extra=extra)
 
 
 async def get(conn: Conn, *, site: Site, fulfillment_id: str, meta: RequestMeta) -> DictRow:

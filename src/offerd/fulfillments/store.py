@@ -11,30 +11,50 @@ from psycopg.types.json import Jsonb
 
 from offerd.db import Conn, fetchone
 
-# The personalized offer, locked so that concurrent accepts of it take turns...
-LOCK_PERSONALIZED_OFFER = (
-    "SELECT * FROM personalized_offers WHERE id = %s AND site_id = %s FOR UPDATE"
-)
-# ...and, in a statement of its own (a new snapshot, taken once the lock is held), its live
-# fulfillment: read in the locking statement, it would be what was there before the wait.
+PERSONALIZED_OFFER = "SELECT * FROM personalized_offers WHERE id = %s AND site_id = %s"
+
+# A personalized offer's live (in progress or completed) fulfillment.
 LIVE_FULFILLMENT = """
 SELECT id, option_id FROM offer_fulfillments
 WHERE personalized_offer_id = %s AND status <> 'failed'
 LIMIT 1
 """
 
-INSERT_FULFILLMENT = """
-INSERT INTO offer_fulfillments (id, site_id, personalized_offer_id, offer_id, option_id,
-    processing_type,
-    status, redirect_url, customer_id, subscription_id, business_entity_id,
-    suppress_actions, suppress_webhook, suppress_email, origin, created_at, completed_at,
-    deadline_at, experiment_id, experiment_arm)
-VALUES (%(id)s, %(site_id)s, %(personalized_offer_id)s, %(offer_id)s, %(option_id)s,
-    %(processing_type)s,
-    %(status)s, %(redirect_url)s, %(customer_id)s, %(subscription_id)s, %(business_entity_id)s,
-    %(suppress_actions)s, %(suppress_webhook)s, %(suppress_email)s, %(origin)s, %(created_at)s,
-    %(completed_at)s, %(deadline_at)s, %(experiment_id)s, %(experiment_arm)s)
-RETURNING *
+# The accept's writes in one statement: the fulfillment, its accepted event and its job; and the
+# channels that subscribe to offer_accepted, for the fan-out. Concurrent accepts of one
+# personalized offer are settled by the unique index offer_fulfillments_one_live: the second
+# insert waits for the first transaction, then does nothing (no event, no job) when it committed.
+INSERT_ACCEPTED = """
+WITH f AS (
+    INSERT INTO offer_fulfillments (id, site_id, personalized_offer_id, offer_id, option_id,
+        processing_type, status, redirect_url, customer_id, subscription_id, business_entity_id,
+        suppress_actions, suppress_webhook, suppress_email, origin, created_at, completed_at,
+        deadline_at, experiment_id, experiment_arm)
+    VALUES (%(id)s, %(site_id)s, %(personalized_offer_id)s, %(offer_id)s, %(option_id)s,
+        %(processing_type)s, %(status)s, %(redirect_url)s, %(customer_id)s, %(subscription_id)s,
+        %(business_entity_id)s, %(suppress_actions)s, %(suppress_webhook)s, %(suppress_email)s,
+        %(origin)s, %(created_at)s, %(completed_at)s, %(deadline_at)s, %(experiment_id)s,
+        %(experiment_arm)s)
+    ON CONFLICT (personalized_offer_id) WHERE status <> 'failed' DO NOTHING
+    RETURNING id
+), e AS (
+    INSERT INTO offer_events (id, site_id, type, personalized_offer_id, offer_id, option_id,
+        fulfillment_id, customer_id, subscription_id, business_entity_id, experiment_id,
+        experiment_arm, origin, occurred_at)
+    SELECT %(event_id)s, %(site_id)s, 'accepted', %(personalized_offer_id)s, %(offer_id)s,
+        %(option_id)s, f.id, %(customer_id)s, %(subscription_id)s, %(business_entity_id)s,
+        %(experiment_id)s, %(experiment_arm)s, %(event_origin)s, %(created_at)s
+    FROM f
+), j AS (
+    INSERT INTO jobs (kind, payload, run_at, created_at)
+    SELECT %(job_kind)s, jsonb_build_object('fulfillment_id', f.id), %(created_at)s, %(created_at)s
+    FROM f WHERE %(job_kind)s::text IS NOT NULL
+)
+SELECT
+    (SELECT count(*) FROM f) AS created,
+    (SELECT coalesce(jsonb_agg(c ORDER BY c.id), '[]'::jsonb) FROM notification_channels c
+     WHERE c.site_id = %(site_id)s AND c.enabled AND 'offer_accepted' = ANY(c.event_types))
+        AS channels
 """
 
 GET = "SELECT * FROM offer_fulfillments WHERE id = %s AND site_id = %s"
@@ -52,20 +72,40 @@ RETURNING *
 """
 
 
-async def lock_for_accept(
-    conn: Conn, site_id: str, po_id: str
-) -> tuple[DictRow | None, DictRow | None]:
-    """The personalized offer (locked) and its live fulfillment, in one round trip."""
-    async with conn.pipeline():
-        locked = await conn.execute(LOCK_PERSONALIZED_OFFER, (po_id, site_id))
-        live = await conn.execute(LIVE_FULFILLMENT, (po_id,))
-    return await locked.fetchone(), await live.fetchone()
+async def personalized_offer(conn: Conn, site_id: str, po_id: str) -> DictRow | None:
+    return await fetchone(conn, PERSONALIZED_OFFER, (po_id, site_id))
 
 
-async def insert(conn: Conn, values: dict[str, Any]) -> DictRow:
-    row = await fetchone(conn, INSERT_FULFILLMENT, {**values, "origin": Jsonb(values["origin"])})
+async def live_fulfillment(conn: Conn, po_id: str) -> DictRow | None:
+    """After an insert that yielded to a live fulfillment: a new statement sees it committed."""
+    return await fetchone(conn, LIVE_FULFILLMENT, (po_id,))
+
+
+async def insert_accepted(
+    conn: Conn,
+    values: dict[str, Any],
+    *,
+    event_id: str,
+    event_origin: dict[str, Any],
+    job_kind: str | None,
+) -> tuple[DictRow | None, list[dict[str, Any]]]:
+    """The new fulfillment's row (None when a live one exists), and the subscribed channels."""
+    row = await fetchone(
+        conn,
+        INSERT_ACCEPTED,
+        {
+            **values,
+            "origin": Jsonb(values["origin"]),
+            "event_id": event_id,
+            "event_origin": Jsonb(event_origin),
+            "job_kind": job_kind,
+        },
+    )
     assert row is not None
-    return row
+    if not row["created"]:
+        return None, []
+    stored = {"error_code": None, "error_message": None, "failed_at": None, **values}
+    return stored, list(row["channels"])
 
 
 async def get(

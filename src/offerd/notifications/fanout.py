@@ -8,7 +8,7 @@ channels, ``email`` the email channels. Skipped deliveries are recorded with the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from offerd.db import Conn, fetchone
@@ -50,9 +50,12 @@ async def fanout(
     suppression: Suppression,
     fulfillment: Mapping[str, Any] | None = None,
     personalized_offer: Mapping[str, Any] | None = None,
+    channels: Sequence[Mapping[str, Any]] | None = None,
 ) -> int:
+    """``channels``: the subscribed channels when the caller already read them."""
     notification_type = NOTIFICATION_TYPE[event.type]
-    channels = await channel_store.subscribed(conn, event.site_id, notification_type)
+    if channels is None:
+        channels = await channel_store.subscribed(conn, event.site_id, notification_type)
     if not channels:
         return 0
     po = personalized_offer or await fetchone(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from starlette.responses import Response
 
 from offerd.db import Conn
-from offerd.deps import Admin, AdminSite, PostMeta, PublicCaller, Svc
+from offerd.deps import Admin, AdminSite, PublicPost, Svc
 from offerd.endpoint import body_docs, error_responses, read_params, run_post
 from offerd.errors import NotFound
 from offerd.headers import Origin, RequestMeta, Suppression
@@ -115,9 +115,8 @@ public = APIRouter(tags=["personalized_offers"])
     responses=error_responses(400, 401, 404, 405, 413, 422, 429, 500, 503),
     openapi_extra=body_docs(PersonalizedOffersParams, json_keys=("custom",)),
 )
-async def personalized_offers(
-    request: Request, caller: PublicCaller, meta: PostMeta, svc: Svc
-) -> Response:
+async def personalized_offers(request: Request, call: PublicPost) -> Response:
+    svc, caller, meta = call.svc, call.caller, call.meta
     params, data = await read_params(request, PersonalizedOffersParams)
     ask = ask_from(params)
 

@@ -2,10 +2,10 @@
 
 Candidates are walked in rank order (highest priority first). The first one that is eligible
 (status, window, business entity, brand, eligibility expression) and not held back by a
-frequency guard wins, unless it belongs to a running experiment: then the customer's arm of
-that experiment decides. The holdout arm gets nothing (and that is the decision); another
-arm's offer means this candidate is not for this customer, and the walk goes on (the arm's own
-offer wins when reached, if eligible).
+frequency guard wins, unless it belongs to a running experiment: then the experiment holds the
+placement and the customer's arm fills it, wherever its offer ranks: the arm's own offer if it
+is eligible, nothing for the holdout arm (and that is the decision). Only when the arm's offer
+is not eligible for this customer does the walk go on, past the experiment's other offers.
 
 With ``explain`` the walk judges every candidate and says why each is in or out.
 """
@@ -60,6 +60,14 @@ class Outcome:
         return self.arm is not None and self.arm.offer_id is None
 
 
+@dataclass(frozen=True, slots=True)
+class _Assessment:
+    eligible: bool
+    reason: str | None
+    expression: dict[str, Any] | None
+    guard: str | None
+
+
 def decide(
     ranked: Sequence[Candidate],
     ctx: cel.Context,
@@ -73,12 +81,12 @@ def decide(
     experiments_by_offer: Mapping[str, Experiment],
     explain: bool = False,
 ) -> Outcome:
-    decided: Outcome | None = None
-    judgements: list[Judgement] = []
-    arms: dict[str, Arm] = {}
-    for offer in ranked:
-        if decided is not None and not explain:
-            break
+    by_id = {c.id: c for c in ranked}
+    assessed: dict[str, _Assessment] = {}
+
+    def assess(offer: Candidate) -> _Assessment:
+        if offer.id in assessed:
+            return assessed[offer.id]
         verdict = targeting.judge(
             offer, ctx, now=now, business_entity_id=business_entity_id, brand_id=brand_id
         )
@@ -90,19 +98,39 @@ def decide(
                 "value": verdict.expression_value,
                 "error": verdict.expression_error,
             }
-        reason = verdict.reason
-        guard = None
-        experiment_view = None
-        eligible = verdict.eligible
+        eligible, reason, guard = verdict.eligible, verdict.reason, None
         if eligible:
             guard = guards.blocked(offer.guards, history.get(offer.id, ()), now)
             if guard is not None:
                 eligible, reason = False, f"guard: {guard}"
+        assessed[offer.id] = _Assessment(eligible, reason, expression, guard)
+        return assessed[offer.id]
+
+    decided: Outcome | None = None
+    judgements: list[Judgement] = []
+    arms: dict[str, Arm] = {}
+    placed: set[str] = set()  # experiments whose placement this walk has settled
+    for offer in ranked:
+        if decided is not None and not explain:
+            break
+        a = assess(offer)
+        eligible, reason = a.eligible, a.reason
         experiment = experiments_by_offer.get(offer.id)
+        experiment_view = None
         if experiment is not None:
             arm = arms.get(experiment.id) or experiments.assign(site_id, experiment, customer_id)
             arms[experiment.id] = arm
             experiment_view = {"id": experiment.id, "arm": arm.id, "arm_offer_id": arm.offer_id}
+            if eligible and decided is None and experiment.id not in placed:
+                # The experiment's first eligible offer claims the placement; the customer's
+                # arm fills it: its own offer if eligible, or nothing for the holdout.
+                placed.add(experiment.id)
+                if arm.offer_id is None:
+                    decided = Outcome(None, experiment, arm)
+                elif arm.offer_id == offer.id:
+                    decided = Outcome(offer, experiment, arm)
+                elif (target := by_id.get(arm.offer_id)) is not None and assess(target).eligible:
+                    decided = Outcome(target, experiment, arm)
             if eligible and arm.offer_id != offer.id:
                 eligible = False
                 reason = (
@@ -110,10 +138,6 @@ def decide(
                     if arm.offer_id is None
                     else f"experiment {experiment.id}: the customer's arm is {arm.id} ({arm.offer_id})"
                 )
-                if arm.offer_id is None and decided is None:
-                    decided = Outcome(None, experiment, arm)
-            elif eligible and decided is None:
-                decided = Outcome(offer, experiment, arm)
         elif eligible and decided is None:
             decided = Outcome(offer)
         if explain:
@@ -124,8 +148,8 @@ def decide(
                     priority=offer.priority,
                     eligible=eligible,
                     reason=reason,
-                    expression=expression,
-                    guard=guard,
+                    expression=a.expression,
+                    guard=a.guard,
                     experiment=experiment_view,
                 )
             )

@@ -34,7 +34,8 @@ class Experiment:
 
 def point(site_id: str, experiment_id: str, customer_id: str) -> float:
     digest = hashlib.sha256(f"{site_id}\x1f{experiment_id}\x1f{customer_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    # 53 bits: exactly representable as a float, so the point is always below 1
+    return (int.from_bytes(digest[:8], "big") >> 11) / 2**53
 
 
 def assign(site_id: str, experiment: Experiment, customer_id: str) -> Arm:

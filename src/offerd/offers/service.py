@@ -10,7 +10,7 @@ from typing import Any
 from psycopg.rows import DictRow
 
 from offerd.db import Conn, transaction
-from offerd.errors import InvalidState, NotFound, ParamWrongValue
+from offerd.errors import InvalidState, NotFound, ParamMissing, ParamWrongValue
 from offerd.headers import RequestMeta
 from offerd.ids import new_id
 from offerd.offers import guards, store, targeting
@@ -86,7 +86,7 @@ async def situation(
 ) -> Situation:
     """The ledger's customer and subscription, the brand, and the guard history."""
     if site.multi_brand and not ask.subscription_id:
-        raise ParamWrongValue("subscription_id", "is required when the site has several brands")
+        raise ParamMissing("subscription_id", "is required when the site has several brands")
     ledger = await store.ledger(conn, site.id, ask.customer_id, ask.subscription_id)
     customer = _ledger_view(ledger["customer"])
     subscription = _ledger_view(ledger["subscription"])

@@ -1,8 +1,9 @@
 """What happens to an accepted option, per processing type.
 
-Each processor module has ``on_accept`` (runs in the accept transaction: enqueue a job, create a
-hosted page, or complete at once), ``on_existing`` (what a repeated accept of the same option
-returns besides the fulfillment) and ``TASKS`` (the job handlers that carry it forward).
+Each processor module may have ``ACCEPT_JOB`` (the job the accept enqueues, in its own write
+statement), ``on_accept`` (more work in the accept transaction: a hosted page, or completing at
+once), ``on_existing`` (what a repeated accept of the same option returns besides the
+fulfillment) and ``TASKS`` (the job handlers that carry it forward).
 """
 
 from __future__ import annotations
@@ -62,9 +63,16 @@ def _modules() -> dict[str, ModuleType]:
     }
 
 
+def accept_job(processing_type: str) -> str | None:
+    job: str | None = getattr(_modules()[processing_type], "ACCEPT_JOB", None)
+    return job
+
+
 async def on_accept(accepting: Accepting) -> Outcome:
-    handler: OnAccept = _modules()[accepting.fulfillment["processing_type"]].on_accept
-    return await handler(accepting)
+    handler: OnAccept | None = getattr(
+        _modules()[accepting.fulfillment["processing_type"]], "on_accept", None
+    )
+    return await handler(accepting) if handler else Outcome(accepting.fulfillment)
 
 
 async def on_existing(conn: Conn, row: DictRow, base_url: str) -> dict[str, Any]:
@@ -74,14 +82,6 @@ async def on_existing(conn: Conn, row: DictRow, base_url: str) -> dict[str, Any]
 
 def tasks() -> list[jobs.Task]:
     return [task for module in _modules().values() for task in getattr(module, "TASKS", [])]
-
-
-async def enqueue_for(accepting: Accepting, kind: str) -> Outcome:
-    """The common on_accept: the job that carries this fulfillment forward."""
-    await jobs.enqueue(
-        accepting.conn, kind, {"fulfillment_id": accepting.fulfillment["id"]}, now=accepting.now
-    )
-    return Outcome(accepting.fulfillment)
 
 
 EVENT_TYPE = "offer_fulfillment_requested"

@@ -12,14 +12,9 @@ from offerd.billing.actions import parse_action
 from offerd.billing.provider import PermanentProviderError, TransientProviderError
 from offerd.db import Conn, transaction
 from offerd.fulfillments import store, transitions
-from offerd.fulfillments.processors import Accepting, Outcome, enqueue_for
 
-KIND = "fulfillment.billing_update"
+ACCEPT_JOB = KIND = "fulfillment.billing_update"
 MAX_ATTEMPTS = 8
-
-
-async def on_accept(a: Accepting) -> Outcome:
-    return await enqueue_for(a, KIND)
 
 
 async def handle(ctx: jobs.JobContext) -> None:

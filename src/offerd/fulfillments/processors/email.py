@@ -13,22 +13,15 @@ from offerd import jobs
 from offerd.db import Conn
 from offerd.fulfillments import links
 from offerd.fulfillments.processors import (
-    Accepting,
     BuildRequest,
     MerchantRequest,
-    Outcome,
     ask_merchant,
-    enqueue_for,
 )
 from offerd.ids import new_id
 from offerd.notifications import payloads
 from offerd.templating import render
 
-KIND = "fulfillment.email"
-
-
-async def on_accept(a: Accepting) -> Outcome:
-    return await enqueue_for(a, KIND)
+ACCEPT_JOB = KIND = "fulfillment.email"
 
 
 def _request_email(base_url: str) -> BuildRequest:

@@ -14,21 +14,14 @@ from offerd import jobs
 from offerd.db import Conn
 from offerd.fulfillments.processors import (
     EVENT_TYPE,
-    Accepting,
     MerchantRequest,
-    Outcome,
     ask_merchant,
-    enqueue_for,
 )
 from offerd.ids import new_id
 from offerd.notifications import payloads
 from offerd.sites import store as sites
 
-KIND = "fulfillment.webhook"
-
-
-async def on_accept(a: Accepting) -> Outcome:
-    return await enqueue_for(a, KIND)
+ACCEPT_JOB = KIND = "fulfillment.webhook"
 
 
 async def request(
