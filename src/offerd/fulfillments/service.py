@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,64 +40,65 @@ async def accept(
     now: datetime,
     base_url: str,
 ) -> Accepted:
-    """The accept path: in one transaction, the fulfillment, its ``accepted`` event and what
-    carries it forward (its job, its hosted page, or its completion).
+    """The accept path: the fulfillment, its ``accepted`` event and what carries it forward (its
+    job, its hosted page, or its completion), all or nothing.
 
     Concurrent accepts of one personalized offer are settled by the unique index on its live
     fulfillment: exactly one creates it, the rest find it (same option) or are refused (another
-    option). No row lock is needed for that, so none is taken: four statements in the common
-    case (BEGIN, the personalized offer, the writes in one statement, COMMIT), as many as a bare
-    insert of a fulfillment and its event.
+    option). No lock is needed for that, so none is taken, and in the common case (a job to
+    enqueue, no channel listening) the writes are one statement, atomic on its own: the accept
+    is two statements, the read and the write, where a bare insert of a fulfillment and its
+    event in a transaction takes four. Anything more (a hosted page, a completion, deliveries)
+    goes in one transaction with the write.
     """
-    async with transaction(conn):
-        po = await store.personalized_offer(conn, site.id, personalized_offer_id)
-        if po is None or not entity_visible(po["business_entity_id"], meta.business_entity_id):
-            raise NotFound(
-                f"Personalized offer {personalized_offer_id!r} not found",
-                param="personalized_offer_id",
-            )
-        option = next((o for o in po["options"] if o["id"] == option_id), None)
-        if option is None:
-            raise NotFound(
-                f"Option {option_id!r} is not an option of personalized offer "
-                f"{personalized_offer_id!r}",
-                param="option_id",
-            )
-        if po["expires_at"] <= now:
-            # a retry of an accept made before the expiry still gets its fulfillment
-            existing = await _existing(conn, site, po, option_id, base_url)
-            if existing is not None:
-                return existing
-            raise InvalidState(f"Personalized offer {personalized_offer_id!r} has expired")
-
-        fulfillment_id = new_id("of")
-        kind = option["processing_type"]
-        suppression = meta.suppression
-        values = {
-            "id": fulfillment_id,
-            "site_id": site.id,
-            "personalized_offer_id": po["id"],
-            "offer_id": po["offer_id"],
-            "option_id": option_id,
-            "processing_type": kind,
-            "status": "in_progress",
-            "redirect_url": _redirect_url(option, po, fulfillment_id),
-            "customer_id": po["customer_id"],
-            "subscription_id": po["subscription_id"],
-            "business_entity_id": po["business_entity_id"],
-            "suppress_actions": suppression.actions,
-            "suppress_webhook": suppression.webhook,
-            "suppress_email": suppression.email,
-            "origin": meta.origin.as_dict(),
-            "created_at": now,
-            "completed_at": None,
-            "deadline_at": now + timedelta(days=site.settings.fulfillment_timeout_days),
-            "experiment_id": po["experiment_id"],
-            "experiment_arm": po["experiment_arm"],
-        }
-        event = replace(
-            transitions.event_for(values, "accepted", now, meta.origin), id=new_id("ev")
+    po = await store.personalized_offer(conn, site.id, personalized_offer_id)
+    if po is None or not entity_visible(po["business_entity_id"], meta.business_entity_id):
+        raise NotFound(
+            f"Personalized offer {personalized_offer_id!r} not found",
+            param="personalized_offer_id",
         )
+    option = next((o for o in po["options"] if o["id"] == option_id), None)
+    if option is None:
+        raise NotFound(
+            f"Option {option_id!r} is not an option of personalized offer "
+            f"{personalized_offer_id!r}",
+            param="option_id",
+        )
+    if po["expires_at"] <= now:
+        # a retry of an accept made before the expiry still gets its fulfillment
+        existing = await _existing(conn, site, po, option_id, base_url)
+        if existing is not None:
+            return existing
+        raise InvalidState(f"Personalized offer {personalized_offer_id!r} has expired")
+
+    fulfillment_id = new_id("of")
+    kind = option["processing_type"]
+    suppression = meta.suppression
+    values = {
+        "id": fulfillment_id,
+        "site_id": site.id,
+        "personalized_offer_id": po["id"],
+        "offer_id": po["offer_id"],
+        "option_id": option_id,
+        "processing_type": kind,
+        "status": "in_progress",
+        "redirect_url": _redirect_url(option, po, fulfillment_id),
+        "customer_id": po["customer_id"],
+        "subscription_id": po["subscription_id"],
+        "business_entity_id": po["business_entity_id"],
+        "suppress_actions": suppression.actions,
+        "suppress_webhook": suppression.webhook,
+        "suppress_email": suppression.email,
+        "origin": meta.origin.as_dict(),
+        "created_at": now,
+        "completed_at": None,
+        "deadline_at": now + timedelta(days=site.settings.fulfillment_timeout_days),
+        "experiment_id": po["experiment_id"],
+        "experiment_arm": po["experiment_arm"],
+    }
+    event = replace(transitions.event_for(values, "accepted", now, meta.origin), id=new_id("ev"))
+    more = po["notify"] or processors.follows_up(kind, site)
+    async with transaction(conn) if more else nullcontext():
         row, channels = await store.insert_accepted(
             conn,
             values,
@@ -110,12 +112,7 @@ async def accept(
             return existing
         if channels:
             await events.fan_out(
-                conn,
-                event,
-                suppression=suppression,
-                channels=channels,
-                fulfillment=row,
-                personalized_offer=po,
+                conn, event, suppression=suppression, channels=channels, fulfillment=row
             )
         outcome = await processors.on_accept(
             processors.Accepting(conn, site, row, option, po, now, base_url)

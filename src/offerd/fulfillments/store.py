@@ -11,7 +11,17 @@ from psycopg.types.json import Jsonb
 
 from offerd.db import Conn, fetchone
 
-PERSONALIZED_OFFER = "SELECT * FROM personalized_offers WHERE id = %s AND site_id = %s"
+# What accepting needs of a personalized offer (not its context or origin: large, and only a
+# notification uses them, which reads the whole row when there is one to send), and whether a
+# channel of the site listens to offer_accepted.
+PERSONALIZED_OFFER = """
+SELECT id, site_id, offer_id, customer_id, subscription_id, business_entity_id, options,
+       expires_at, experiment_id, experiment_arm,
+       EXISTS (SELECT 1 FROM notification_channels c
+               WHERE c.site_id = po.site_id AND c.enabled
+                 AND 'offer_accepted' = ANY(c.event_types)) AS notify
+FROM personalized_offers po WHERE id = %s AND site_id = %s
+"""
 
 # A personalized offer's live (in progress or completed) fulfillment.
 LIVE_FULFILLMENT = """

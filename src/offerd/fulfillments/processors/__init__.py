@@ -2,7 +2,7 @@
 
 Each processor module may have ``ACCEPT_JOB`` (the job the accept enqueues, in its own write
 statement), ``on_accept`` (more work in the accept transaction: a hosted page, or completing at
-once), ``on_existing`` (what a repeated accept of the same option returns besides the
+once; ``follows_up(site)`` says whether it has any for this site), ``on_existing`` (what a repeated accept of the same option returns besides the
 fulfillment) and ``TASKS`` (the job handlers that carry it forward).
 """
 
@@ -45,7 +45,12 @@ OnAccept = Callable[[Accepting], Awaitable[Outcome]]
 OnExisting = Callable[[Conn, DictRow, str], Awaitable[dict[str, Any]]]
 
 
+_MODULES: dict[str, ModuleType] = {}
+
+
 def _modules() -> dict[str, ModuleType]:
+    if _MODULES:
+        return _MODULES
     from offerd.fulfillments.processors import (
         billing_update,
         checkout,
@@ -54,13 +59,20 @@ def _modules() -> dict[str, ModuleType]:
         webhook,
     )
 
-    return {
-        "billing_update": billing_update,
-        "checkout": checkout,
-        "url_redirect": url_redirect,
-        "webhook": webhook,
-        "email": email,
-    }
+    _MODULES.update(
+        billing_update=billing_update,
+        checkout=checkout,
+        url_redirect=url_redirect,
+        webhook=webhook,
+        email=email,
+    )
+    return _MODULES
+
+
+def follows_up(processing_type: str, site: Site) -> bool:
+    """Whether the accept does more than its one write (then it takes a transaction)."""
+    check: Callable[[Site], bool] | None = getattr(_modules()[processing_type], "follows_up", None)
+    return check(site) if check else hasattr(_modules()[processing_type], "on_accept")
 
 
 def accept_job(processing_type: str) -> str | None:

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from offerd.fulfillments import transitions
 from offerd.fulfillments.processors import Accepting, Outcome
+from offerd.sites.models import Site
+
+
+def follows_up(site: Site) -> bool:
+    return site.settings.url_redirect_auto_complete
 
 
 async def on_accept(a: Accepting) -> Outcome:
