@@ -81,12 +81,21 @@ def decide(
     experiments_by_offer: Mapping[str, Experiment],
     explain: bool = False,
 ) -> Outcome:
-    by_id = {c.id: c for c in ranked}
-    assessed: dict[str, _Assessment] = {}
+    by_id = {c.id: c for c in ranked} if experiments_by_offer else {}
+
+    def check(offer: Candidate) -> bool:
+        """Eligible and not held back by a guard: the serving path's test, allocation-free."""
+        if not targeting.fits(
+            offer, ctx, now=now, business_entity_id=business_entity_id, brand_id=brand_id
+        ):
+            return False
+        return (
+            offer.guards is None
+            or guards.blocked(offer.guards, history.get(offer.id, ()), now) is None
+        )
 
     def assess(offer: Candidate) -> _Assessment:
-        if offer.id in assessed:
-            return assessed[offer.id]
+        """The same test, explained (for explain only)."""
         verdict = targeting.judge(
             offer, ctx, now=now, business_entity_id=business_entity_id, brand_id=brand_id
         )
@@ -103,8 +112,7 @@ def decide(
             guard = guards.blocked(offer.guards, history.get(offer.id, ()), now)
             if guard is not None:
                 eligible, reason = False, f"guard: {guard}"
-        assessed[offer.id] = _Assessment(eligible, reason, expression, guard)
-        return assessed[offer.id]
+        return _Assessment(eligible, reason, expression, guard)
 
     decided: Outcome | None = None
     judgements: list[Judgement] = []
@@ -113,9 +121,10 @@ def decide(
     for offer in ranked:
         if decided is not None and not explain:
             break
-        a = assess(offer)
-        eligible, reason = a.eligible, a.reason
-        experiment = experiments_by_offer.get(offer.id)
+        a = assess(offer) if explain else None
+        eligible = a.eligible if a is not None else check(offer)
+        reason = a.reason if a is not None else None
+        experiment = experiments_by_offer.get(offer.id) if experiments_by_offer else None
         experiment_view = None
         if experiment is not None:
             arm = arms.get(experiment.id) or experiments.assign(site_id, experiment, customer_id)
@@ -129,7 +138,7 @@ def decide(
                     decided = Outcome(None, experiment, arm)
                 elif arm.offer_id == offer.id:
                     decided = Outcome(offer, experiment, arm)
-                elif (target := by_id.get(arm.offer_id)) is not None and assess(target).eligible:
+                elif (target := by_id.get(arm.offer_id)) is not None and check(target):
                     decided = Outcome(target, experiment, arm)
             if eligible and arm.offer_id != offer.id:
                 eligible = False
@@ -140,7 +149,7 @@ def decide(
                 )
         elif eligible and decided is None:
             decided = Outcome(offer)
-        if explain:
+        if a is not None:
             judgements.append(
                 Judgement(
                     offer_id=offer.id,

@@ -64,6 +64,21 @@ class Candidate:
     guards: Guards | None = None
     status: str = "active"
 
+    always_on: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Active, with no window, entity or brand: only its expression and guards can rule it
+        # out (computed once, so the serving path skips those checks for most offers).
+        object.__setattr__(
+            self,
+            "always_on",
+            self.status == "active"
+            and self.starts_at is None
+            and self.ends_at is None
+            and self.business_entity_id is None
+            and self.brand_id is None,
+        )
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -108,6 +123,48 @@ def build_context(
     )
 
 
+def excluded(
+    offer: Candidate, *, now: datetime, business_entity_id: str | None, brand_id: str | None
+) -> str | None:
+    """Why the offer is out before its expression runs (status, window, entity, brand), or None."""
+    if offer.status != "active":
+        return f"status is {offer.status}"
+    if offer.starts_at is not None and now < offer.starts_at:
+        return "not started"
+    if offer.ends_at is not None and now >= offer.ends_at:
+        return "ended"
+    if (
+        business_entity_id is not None
+        and offer.business_entity_id is not None
+        and offer.business_entity_id != business_entity_id
+    ):
+        return "another business entity"
+    if brand_id is not None and offer.brand_id is not None and offer.brand_id != brand_id:
+        return f"brand {offer.brand_id}, not {brand_id}"
+    return None
+
+
+def fits(
+    offer: Candidate,
+    ctx: cel.Context,
+    *,
+    now: datetime,
+    business_entity_id: str | None,
+    brand_id: str | None = None,
+) -> bool:
+    """``judge(...).eligible`` without building the explanation (the serving path's check)."""
+    if not offer.always_on and excluded(
+        offer, now=now, business_entity_id=business_entity_id, brand_id=brand_id
+    ):
+        return False
+    if offer.program is None:
+        return True
+    try:
+        return offer.program.execute(ctx) is True
+    except Exception:
+        return False
+
+
 def judge(
     offer: Candidate,
     ctx: cel.Context,
@@ -117,20 +174,9 @@ def judge(
     brand_id: str | None = None,
 ) -> Verdict:
     """Everything about an offer and a request except its guards and experiment (see decide)."""
-    if offer.status != "active":
-        return Verdict(False, f"status is {offer.status}")
-    if offer.starts_at is not None and now < offer.starts_at:
-        return Verdict(False, "not started")
-    if offer.ends_at is not None and now >= offer.ends_at:
-        return Verdict(False, "ended")
-    if (
-        business_entity_id is not None
-        and offer.business_entity_id is not None
-        and offer.business_entity_id != business_entity_id
-    ):
-        return Verdict(False, "another business entity")
-    if brand_id is not None and offer.brand_id is not None and offer.brand_id != brand_id:
-        return Verdict(False, f"brand {offer.brand_id}, not {brand_id}")
+    reason = excluded(offer, now=now, business_entity_id=business_entity_id, brand_id=brand_id)
+    if reason is not None:
+        return Verdict(False, reason)
     if offer.program is None:
         return Verdict(True)
     try:
