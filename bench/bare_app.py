@@ -75,3 +75,54 @@ async def accept(request: Request) -> Response:
         )
     out = {"offer_fulfillment": {"id": fid, "object": "offer_fulfillment", "status": "in_progress"}}
     return Response(orjson.dumps(out), status_code=202, media_type="application/json")
+
+
+LEDGER = """
+SELECT to_jsonb(c) AS customer, to_jsonb(s) AS subscription
+FROM (SELECT 1) AS one
+LEFT JOIN customers c ON c.site_id = 'bench' AND c.id = %(customer)s
+LEFT JOIN subscriptions s ON s.site_id = 'bench' AND s.id = %(subscription)s
+"""
+HISTORY = """
+SELECT offer_id, type, occurred_at FROM offer_events
+WHERE site_id = 'bench' AND customer_id = %s AND type IN ('viewed', 'dismissed', 'accepted')
+  AND occurred_at > %s
+"""
+INSERT_PO = """
+INSERT INTO personalized_offers (id, site_id, offer_id, offer_version, customer_id,
+    subscription_id, content, options, context, origin, created_at, expires_at)
+VALUES (%s, 'bench', 'fallback', 1, %s, %s, %s, '[]', '{}', '{}', %s, %s)
+"""
+
+
+@app.post("/bare/personalized_offers")
+async def personalized_offers(request: Request) -> Response:
+    """The DB work of personalized_offers (the ledger, the guard history, the snapshot), with no
+    rule evaluated: what any implementation pays before deciding anything."""
+    body = orjson.loads(await request.body())
+    now = datetime.now(UTC)
+    po_id = new_id("po")
+    content = {"title": "Before you go", "description": ""}
+    async with request.app.state.pool.connection() as conn:
+        await conn.execute(
+            LEDGER, {"customer": body["customer_id"], "subscription": body.get("subscription_id")}
+        )
+        await conn.execute(HISTORY, (body["customer_id"], now - timedelta(days=30)))
+        await conn.execute(
+            INSERT_PO,
+            (
+                po_id,
+                body["customer_id"],
+                body.get("subscription_id"),
+                Jsonb(content),
+                now,
+                now + timedelta(days=1),
+            ),
+        )
+    out = {
+        "personalized_offers": [
+            {"id": po_id, "offer_id": "fallback", "content": content, "options": []}
+        ],
+        "expires_at": int((now + timedelta(days=1)).timestamp()),
+    }
+    return Response(orjson.dumps(out), media_type="application/json")

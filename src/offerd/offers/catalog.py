@@ -23,6 +23,9 @@ class Compiled:
     experiments_by_offer: Mapping[str, Experiment]
     guard_lookback_days: int = 0
     offers_with_guards: frozenset[str] = field(default_factory=frozenset)
+    by_id: Mapping[str, Candidate] = field(default_factory=dict)
+    # the variables the expressions read: only those are put in a request's context
+    variables: frozenset[str] = field(default_factory=frozenset)
 
 
 class Catalog:
@@ -57,6 +60,8 @@ async def load(conn: Conn, site_id: str, *, active_only: bool) -> Compiled:
         experiments_by_offer=by_offer,
         guard_lookback_days=max((c.guards.lookback_days for c in guarded if c.guards), default=0),
         offers_with_guards=frozenset(c.id for c in guarded),
+        by_id={c.id: c for c in ranked},
+        variables=frozenset(v for c in ranked if c.program for v in c.program.variables()),
     )
 
 

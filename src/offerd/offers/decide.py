@@ -80,8 +80,11 @@ def decide(
     history: Mapping[str, Sequence[guards.Seen]],
     experiments_by_offer: Mapping[str, Experiment],
     explain: bool = False,
+    by_id: Mapping[str, Candidate] | None = None,
 ) -> Outcome:
-    by_id = {c.id: c for c in ranked} if experiments_by_offer else {}
+    """``by_id``: the candidates by id (the catalog keeps one; built here when not given)."""
+    if by_id is None:
+        by_id = {c.id: c for c in ranked} if experiments_by_offer else {}
 
     def check(offer: Candidate) -> bool:
         """Eligible and not held back by a guard: the serving path's test, allocation-free."""

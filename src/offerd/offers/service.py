@@ -23,18 +23,6 @@ from offerd.offers.views import personalized_offer_resource
 from offerd.sites import store as sites_store
 from offerd.sites.models import Brand, Site
 
-_LEDGER_TIMES = (
-    "trial_end",
-    "current_term_start",
-    "current_term_end",
-    "pause_until",
-    "cancel_at",
-    "cancelled_at",
-    "created_at",
-    "updated_at",
-)
-_HIDDEN = ("site_id", "version")
-
 
 @dataclass(frozen=True, slots=True)
 class Ask:
@@ -52,16 +40,6 @@ class Decision:
     personalized_offer: dict[str, Any] | None
     expires_at: datetime
     brand: Brand | None
-
-
-def _ledger_view(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    view = {k: v for k, v in raw.items() if k not in _HIDDEN}
-    for key in _LEDGER_TIMES:
-        if isinstance(view.get(key), str):
-            view[key] = datetime.fromisoformat(view[key])
-    return view
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +61,16 @@ async def situation(
     now: datetime,
     lookback_days: int,
     guarded: frozenset[str],
+    variables: frozenset[str] | None = None,
 ) -> Situation:
     """The ledger's customer and subscription, the brand, and the guard history."""
     if site.multi_brand and not ask.subscription_id:
         raise ParamMissing("subscription_id", "is required when the site has several brands")
-    ledger = await store.ledger(conn, site.id, ask.customer_id, ask.subscription_id)
-    customer = _ledger_view(ledger["customer"])
-    subscription = _ledger_view(ledger["subscription"])
+    since = now - timedelta(days=lookback_days) if guarded and lookback_days else None
+    ledger = await store.ledger(
+        conn, site.id, ask.customer_id, ask.subscription_id, history_since=since
+    )
+    customer, subscription = ledger.customer, ledger.subscription
     entity = meta.business_entity_id
     if customer is not None and entity and customer.get("business_entity_id") not in (None, entity):
         raise NotFound(f"Customer {ask.customer_id!r} not found", param="customer_id")
@@ -100,13 +81,9 @@ async def situation(
     if site.multi_brand and subscription is not None:
         brand = site.brand_by_id(subscription.get("brand_id")) or site.brand
     history: dict[str, list[guards.Seen]] = {}
-    if guarded and lookback_days:
-        since = now - timedelta(days=lookback_days)
-        for row in await store.history(conn, site.id, ask.customer_id, since):
-            if row["offer_id"] in guarded:
-                history.setdefault(row["offer_id"], []).append(
-                    guards.Seen(row["type"], row["occurred_at"])
-                )
+    for offer_id, type_, at in ledger.history:
+        if offer_id in guarded:
+            history.setdefault(offer_id, []).append(guards.Seen(type_, at))
     ctx = targeting.build_context(
         now=now,
         customer=customer or {"id": ask.customer_id},
@@ -114,6 +91,7 @@ async def situation(
         user=ask.user,
         custom=ask.custom,
         context={**ask.request_context, "device": meta.origin.device},
+        variables=variables,
     )
     return Situation(ctx, subscription_id, brand, history)
 
@@ -136,6 +114,7 @@ async def _decide(
         now=now,
         lookback_days=compiled.guard_lookback_days,
         guarded=compiled.offers_with_guards,
+        variables=compiled.variables,
     )
     outcome = decide(
         compiled.ranked,
@@ -148,6 +127,7 @@ async def _decide(
         history=seen.history,
         experiments_by_offer=compiled.experiments_by_offer,
         explain=explain,
+        by_id=compiled.by_id,
     )
     return seen, outcome
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,13 +49,6 @@ RUNNING_EXPERIMENTS = (
     "SELECT * FROM experiments WHERE site_id = %s AND status = 'running' ORDER BY id"
 )
 
-# The customer's guard-relevant events since a moment (offer_events_guards index).
-HISTORY = """
-SELECT offer_id, type, occurred_at FROM offer_events
-WHERE site_id = %s AND customer_id = %s AND type IN ('viewed', 'dismissed', 'accepted')
-  AND occurred_at > %s
-"""
-
 INSERT_SERVED = """
 INSERT INTO served (id, site_id, customer_id, subscription_id, experiment_id, experiment_arm,
     offer_id, personalized_offer_id, occurred_at)
@@ -72,24 +66,65 @@ SELECT version, definition, created_at FROM offer_versions
 WHERE site_id = %s AND offer_id = %s ORDER BY version DESC
 """
 
-LEDGER_BY_SUBSCRIPTION = """
-SELECT to_jsonb(c) AS customer, to_jsonb(s) AS subscription
-FROM (SELECT 1) AS one
-LEFT JOIN customers c ON c.site_id = %(site)s AND c.id = %(customer)s
-LEFT JOIN subscriptions s ON s.site_id = %(site)s AND s.id = %(subscription)s
-"""
+CUSTOMER_FIELDS = ("id", "email", "first_name", "last_name", "business_entity_id")
+SUBSCRIPTION_FIELDS = (
+    "id",
+    "customer_id",
+    "plan_id",
+    "quantity",
+    "status",
+    "coupon_ids",
+    "trial_end",
+    "current_term_start",
+    "current_term_end",
+    "pause_until",
+    "cancel_at",
+    "cancelled_at",
+    "business_entity_id",
+    "brand_id",
+)
 
-LEDGER_BY_CUSTOMER = """
-SELECT to_jsonb(c) AS customer, to_jsonb(s) AS subscription
-FROM (SELECT 1) AS one
-LEFT JOIN customers c ON c.site_id = %(site)s AND c.id = %(customer)s
-LEFT JOIN LATERAL (
+
+def _ledger_sql(*, by_subscription: bool, with_history: bool) -> str:
+    """What decisioning reads, in one statement: the ledger's customer and subscription (typed
+    columns, no JSON round trip) and, when guards need it, the customer's recent events."""
+    columns = [f"c.{f} AS c_{f}" for f in CUSTOMER_FIELDS]
+    columns += [f"s.{f} AS s_{f}" for f in SUBSCRIPTION_FIELDS]
+    subscription = (
+        "LEFT JOIN subscriptions s ON s.site_id = %(site)s AND s.id = %(subscription)s"
+        if by_subscription
+        else """LEFT JOIN LATERAL (
     SELECT * FROM subscriptions
     WHERE site_id = %(site)s AND customer_id = %(customer)s
     ORDER BY status = 'cancelled', updated_at DESC, id
     LIMIT 1
-) s ON true
+) s ON true"""
+    )
+    history = ""
+    if with_history:
+        columns += ["h.offer_ids AS h_offer_ids", "h.types AS h_types", "h.ats AS h_ats"]
+        history = """
+LEFT JOIN LATERAL (
+    SELECT array_agg(offer_id) AS offer_ids, array_agg(type) AS types, array_agg(occurred_at) AS ats
+    FROM offer_events
+    WHERE site_id = %(site)s AND customer_id = %(customer)s
+      AND type IN ('viewed', 'dismissed', 'accepted') AND occurred_at > %(since)s
+) h ON true"""
+    return f"""
+SELECT {", ".join(columns)}
+FROM (SELECT 1) AS one
+LEFT JOIN customers c ON c.site_id = %(site)s AND c.id = %(customer)s
+{subscription}{history}
 """
+
+
+LEDGER = {
+    (by_subscription, with_history): _ledger_sql(
+        by_subscription=by_subscription, with_history=with_history
+    )
+    for by_subscription in (True, False)
+    for with_history in (True, False)
+}
 
 INSERT_PERSONALIZED_OFFER = """
 INSERT INTO personalized_offers (id, site_id, offer_id, offer_version, customer_id,
@@ -149,10 +184,6 @@ async def running_experiments(conn: Conn, site_id: str) -> list[DictRow]:
     return await fetchall(conn, RUNNING_EXPERIMENTS, (site_id,))
 
 
-async def history(conn: Conn, site_id: str, customer_id: str, since: datetime) -> list[DictRow]:
-    return await fetchall(conn, HISTORY, (site_id, customer_id, since))
-
-
 async def insert_served(conn: Conn, **values: Any) -> None:
     await conn.execute(INSERT_SERVED, values)
 
@@ -167,14 +198,36 @@ async def versions(conn: Conn, site_id: str, offer_id: str) -> list[DictRow]:
     return await fetchall(conn, VERSIONS, (site_id, offer_id))
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerView:
+    customer: dict[str, Any] | None
+    subscription: dict[str, Any] | None
+    history: list[tuple[str, str, datetime]]
+
+
 async def ledger(
-    conn: Conn, site_id: str, customer_id: str, subscription_id: str | None
-) -> DictRow:
-    params = {"site": site_id, "customer": customer_id, "subscription": subscription_id}
-    sql = LEDGER_BY_SUBSCRIPTION if subscription_id else LEDGER_BY_CUSTOMER
+    conn: Conn,
+    site_id: str,
+    customer_id: str,
+    subscription_id: str | None,
+    *,
+    history_since: datetime | None = None,
+) -> LedgerView:
+    params = {
+        "site": site_id,
+        "customer": customer_id,
+        "subscription": subscription_id,
+        "since": history_since,
+    }
+    sql = LEDGER[(subscription_id is not None, history_since is not None)]
     row = await fetchone(conn, sql, params)
     assert row is not None
-    return row
+    customer = {f: row[f"c_{f}"] for f in CUSTOMER_FIELDS} if row["c_id"] else None
+    subscription = {f: row[f"s_{f}"] for f in SUBSCRIPTION_FIELDS} if row["s_id"] else None
+    events: list[tuple[str, str, datetime]] = []
+    if history_since is not None and row["h_offer_ids"]:
+        events = list(zip(row["h_offer_ids"], row["h_types"], row["h_ats"], strict=True))
+    return LedgerView(customer, subscription, events)
 
 
 async def insert_personalized_offer(conn: Conn, **values: Any) -> None:

@@ -109,18 +109,25 @@ def build_context(
     user: Mapping[str, Any],
     custom: Mapping[str, Any] | None,
     context: Mapping[str, Any],
+    variables: Iterable[str] | None = None,
 ) -> cel.Context:
-    """One evaluation context per request, shared by every candidate (building it is the cost)."""
-    return cel.Context(
-        {
-            "customer": _present(customer or {}),
-            "subscription": _present(subscription or {}),
-            "user": _present(user),
-            "custom": lower_keys(custom or {}),
-            "context": _present(context),
-            "now": now,
-        }
-    )
+    """One evaluation context per request, shared by every candidate. Building it is the cost
+    (each value is converted for CEL), so only the ``variables`` the expressions read go in."""
+    wanted = set(VARIABLES if variables is None else variables)
+    values: dict[str, Any] = {}
+    if "customer" in wanted:
+        values["customer"] = _present(customer or {})
+    if "subscription" in wanted:
+        values["subscription"] = _present(subscription or {})
+    if "user" in wanted:
+        values["user"] = _present(user)
+    if "custom" in wanted:
+        values["custom"] = lower_keys(custom or {})
+    if "context" in wanted:
+        values["context"] = _present(context)
+    if "now" in wanted:
+        values["now"] = now
+    return cel.Context(values)
 
 
 def excluded(
