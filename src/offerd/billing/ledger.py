@@ -26,23 +26,41 @@ from offerd.billing.provider import Applied, PermanentProviderError, Preview
 from offerd.db import Conn, fetchall, fetchone
 
 _CHANGE = "SELECT * FROM subscription_changes WHERE site_id = %s AND idempotency_key = %s"
-_LOCK = "SELECT * FROM subscriptions WHERE site_id = %s AND id = %s FOR UPDATE"
+# The subscription, locked, with what applying an action to it needs: the change this key made
+# (if any), and the plans and coupons the state and the action name. One round trip.
+_LOCK = """
+SELECT s.*,
+    (SELECT to_jsonb(ch) FROM subscription_changes ch
+     WHERE ch.site_id = s.site_id AND ch.idempotency_key = %(key)s) AS done,
+    (SELECT coalesce(jsonb_agg(p), '[]'::jsonb) FROM plans p
+     WHERE p.site_id = s.site_id AND (p.id = s.plan_id OR p.id = %(plan)s)) AS plans,
+    (SELECT coalesce(jsonb_agg(c), '[]'::jsonb) FROM coupons c
+     WHERE c.site_id = s.site_id AND (c.id = ANY(s.coupon_ids) OR c.id = %(coupon)s)) AS coupons
+FROM subscriptions s
+WHERE s.site_id = %(site)s AND s.id = %(id)s
+FOR UPDATE OF s
+"""
 _READ = "SELECT * FROM subscriptions WHERE site_id = %s AND id = %s"
 _PLANS = "SELECT * FROM plans WHERE site_id = %s AND id = ANY(%s)"
 _COUPONS = "SELECT * FROM coupons WHERE site_id = %s AND id = ANY(%s)"
+# The change row first: if another apply with this key committed while this one waited for the
+# lock, the unique key turns the insert into nothing, and nothing is updated either.
 _WRITE = """
+WITH change AS (
+    INSERT INTO subscription_changes
+        (site_id, subscription_id, idempotency_key, fulfillment_id, action, before, after, created_at)
+    VALUES (%(site)s, %(id)s, %(key)s, %(key)s, %(action)s, %(before)s, %(after)s, %(now)s)
+    ON CONFLICT (site_id, idempotency_key) DO NOTHING
+    RETURNING id
+)
 UPDATE subscriptions
 SET status = %(status)s, plan_id = %(plan_id)s, quantity = %(quantity)s,
     coupon_ids = %(coupon_ids)s, trial_end = %(trial_end)s,
     current_term_start = %(current_term_start)s, current_term_end = %(current_term_end)s,
     pause_until = %(pause_until)s, cancel_at = %(cancel_at)s, cancelled_at = %(cancelled_at)s,
     version = version + 1, updated_at = %(now)s
-WHERE site_id = %(site)s AND id = %(id)s
-"""
-_LOG = """
-INSERT INTO subscription_changes
-    (site_id, subscription_id, idempotency_key, fulfillment_id, action, before, after, created_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+WHERE site_id = %(site)s AND id = %(id)s AND EXISTS (SELECT 1 FROM change)
+RETURNING id
 """
 _HISTORY = """
 SELECT id, idempotency_key, fulfillment_id, action, before, after, created_at
@@ -94,11 +112,13 @@ def _referenced(state: SubscriptionState, action: BillingAction) -> tuple[set[st
     return plans, coupons
 
 
-async def _catalog(
-    conn: Conn, site_id: str, plan_ids: set[str], coupon_ids: set[str]
+def _replayed(done: Mapping[str, Any]) -> Applied:
+    return Applied(_state_from_log(done["before"]), _state_from_log(done["after"]), True)
+
+
+def _catalog_of(
+    plan_rows: list[dict[str, Any]], coupon_rows: list[dict[str, Any]]
 ) -> tuple[dict[str, Plan], dict[str, Coupon]]:
-    plan_rows = await fetchall(conn, _PLANS, (site_id, list(plan_ids)))
-    coupon_rows = await fetchall(conn, _COUPONS, (site_id, list(coupon_ids))) if coupon_ids else []
     plans = {
         r["id"]: Plan(r["id"], r["name"], r["price"], r["currency"], r["period_unit"])
         for r in plan_rows
@@ -131,22 +151,38 @@ class LedgerProvider:
     ) -> Applied:
         """Call inside a transaction: the change commits (or rolls back) with the caller's writes.
 
-        The subscription row is locked before the change log is read, so that of two concurrent
-        applies with one key the second waits for the first and then finds its change.
+        Of two concurrent applies with one key, the second waits for the subscription's row lock
+        and then finds the first one's change (the unique key of the change log settles it),
+        and replays it.
         """
-        row = await fetchone(conn, _LOCK, (site_id, subscription_id))
+        row = await fetchone(
+            conn,
+            _LOCK,
+            {
+                "site": site_id,
+                "id": subscription_id,
+                "key": idempotency_key,
+                "plan": getattr(action, "plan_id", None),
+                "coupon": getattr(action, "coupon_id", None),
+            },
+        )
         if row is None:
             raise PermanentProviderError(f"subscription {subscription_id!r} does not exist")
-        done = await fetchone(conn, _CHANGE, (site_id, idempotency_key))
-        if done is not None:
-            return Applied(_state_from_log(done["before"]), _state_from_log(done["after"]), True)
+        if row["done"] is not None:
+            return _replayed(row["done"])
         before = state_of(row)
-        plans, coupons = await _catalog(conn, site_id, *_referenced(before, action))
+        plans, coupons = _catalog_of(row["plans"], row["coupons"])
         try:
             after = apply_action(before, action, now=now, plans=plans, coupons=coupons)
         except ActionError as exc:
+            # The row is the latest version, but ``done`` was read before any wait for the lock:
+            # an apply with this key that committed meanwhile makes this a replay, not an error.
+            done = await fetchone(conn, _CHANGE, (site_id, idempotency_key))
+            if done is not None:
+                return _replayed(done)
             raise PermanentProviderError(str(exc)) from None
-        await conn.execute(
+        written = await fetchone(
+            conn,
             _WRITE,
             {
                 **{k: getattr(after, k) for k in after.__dataclass_fields__},
@@ -154,21 +190,16 @@ class LedgerProvider:
                 "now": now,
                 "site": site_id,
                 "id": subscription_id,
+                "key": idempotency_key,
+                "action": Jsonb(action.model_dump()),
+                "before": Jsonb(before.as_dict()),
+                "after": Jsonb(after.as_dict()),
             },
         )
-        await conn.execute(
-            _LOG,
-            (
-                site_id,
-                subscription_id,
-                idempotency_key,
-                idempotency_key,
-                Jsonb(action.model_dump()),
-                Jsonb(before.as_dict()),
-                Jsonb(after.as_dict()),
-                now,
-            ),
-        )
+        if written is None:  # the same key committed while this apply waited for the lock
+            done = await fetchone(conn, _CHANGE, (site_id, idempotency_key))
+            assert done is not None
+            return _replayed(done)
         return Applied(before, after, False)
 
     async def preview(
@@ -184,7 +215,12 @@ class LedgerProvider:
         if row is None:
             raise PermanentProviderError(f"subscription {subscription_id!r} does not exist")
         before = state_of(row)
-        plans, coupons = await _catalog(conn, site_id, *_referenced(before, action))
+        plan_ids, coupon_ids = _referenced(before, action)
+        plan_rows = await fetchall(conn, _PLANS, (site_id, list(plan_ids)))
+        coupon_rows = (
+            await fetchall(conn, _COUPONS, (site_id, list(coupon_ids))) if coupon_ids else []
+        )
+        plans, coupons = _catalog_of(plan_rows, coupon_rows)
         try:
             after = apply_action(before, action, now=now, plans=plans, coupons=coupons)
         except ActionError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -70,15 +69,41 @@ SELECT
 GET = "SELECT * FROM offer_fulfillments WHERE id = %s AND site_id = %s"
 GET_FOR_UPDATE = GET + " FOR UPDATE"
 
+# A transition, its event and the channels listening to it, in one statement: the update only
+# if the fulfillment is still in progress (then the event is written too), the row as updated.
 APPLY_TRANSITION = """
-UPDATE offer_fulfillments
-SET status = %(status)s,
-    completed_at = CASE WHEN %(status)s = 'completed' THEN %(now)s END,
-    failed_at = CASE WHEN %(status)s = 'failed' THEN %(now)s END,
-    error_code = %(error_code)s,
-    error_message = %(error_message)s
-WHERE id = %(id)s AND status = 'in_progress'
-RETURNING *
+WITH u AS (
+    UPDATE offer_fulfillments
+    SET status = %(status)s,
+        completed_at = CASE WHEN %(status)s = 'completed' THEN %(now)s END,
+        failed_at = CASE WHEN %(status)s = 'failed' THEN %(now)s END,
+        error_code = %(error_code)s,
+        error_message = %(error_message)s
+    WHERE id = %(id)s AND status = 'in_progress'
+    RETURNING *
+), e AS (
+    INSERT INTO offer_events (id, site_id, type, personalized_offer_id, offer_id, option_id,
+        fulfillment_id, customer_id, subscription_id, business_entity_id, experiment_id,
+        experiment_arm, origin, occurred_at)
+    SELECT %(event_id)s, u.site_id, %(event_type)s, u.personalized_offer_id, u.offer_id,
+        u.option_id, u.id, u.customer_id, u.subscription_id, u.business_entity_id,
+        u.experiment_id, u.experiment_arm, %(origin)s, %(now)s
+    FROM u
+)
+SELECT u.*,
+    (SELECT coalesce(jsonb_agg(c ORDER BY c.id), '[]'::jsonb) FROM notification_channels c
+     WHERE c.site_id = u.site_id AND c.enabled AND %(notification)s = ANY(c.event_types))
+        AS channels
+FROM u
+"""
+
+# The fulfillment, locked, with the option as it was when the offer was issued.
+LOCK_WITH_OPTION = """
+SELECT f.*,
+    (SELECT o FROM personalized_offers po, jsonb_array_elements(po.options) o
+     WHERE po.id = f.personalized_offer_id AND o->>'id' = f.option_id) AS option
+FROM offer_fulfillments f WHERE f.id = %s
+FOR UPDATE OF f
 """
 
 
@@ -132,8 +157,13 @@ async def apply_transition(
     error_code: str | None,
     error_message: str | None,
     now: datetime,
-) -> DictRow | None:
-    return await fetchone(
+    event_id: str,
+    event_type: str,
+    origin: dict[str, Any],
+    notification: str,
+) -> tuple[DictRow | None, list[dict[str, Any]]]:
+    """The updated row and the listening channels, or (None, []) when it was no longer in progress."""
+    row = await fetchone(
         conn,
         APPLY_TRANSITION,
         {
@@ -142,8 +172,21 @@ async def apply_transition(
             "error_code": error_code,
             "error_message": error_message,
             "now": now,
+            "event_id": event_id,
+            "event_type": event_type,
+            "origin": Jsonb(origin),
+            "notification": notification,
         },
     )
+    if row is None:
+        return None, []
+    channels = list(row.pop("channels"))
+    return row, channels
+
+
+async def lock_with_option(conn: Conn, fulfillment_id: str) -> DictRow | None:
+    """The fulfillment row, locked, and its option (``option``) as issued."""
+    return await fetchone(conn, LOCK_WITH_OPTION, (fulfillment_id,))
 
 
 LOCK = "SELECT * FROM offer_fulfillments WHERE id = %s FOR UPDATE"
@@ -152,17 +195,3 @@ LOCK = "SELECT * FROM offer_fulfillments WHERE id = %s FOR UPDATE"
 async def lock(conn: Conn, fulfillment_id: str) -> DictRow | None:
     """The fulfillment row, locked: whoever moves it next holds this lock until commit."""
     return await fetchone(conn, LOCK, (fulfillment_id,))
-
-
-OPTION = """
-SELECT o AS option FROM personalized_offers po, jsonb_array_elements(po.options) o
-WHERE po.id = %s AND o->>'id' = %s
-"""
-
-
-async def option_of(conn: Conn, row: Mapping[str, Any]) -> dict[str, Any]:
-    """The option as it was when the offer was issued (the personalized offer's snapshot)."""
-    found = await fetchone(conn, OPTION, (row["personalized_offer_id"], row["option_id"]))
-    assert found is not None
-    option: dict[str, Any] = found["option"]
-    return option

@@ -5,6 +5,7 @@ the event) its notifications, all in the caller's transaction. Every driver of t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,8 @@ from offerd.db import Conn
 from offerd.events import service as events
 from offerd.fulfillments import machine, store
 from offerd.headers import Origin, Suppression
+from offerd.ids import new_id
+from offerd.notifications.models import NOTIFICATION_TYPE
 
 
 def event_for(
@@ -58,35 +61,39 @@ async def finalize(
     origin: Origin | None = None,
     suppression: Suppression | None = None,
 ) -> DictRow | None:
-    """Write a transition and its event, in the caller's transaction.
+    """Write a transition, its event and its deliveries, in the caller's transaction.
 
     Returns the updated row, or None when the fulfillment had already left ``in_progress`` (a
     retried job, a page submitted twice): the change is applied once. The suppression headers of
     the accept carry over to this event; those of the request causing it add to them.
     """
-    updated = await store.apply_transition(
+    event = event_for(row, transition.event, now, origin or stored_origin(row))
+    event = replace(event, id=new_id("ev"))
+    updated, channels = await store.apply_transition(
         conn,
         row["id"],
         status=transition.status,
         error_code=transition.error_code,
         error_message=transition.error_message,
         now=now,
+        event_id=event.id,
+        event_type=transition.event,
+        origin=event.origin.as_dict(),
+        notification=NOTIFICATION_TYPE[transition.event],
     )
     if updated is None:
         return None
-    merged = stored_suppression(row)
-    if suppression is not None:
-        merged = Suppression(
-            actions=merged.actions or suppression.actions,
-            webhook=merged.webhook or suppression.webhook,
-            email=merged.email or suppression.email,
+    if channels:
+        merged = stored_suppression(row)
+        if suppression is not None:
+            merged = Suppression(
+                actions=merged.actions or suppression.actions,
+                webhook=merged.webhook or suppression.webhook,
+                email=merged.email or suppression.email,
+            )
+        await events.fan_out(
+            conn, event, suppression=merged, channels=channels, fulfillment=updated
         )
-    await events.record(
-        conn,
-        event_for(updated, transition.event, now, origin or stored_origin(row)),
-        suppression=merged,
-        fulfillment=updated,
-    )
     return updated
 
 

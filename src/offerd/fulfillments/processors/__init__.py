@@ -126,13 +126,13 @@ async def ask_merchant(ctx: jobs.JobContext, channel: str, build: BuildRequest) 
     skipped) and queue its sending, once, whatever happens to the job."""
     svc = ctx.resources
     async with svc.db.connection() as conn, transaction(conn):
-        row = await store.lock(conn, ctx.job.payload["fulfillment_id"])
+        row = await store.lock_with_option(conn, ctx.job.payload["fulfillment_id"])
         if row is None or await deliveries.processing_for(conn, row["id"]) is not None:
             await ctx.finish(conn)
             return
         now = ctx.now()
         skip = _skip_reason(row, channel)
-        request = await build(conn, row, await store.option_of(conn, row), now, skip is None)
+        request = await build(conn, row, row["option"], now, skip is None)
         await dispatch.create(
             conn,
             site_id=row["site_id"],

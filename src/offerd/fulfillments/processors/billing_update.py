@@ -21,7 +21,7 @@ async def handle(ctx: jobs.JobContext) -> None:
     svc = ctx.resources
     fulfillment_id = ctx.job.payload["fulfillment_id"]
     async with svc.db.connection() as conn, transaction(conn):
-        row = await store.lock(conn, fulfillment_id)
+        row = await store.lock_with_option(conn, fulfillment_id)
         if row is None or row["status"] != "in_progress":
             await ctx.finish(conn)  # already final: a retried job does nothing
             return
@@ -36,7 +36,7 @@ async def handle(ctx: jobs.JobContext) -> None:
             )
             await ctx.finish(conn)
             return
-        option = await store.option_of(conn, row)
+        option = row["option"]
         try:
             await svc.billing.apply(
                 conn,
