@@ -112,7 +112,13 @@ async def accept(
             return existing
         if channels:
             await events.fan_out(
-                conn, event, suppression=suppression, channels=channels, fulfillment=row
+                conn,
+                event,
+                suppression=suppression,
+                channels=channels,
+                fulfillment=row,
+                # read with the content when a channel listened then; one added since reads it
+                personalized_offer=po if po["notify"] else None,
             )
         outcome = await processors.on_accept(
             processors.Accepting(conn, site, row, option, po, now, base_url)

@@ -15,11 +15,15 @@ from offerd.db import Conn, fetchone
 # channel of the site listens to offer_accepted.
 PERSONALIZED_OFFER = """
 SELECT id, site_id, offer_id, customer_id, subscription_id, business_entity_id, options,
-       expires_at, experiment_id, experiment_arm,
-       EXISTS (SELECT 1 FROM notification_channels c
-               WHERE c.site_id = po.site_id AND c.enabled
-                 AND 'offer_accepted' = ANY(c.event_types)) AS notify
-FROM personalized_offers po WHERE id = %s AND site_id = %s
+       expires_at, experiment_id, experiment_arm, n.notify,
+       -- what the notifications tell of the offer, only when someone listens
+       CASE WHEN n.notify THEN po.content END AS content,
+       CASE WHEN n.notify THEN po.context END AS context
+FROM personalized_offers po,
+     LATERAL (SELECT EXISTS (SELECT 1 FROM notification_channels c
+                             WHERE c.site_id = po.site_id AND c.enabled
+                               AND 'offer_accepted' = ANY(c.event_types)) AS notify) n
+WHERE id = %s AND site_id = %s
 """
 
 # A personalized offer's live (in progress or completed) fulfillment.
@@ -89,12 +93,20 @@ WITH u AS (
         u.option_id, u.id, u.customer_id, u.subscription_id, u.business_entity_id,
         u.experiment_id, u.experiment_arm, %(origin)s, %(now)s
     FROM u
+), ch AS (
+    SELECT coalesce(jsonb_agg(c ORDER BY c.id), '[]'::jsonb) AS channels
+    FROM notification_channels c, u
+    WHERE c.site_id = u.site_id AND c.enabled AND %(notification)s = ANY(c.event_types)
 )
-SELECT u.*,
-    (SELECT coalesce(jsonb_agg(c ORDER BY c.id), '[]'::jsonb) FROM notification_channels c
-     WHERE c.site_id = u.site_id AND c.enabled AND %(notification)s = ANY(c.event_types))
-        AS channels
-FROM u
+SELECT u.*, ch.channels,
+    -- what the notifications tell of the offer, only when someone listens
+    CASE WHEN ch.channels <> '[]'::jsonb THEN (
+        SELECT jsonb_build_object('id', p.id, 'offer_id', p.offer_id, 'content', p.content,
+            'options', p.options, 'customer_id', p.customer_id,
+            'subscription_id', p.subscription_id, 'context', p.context)
+        FROM personalized_offers p WHERE p.id = u.personalized_offer_id
+    ) END AS personalized_offer
+FROM u, ch
 """
 
 # The fulfillment, locked, with the option as it was when the offer was issued.
@@ -161,8 +173,9 @@ async def apply_transition(
     event_type: str,
     origin: dict[str, Any],
     notification: str,
-) -> tuple[DictRow | None, list[dict[str, Any]]]:
-    """The updated row and the listening channels, or (None, []) when it was no longer in progress."""
+) -> tuple[DictRow | None, list[dict[str, Any]], dict[str, Any] | None]:
+    """The updated row, the listening channels and (when there are any) what the notifications
+    need of the personalized offer; or (None, [], None) when it was no longer in progress."""
     row = await fetchone(
         conn,
         APPLY_TRANSITION,
@@ -179,9 +192,9 @@ async def apply_transition(
         },
     )
     if row is None:
-        return None, []
+        return None, [], None
     channels = list(row.pop("channels"))
-    return row, channels
+    return row, channels, row.pop("personalized_offer")
 
 
 async def lock_with_option(conn: Conn, fulfillment_id: str) -> DictRow | None:

@@ -69,7 +69,7 @@ async def finalize(
     """
     event = event_for(row, transition.event, now, origin or stored_origin(row))
     event = replace(event, id=new_id("ev"))
-    updated, channels = await store.apply_transition(
+    updated, channels, po = await store.apply_transition(
         conn,
         row["id"],
         status=transition.status,
@@ -92,7 +92,12 @@ async def finalize(
                 email=merged.email or suppression.email,
             )
         await events.fan_out(
-            conn, event, suppression=merged, channels=channels, fulfillment=updated
+            conn,
+            event,
+            suppression=merged,
+            channels=channels,
+            fulfillment=updated,
+            personalized_offer=po,
         )
     return updated
 

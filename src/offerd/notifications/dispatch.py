@@ -6,6 +6,7 @@ together, one ``/v1/batch`` call for everything pending."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,43 +33,55 @@ def channels() -> dict[str, Channel]:
     return _channels
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where one delivery of an event goes, or why it is skipped."""
+
+    channel: str
+    destination: str
+    channel_id: str | None = None
+    skip_reason: str | None = None
+
+
 async def create(
     conn: Conn,
     *,
     site_id: str,
     purpose: str,
-    channel: str,
     event_id: str,
     event_type: str,
-    destination: str,
     payload: dict[str, Any],
+    targets: Sequence[Target],
     now: datetime,
     fulfillment_id: str | None = None,
-    channel_id: str | None = None,
-    skip_reason: str | None = None,
-) -> DictRow | None:
-    """Record a delivery (``skipped`` with its reason, or ``pending`` with its send job)."""
-    row = await store.insert(
+) -> int:
+    """Record an event's deliveries, one per target (``skipped`` with its reason, or ``pending``
+    with its send job), in one statement. Returns how many were new."""
+    if not targets:
+        return 0
+    return await store.insert(
         conn,
         {
-            "id": new_id("dl"),
             "site_id": site_id,
             "purpose": purpose,
-            "channel": channel,
-            "channel_id": channel_id,
             "event_id": event_id,
             "event_type": event_type,
             "fulfillment_id": fulfillment_id,
-            "destination": destination,
             "payload": payload,
-            "status": "skipped" if skip_reason else "pending",
-            "skip_reason": skip_reason,
             "now": now,
         },
+        [
+            {
+                "id": new_id("dl"),
+                "channel": t.channel,
+                "channel_id": t.channel_id,
+                "destination": t.destination,
+                "skip_reason": t.skip_reason,
+            }
+            for t in targets
+        ],
+        job_kind=KIND,
     )
-    if row is not None and skip_reason is None:
-        await jobs.enqueue(conn, KIND, {"delivery_id": row["id"]}, now=now)
-    return row
 
 
 async def requeue(conn: Conn, delivery: Mapping[str, Any], *, now: datetime) -> None:

@@ -88,19 +88,23 @@ async def fanout(
         content=content,
         source="api" if event.type in ("viewed", "dismissed", "accepted") else "system",
     )
-    for channel in channels:
-        await dispatch.create(
-            conn,
-            site_id=event.site_id,
-            purpose="notification",
-            channel=channel["type"],
-            channel_id=channel["id"],
-            event_id=event.id,
-            event_type=notification_type,
-            destination=destination(channel),
-            payload=payload,
-            now=event.occurred_at,
-            fulfillment_id=event.fulfillment_id,
-            skip_reason=skip_reason(channel["type"], suppression),
-        )
+    await dispatch.create(
+        conn,
+        site_id=event.site_id,
+        purpose="notification",
+        event_id=event.id,
+        event_type=notification_type,
+        payload=payload,
+        targets=[
+            dispatch.Target(
+                channel=channel["type"],
+                channel_id=channel["id"],
+                destination=destination(channel),
+                skip_reason=skip_reason(channel["type"], suppression),
+            )
+            for channel in channels
+        ],
+        now=event.occurred_at,
+        fulfillment_id=event.fulfillment_id,
+    )
     return len(channels)

@@ -10,14 +10,27 @@ from psycopg.types.json import Jsonb
 
 from offerd.db import Conn, fetchall, fetchone
 
+# The deliveries of one event (one row per channel, the payload once), and the send job of each
+# pending one, in one statement. A delivery that exists already (its unique key: a retried job)
+# is left alone and gets no second job.
 INSERT = """
-INSERT INTO deliveries (id, site_id, purpose, channel, channel_id, event_id, event_type,
-    fulfillment_id, destination, payload, status, skip_reason, created_at, updated_at)
-VALUES (%(id)s, %(site_id)s, %(purpose)s, %(channel)s, %(channel_id)s, %(event_id)s,
-    %(event_type)s, %(fulfillment_id)s, %(destination)s, %(payload)s, %(status)s,
-    %(skip_reason)s, %(now)s, %(now)s)
-ON CONFLICT DO NOTHING
-RETURNING *
+WITH d AS (
+    INSERT INTO deliveries (id, site_id, purpose, channel, channel_id, event_id, event_type,
+        fulfillment_id, destination, payload, status, skip_reason, created_at, updated_at)
+    SELECT t.id, %(site_id)s, %(purpose)s, t.channel, t.channel_id, %(event_id)s, %(event_type)s,
+        %(fulfillment_id)s, t.destination, %(payload)s,
+        CASE WHEN t.skip_reason IS NULL THEN 'pending' ELSE 'skipped' END, t.skip_reason,
+        %(now)s, %(now)s
+    FROM jsonb_to_recordset(%(targets)s)
+        AS t(id text, channel text, channel_id text, destination text, skip_reason text)
+    ON CONFLICT DO NOTHING
+    RETURNING id, status
+), j AS (
+    INSERT INTO jobs (kind, payload, run_at, created_at)
+    SELECT %(job_kind)s, jsonb_build_object('delivery_id', d.id), %(now)s, %(now)s
+    FROM d WHERE d.status = 'pending'
+)
+SELECT count(*) AS created FROM d
 """
 
 # What sending needs: the delivery, its site's secret and settings, and its channel's.
@@ -77,9 +90,23 @@ FROM delivery_attempts WHERE delivery_id = %s ORDER BY id
 """
 
 
-async def insert(conn: Conn, values: dict[str, Any]) -> DictRow | None:
-    """The new delivery, or None when it exists already (its unique key: a retried job)."""
-    return await fetchone(conn, INSERT, {**values, "payload": Jsonb(values["payload"])})
+async def insert(
+    conn: Conn, values: dict[str, Any], targets: list[dict[str, Any]], *, job_kind: str
+) -> int:
+    """How many of the deliveries were new."""
+    row = await fetchone(
+        conn,
+        INSERT,
+        {
+            **values,
+            "payload": Jsonb(values["payload"]),
+            "targets": Jsonb(targets),
+            "job_kind": job_kind,
+        },
+    )
+    assert row is not None
+    created: int = row["created"]
+    return created
 
 
 async def for_sending(conn: Conn, delivery_id: str) -> DictRow | None:

@@ -137,13 +137,11 @@ async def ask_merchant(ctx: jobs.JobContext, channel: str, build: BuildRequest) 
             conn,
             site_id=row["site_id"],
             purpose="processing",
-            channel=channel,
             event_id=request.event_id,
             event_type=EVENT_TYPE,
-            destination=request.destination,
             payload=request.payload,
+            targets=[dispatch.Target(channel, request.destination, skip_reason=skip)],
             now=now,
             fulfillment_id=row["id"],
-            skip_reason=skip,
         )
         await ctx.finish(conn)
