@@ -130,3 +130,57 @@ def test_decide_takes_the_highest_priority_eligible() -> None:
         ).offer
         is None
     )
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("subscription.status == 'active'", {"subscription": {"status"}}),
+        (
+            "has(subscription.trial_end) && subscription . plan_id.startsWith('pro')",
+            {"subscription": {"trial_end", "plan_id"}},
+        ),
+        (
+            "custom.bucket == 1 && now > timestamp('2026-01-01T00:00:00Z')",
+            {"custom": None, "now": None},
+        ),
+        # any use but selecting a field reads the whole record
+        ("subscription.size() > 3", {"subscription": None}),
+        ("subscription['status'] == 'active'", {"subscription": None}),
+        ("size(customer) > 0 && customer.email != ''", {"customer": None}),
+        ("[1].exists(user, user > 0)", {"user": None}),
+        ("user.roles.exists(r, r == 'admin')", {"user": {"roles"}, "r": None}),
+        ("context.locale == 'fr'", {"context": {"locale"}}),
+    ],
+)
+def test_reads_names_the_fields_the_rules_select(
+    expression: str, expected: dict[str, set[str] | None]
+) -> None:
+    reads = targeting.reads([targeting.compile_rule(expression)])
+    assert reads == {k: frozenset(v) if v is not None else None for k, v in expected.items()}
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "subscription.status == 'active' && subscription.trial_end - now < duration('72h')",
+        "subscription.size() == 2",
+        "has(subscription.coupon_ids) || !has(subscription.plan_id)",
+        "customer.id == 'c1' && context.locale.startsWith('fr')",
+        "user.roles.exists(r, r == 'admin') && custom.x == 1",
+        "'subscription' in context",
+    ],
+)
+def test_a_context_of_what_is_read_decides_as_the_whole(expression: str) -> None:
+    program = targeting.compile_rule(expression)
+    values = {
+        "now": NOW,
+        "customer": {"id": "c1", "email": "a@example.com", "first_name": None},
+        "subscription": {"status": "active", "trial_end": NOW + timedelta(days=2), "plan_id": None},
+        "user": {"roles": ["admin"], "email": "u@example.com"},
+        "custom": {"X": 1},
+        "context": {"locale": "fr-FR", "device": "web"},
+    }
+    whole = targeting.build_context(**values)  # type: ignore[arg-type]
+    narrow = targeting.build_context(**values, wanted=targeting.reads([program]))  # type: ignore[arg-type]
+    assert program.execute(narrow) == program.execute(whole)

@@ -13,7 +13,7 @@ from offerd.db import Conn
 from offerd.offers import store
 from offerd.offers.experiments import Arm, Experiment
 from offerd.offers.guards import Guards
-from offerd.offers.targeting import Candidate, compile_rule, rank
+from offerd.offers.targeting import Candidate, Reads, compile_rule, rank, reads
 from offerd.sites.models import Site
 
 
@@ -24,8 +24,8 @@ class Compiled:
     guard_lookback_days: int = 0
     offers_with_guards: frozenset[str] = field(default_factory=frozenset)
     by_id: Mapping[str, Candidate] = field(default_factory=dict)
-    # the variables the expressions read: only those are put in a request's context
-    variables: frozenset[str] = field(default_factory=frozenset)
+    # the variables (and their fields) the expressions read: only those go in a request's context
+    reads: Reads = field(default_factory=dict)
 
 
 class Catalog:
@@ -61,7 +61,7 @@ async def load(conn: Conn, site_id: str, *, active_only: bool) -> Compiled:
         guard_lookback_days=max((c.guards.lookback_days for c in guarded if c.guards), default=0),
         offers_with_guards=frozenset(c.id for c in guarded),
         by_id={c.id: c for c in ranked},
-        variables=frozenset(v for c in ranked if c.program for v in c.program.variables()),
+        reads=reads(c.program for c in ranked if c.program),
     )
 
 

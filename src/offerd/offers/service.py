@@ -61,7 +61,7 @@ async def situation(
     now: datetime,
     lookback_days: int,
     guarded: frozenset[str],
-    variables: frozenset[str] | None = None,
+    reads: targeting.Reads | None = None,
 ) -> Situation:
     """The ledger's customer and subscription, the brand, and the guard history."""
     if site.multi_brand and not ask.subscription_id:
@@ -91,7 +91,7 @@ async def situation(
         user=ask.user,
         custom=ask.custom,
         context={**ask.request_context, "device": meta.origin.device},
-        variables=variables,
+        wanted=reads,
     )
     return Situation(ctx, subscription_id, brand, history)
 
@@ -114,7 +114,7 @@ async def _decide(
         now=now,
         lookback_days=compiled.guard_lookback_days,
         guarded=compiled.offers_with_guards,
-        variables=compiled.variables,
+        reads=compiled.reads,
     )
     outcome = decide(
         compiled.ranked,

@@ -20,6 +20,11 @@ import cel
 from offerd.offers.guards import Guards
 
 VARIABLES = ("customer", "subscription", "user", "custom", "context", "now")
+# the variables that are records of known fields: a context needs only the fields rules read
+RECORDS = frozenset({"customer", "subscription", "user", "context"})
+
+# what a catalog's rules read: variable -> its fields, or None for the whole value
+Reads = dict[str, frozenset[str] | None]
 
 _POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)")
 
@@ -88,6 +93,33 @@ class Verdict:
     expression_error: str | None = None
 
 
+def reads(programs: Iterable[cel.Program]) -> Reads:
+    """Which variables, and which fields of the records, the expressions can read."""
+    out: Reads = {}
+    for program in programs:
+        for variable in program.variables():
+            fields = _fields_read(program.source, variable) if variable in RECORDS else None
+            if fields is None or (variable in out and out[variable] is None):
+                out[variable] = None
+            else:
+                out[variable] = (out.get(variable) or frozenset()) | fields
+    return out
+
+
+def _fields_read(source: str, variable: str) -> frozenset[str] | None:
+    """The fields of ``variable`` the expression selects (``subscription.status``), or None when
+    it uses the variable in any other way: alone, indexed, as a method's receiver (``.size()``),
+    or in a string or comment. Reading more than an expression needs is harmless; reading less
+    cannot happen, since every use of a variable names it."""
+    fields: set[str] = set()
+    uses = re.finditer(rf"(?<!\w){variable}(?!\w)(?:\s*\.\s*([A-Za-z_]\w*)(?!\w|\s*\())?", source)
+    for use in uses:
+        if use.group(1) is None:
+            return None
+        fields.add(use.group(1))
+    return frozenset(fields) or None
+
+
 def lower_keys(value: Any) -> Any:
     """The Python SDK lower-cases every key inside ``custom``; make every client look the same."""
     if isinstance(value, Mapping):
@@ -97,8 +129,11 @@ def lower_keys(value: Any) -> Any:
     return value
 
 
-def _present(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
+def _present(values: Mapping[str, Any], fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """The known (not None) values: of ``fields`` only, when given."""
+    if fields is None:
+        return {k: v for k, v in values.items() if v is not None}
+    return {k: v for k in fields if (v := values.get(k)) is not None}
 
 
 def build_context(
@@ -109,22 +144,20 @@ def build_context(
     user: Mapping[str, Any],
     custom: Mapping[str, Any] | None,
     context: Mapping[str, Any],
-    variables: Iterable[str] | None = None,
+    wanted: Reads | None = None,
 ) -> cel.Context:
     """One evaluation context per request, shared by every candidate. Building it is the cost
-    (each value is converted for CEL), so only the ``variables`` the expressions read go in."""
-    wanted = set(VARIABLES if variables is None else variables)
+    (each value is converted for CEL), so only what the expressions read goes in: the variables
+    and fields in ``wanted`` (see ``reads``), or everything when it is None."""
+    if wanted is None:
+        wanted = dict.fromkeys(VARIABLES)
     values: dict[str, Any] = {}
-    if "customer" in wanted:
-        values["customer"] = _present(customer or {})
-    if "subscription" in wanted:
-        values["subscription"] = _present(subscription or {})
-    if "user" in wanted:
-        values["user"] = _present(user)
+    records = {"customer": customer, "subscription": subscription, "user": user, "context": context}
+    for name, record in records.items():
+        if name in wanted:
+            values[name] = _present(record or {}, wanted[name])
     if "custom" in wanted:
         values["custom"] = lower_keys(custom or {})
-    if "context" in wanted:
-        values["context"] = _present(context)
     if "now" in wanted:
         values["now"] = now
     return cel.Context(values)
