@@ -215,6 +215,41 @@ async def test_the_running_worker_is_woken_by_notify(db: Database) -> None:
     assert await rows(db, "SELECT * FROM jobs") == []
 
 
+async def test_a_notify_that_arrives_while_the_worker_looks_is_not_lost(db: Database) -> None:
+    """A job enqueued while the worker is claiming (its NOTIFY lands mid-_fill, after the claim
+    query) runs at once; before the fix its wakeup was cleared and it waited for idle_poll."""
+    clock = FrozenClock()
+    done = asyncio.Event()
+
+    async def handle(ctx: jobs.JobContext) -> None:
+        done.set()
+
+    class Racing(Worker):
+        inject = False
+
+        async def _fill(self) -> float:
+            timeout = await super()._fill()
+            if self.inject:
+                self.inject = False
+                self._wakeup.clear()
+                await enqueue(db, clock)
+                await asyncio.wait_for(self._wakeup.wait(), timeout=30)  # its NOTIFY is in
+            return timeout
+
+    registry = jobs.Registry()
+    registry.add(jobs.Task("k", handle))
+    w = Racing(db, registry, clock, concurrency=4, lease=10.0, idle_poll=300.0)
+    running = asyncio.create_task(w.run())
+    try:
+        await asyncio.sleep(0.5)  # let it reach its idle wait
+        w.inject = True
+        w._wakeup.set()
+        await asyncio.wait_for(done.wait(), timeout=30)
+    finally:
+        w.stop()
+        await running
+
+
 async def test_stop_releases_jobs_it_cannot_finish(db: Database) -> None:
     clock = FrozenClock()
     started = asyncio.Event()

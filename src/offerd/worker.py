@@ -84,6 +84,8 @@ class Worker:
         failures = 0
         try:
             while not self._stopping.is_set():
+                # cleared before looking, so a NOTIFY that arrives while _fill runs is not lost
+                self._wakeup.clear()
                 try:
                     await self._release_pending()
                     await self._run_periodic()
@@ -96,7 +98,6 @@ class Worker:
                     with contextlib.suppress(Exception):
                         await self.db.check()
                     timeout = delay
-                self._wakeup.clear()
                 waiters: list[asyncio.Future[Any]] = [
                     asyncio.ensure_future(self._wakeup.wait()),
                     asyncio.ensure_future(self._stopping.wait()),

@@ -5,6 +5,8 @@ failing, a receiver that is down for a while, and the channel disabled after 5 f
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -372,3 +374,33 @@ async def test_a_success_resets_the_5_days(app: TestApp, receiver: Receiver) -> 
         await work(app)
     assert (await get_channel(app, "hooks"))["enabled"] is True
     assert "succeeded" in {d["status"] for d in await notifications(app)}
+
+
+async def test_no_connection_is_held_while_the_destination_answers(
+    app: TestApp, receiver: Receiver
+) -> None:
+    """A slow receiver must not take the pool from the API and the other jobs: while three
+    deliveries wait for their answers, none of them has a database connection."""
+    keys, _ = await hook(app, receiver.url_for("/hook"), ["offer_viewed"])
+    for _ in range(3):
+        await report(app, keys, "viewed")
+    arrived = threading.Semaphore(0)
+    answer = threading.Event()
+
+    def slow(request: Any) -> Reply:
+        arrived.release()
+        answer.wait(30)
+        return Reply(200)
+
+    receiver.always(slow)
+    pool = app.services.db.pool
+    running = asyncio.create_task(work(app))
+    try:
+        for _ in range(3):
+            assert await asyncio.to_thread(arrived.acquire, True, 30)
+        stats = pool.get_stats()
+        assert stats["pool_size"] - stats["pool_available"] == 0
+    finally:
+        answer.set()
+        assert await running == 3
+    assert [d["status"] for d in await notifications(app)] == ["succeeded"] * 3

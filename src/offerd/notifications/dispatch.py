@@ -93,6 +93,7 @@ async def requeue(conn: Conn, delivery: Mapping[str, Any], *, now: datetime) -> 
 async def send(ctx: jobs.JobContext) -> None:
     svc = ctx.resources
     delivery_id = ctx.job.payload["delivery_id"]
+    outcome: Outcome | None = None
     async with svc.db.connection() as conn:
         delivery = await store.for_sending(conn, delivery_id)
         if delivery is None or delivery["status"] != "pending":
@@ -101,10 +102,15 @@ async def send(ctx: jobs.JobContext) -> None:
         if delivery["purpose"] == "notification" and not delivery["channel_enabled"]:
             outcome = Outcome(False, error="the channel is disabled or deleted", final=True)
             await _close(conn, [delivery], outcome, ctx)
-        elif delivery["channel"] == "segment":
+            return
+        if delivery["channel"] == "segment":
+            # holds the channel's batch lock, and so this connection, until the batch is recorded
             outcome = await _send_segment(conn, delivery, ctx)
-        else:
-            outcome = await channels()[delivery["channel"]].deliver(delivery, svc)
+    if outcome is None:
+        # no connection is held while the destination answers (up to its timeout): slow
+        # receivers must not take the pool from the API and the other jobs
+        outcome = await channels()[delivery["channel"]].deliver(delivery, svc)
+        async with svc.db.connection() as conn:
             await _close(conn, [delivery], outcome, ctx)
     if not (outcome.ok or outcome.final):
         raise jobs.Retry(outcome.error or "delivery failed", delay=outcome.retry_after)
