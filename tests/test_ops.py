@@ -1,8 +1,12 @@
-"""Health, readiness, metrics, the OpenAPI document and offline docs."""
+"""Health, readiness, metrics, the OpenAPI document, offline docs and the server's heap."""
 
 from __future__ import annotations
 
+import gc
+
+from offerd.app import create_app
 from tests.support.app import TestApp
+from tests.support.app import test_settings as settings_for
 from tests.support.catalog import seed
 
 
@@ -71,3 +75,20 @@ async def test_docs_work_without_internet(app: TestApp) -> None:
     js = await app.client.get("/static/docs/swagger-ui-bundle.js")
     assert js.status_code == 200
     assert len(js.content) > 100_000
+
+
+async def test_a_server_process_keeps_its_startup_heap_out_of_full_collections(
+    db_url: str,
+) -> None:
+    """What `offerd serve` builds (freeze_heap) is frozen once startup is done; apps built
+    otherwise (tests) leave the collector alone."""
+    assert gc.get_freeze_count() == 0
+    plain = create_app(settings_for(db_url))
+    async with plain.router.lifespan_context(plain):
+        assert gc.get_freeze_count() == 0
+    served = create_app(settings_for(db_url), freeze_heap=True)
+    try:
+        async with served.router.lifespan_context(served):
+            assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()

@@ -80,7 +80,10 @@ def create_app(
     clock: Clock | None = None,
     run_worker: bool = False,
     demo: bool = False,
+    freeze_heap: bool = False,
 ) -> FastAPI:
+    """``freeze_heap``: for a server process (not tests, which build many apps in one process),
+    keep what startup built out of the garbage collector's full passes (see runtime)."""
     settings = settings or get_settings()
     clock = clock or SystemClock()
 
@@ -100,6 +103,10 @@ def create_app(
             worker = build_worker(services)
             worker_task = asyncio.create_task(worker.run(), name="offerd-worker")
             services.extras["worker"] = worker
+        if freeze_heap:
+            from offerd.runtime import freeze_startup_heap
+
+            freeze_startup_heap()
         try:
             yield
         finally:

@@ -57,6 +57,7 @@ def app_factory():  # type: ignore[no-untyped-def]
         settings,
         run_worker=os.environ.get(_RUN_WORKER_ENV) == "1",
         demo=os.environ.get(_DEMO_ENV) == "1",
+        freeze_heap=True,
     )
 
 
@@ -123,7 +124,7 @@ async def _run_worker(settings: Settings, url: str, *, drain: bool) -> None:
     from offerd.app import build_services
     from offerd.clock import SystemClock
     from offerd.db import Database
-    from offerd.runtime import build_worker
+    from offerd.runtime import build_worker, freeze_startup_heap
 
     db = Database(url, min_size=1, max_size=settings.worker_concurrency + 4)
     await db.open()
@@ -137,6 +138,7 @@ async def _run_worker(settings: Settings, url: str, *, drain: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, w.stop)
+        freeze_startup_heap()
         await w.run()
     finally:
         await services.aclose()

