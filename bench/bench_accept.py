@@ -67,23 +67,9 @@ def main() -> None:
         }
         auth = "Basic " + base64.b64encode(f"{keys['publishable']}:".encode()).decode()
         bare_port = harness.free_port()
-        bare_cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.bare_app:app",
-            "--port",
-            str(bare_port),
-            "--workers",
-            str(args.processes),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
+        bare_cmd = harness.uvicorn_cmd(
+            "bench.bare_app:app", bare_port, "--workers", str(args.processes)
+        )
         env = harness.env_for(db, PYTHONPATH=str(harness.ROOT))
         with harness.process(bare_cmd, env, harness.OUT / "bare.log"):
             bare = f"http://127.0.0.1:{bare_port}"

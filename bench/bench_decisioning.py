@@ -94,13 +94,8 @@ def history(db: harness.Database, customers: int) -> None:
 
 def run(kind: str, seconds: int, customers: int) -> dict[str, Any]:
     with harness.database() as db, harness.offerd_server(db) as base:
-        import httpx
-
         keys = harness.seed(base, catalog(kind))
-        admin = httpx.Client(
-            base_url=base + "/admin/v1/sites/bench",
-            headers={"authorization": f"Bearer {harness.ADMIN}"},
-        )
+        admin = harness.admin(base)
         for exp_id, body in experiments():
             assert admin.put(f"/experiments/{exp_id}", json=body).status_code in (200, 201)
         harness.bulk_subscribers(db, customers)
@@ -116,21 +111,7 @@ def run(kind: str, seconds: int, customers: int) -> dict[str, Any]:
         harness.wrk(url, script=script, connections=1, threads=1, seconds=3, env=env)
         one = harness.wrk(url, script=script, connections=1, threads=1, seconds=seconds, env=env)
         port = harness.free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.bare_app:app",
-            "--port",
-            str(port),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
+        cmd = harness.uvicorn_cmd("bench.bare_app:app", port)
         with harness.process(
             cmd, harness.env_for(db, PYTHONPATH=str(harness.ROOT)), harness.OUT / "bare.log"
         ):

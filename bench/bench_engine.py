@@ -12,12 +12,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,30 +40,6 @@ def clone_for_subscribers(
     return [f"{prefix}{i}" for i in range(1, count + 1)]
 
 
-async def steady_accepts(base: str, key: str, ids: list[str], rate: float) -> int:
-    """Open loop: request i is sent at start + i/rate, whatever the previous ones are doing."""
-    failures = 0
-    async with httpx.AsyncClient(
-        base_url=base, auth=(key, ""), timeout=30, limits=httpx.Limits(max_connections=64)
-    ) as client:
-        start = time.perf_counter()
-
-        async def one(i: int, po: str) -> None:
-            nonlocal failures
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            r = await client.post(
-                "/api/v2/offer_fulfillments",
-                json={"personalized_offer_id": po, "option_id": "discount"},
-            )
-            if r.status_code != 202:
-                failures += 1
-
-        await asyncio.gather(*(one(i, po) for i, po in enumerate(ids)))
-    return failures
-
-
 def latency(db: harness.Database, rate: float, seconds: int) -> dict[str, float]:
     count = int(rate * seconds)
     with harness.offerd_server(db, worker=True) as base:
@@ -74,16 +47,15 @@ def latency(db: harness.Database, rate: float, seconds: int) -> dict[str, float]
         harness.bulk_subscribers(db, count + 1)
         (template,) = harness.personalized_offers(base, keys["publishable"], 1)
         ids = clone_for_subscribers(db, template, "po_l", count)
-        failures = asyncio.run(steady_accepts(base, keys["publishable"], ids, rate))
-        deadline = time.monotonic() + 120
+        accepts = [
+            ("/api/v2/offer_fulfillments", {"personalized_offer_id": po, "option_id": "discount"})
+            for po in ids
+        ]
+        failures = harness.open_loop(base, keys["publishable"], accepts, rate, ok=202)
+        harness.wait_until_none_left(
+            db, "SELECT count(*) FROM offer_fulfillments WHERE status = 'in_progress'", 120
+        )
         with psycopg.connect(db.url, autocommit=True) as conn:
-            while time.monotonic() < deadline:
-                left = conn.execute(
-                    "SELECT count(*) FROM offer_fulfillments WHERE status = 'in_progress'"
-                ).fetchone()
-                if left and left[0] == 0:
-                    break
-                time.sleep(0.5)
             rows = conn.execute(
                 "SELECT status, extract(epoch FROM completed_at - created_at) * 1000 AS ms "
                 "FROM offer_fulfillments WHERE personalized_offer_id LIKE 'po_l%%'"
@@ -93,10 +65,7 @@ def latency(db: harness.Database, rate: float, seconds: int) -> dict[str, float]
         "accepts": count,
         "http_failures": failures,
         "completed": len(done),
-        "p50_ms": harness.percentile(done, 50),
-        "p90_ms": harness.percentile(done, 90),
-        "p99_ms": harness.percentile(done, 99),
-        "max_ms": max(done) if done else float("nan"),
+        **harness.latency_summary(done),
     }
 
 
@@ -126,13 +95,9 @@ def drain(db: harness.Database, backlog: int) -> dict[str, float]:
             {"pattern": "of_d%"},
         )
     assert len(ids) == backlog
-    with harness.offerd_worker(db), psycopg.connect(db.url, autocommit=True) as conn:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            left = conn.execute("SELECT count(*) FROM jobs").fetchone()
-            if left and left[0] == 0:
-                break
-            time.sleep(0.5)
+    with harness.offerd_worker(db):
+        harness.wait_until_none_left(db, "SELECT count(*) FROM jobs", 600)
+    with psycopg.connect(db.url, autocommit=True) as conn:
         first, last, n = conn.execute(
             "SELECT min(completed_at), max(completed_at), count(*) FROM offer_fulfillments "
             "WHERE id LIKE 'of_d%%' AND status = 'completed'"

@@ -13,18 +13,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness  # noqa: E402
+
+PENDING = "SELECT count(*) FROM deliveries WHERE status = 'pending'"
 
 
 def fulfillments(db: harness.Database, template: str, prefix: str, count: int) -> list[str]:
@@ -53,30 +52,10 @@ def fulfillments(db: harness.Database, template: str, prefix: str, count: int) -
     return [f"of_{prefix}{i}" for i in range(1, count + 1)]
 
 
-async def complete(base: str, key: str, ids: list[str], rate: float) -> int:
-    failures = 0
-    async with httpx.AsyncClient(
-        base_url=base, auth=(key, ""), timeout=30, limits=httpx.Limits(max_connections=64)
-    ) as client:
-        start = time.perf_counter()
-        # requests wait for a connection here, not in httpx's pool, which is slow with thousands
-        # of waiters and would time them out
-        slots = asyncio.Semaphore(64)
-
-        async def one(i: int, fid: str) -> None:
-            nonlocal failures
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            async with slots:
-                r = await client.post(
-                    f"/api/v2/offer_fulfillments/{fid}", json={"id": fid, "status": "completed"}
-                )
-            if r.status_code != 200:
-                failures += 1
-
-        await asyncio.gather(*(one(i, fid) for i, fid in enumerate(ids)))
-    return failures
+def complete(base: str, key: str, ids: list[str], rate: float) -> int:
+    """The merchant's update, completed, for each fulfillment: open-loop at ``rate``."""
+    updates = [(f"/api/v2/offer_fulfillments/{f}", {"id": f, "status": "completed"}) for f in ids]
+    return harness.open_loop(base, key, updates, rate, ok=200)
 
 
 def received(path: Path) -> dict[str, float]:
@@ -97,21 +76,7 @@ def main() -> None:
     got = harness.OUT / "received.txt"
     got.write_text("")
     port = harness.free_port()
-    receiver_cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.receiver_app:app",
-        "--port",
-        str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    receiver_cmd = harness.uvicorn_cmd("bench.receiver_app:app", port)
     hook = f"http://127.0.0.1:{port}/hook"
     results: dict[str, object] = {}
     with harness.process(
@@ -121,27 +86,20 @@ def main() -> None:
     ):
         # 1. latency at a steady rate, worker in the server process
         with harness.database() as db:
-            settings = {"OFFERD_ALLOW_PRIVATE_DESTINATIONS": "1"}
-            with harness.offerd_server(db, worker=True, **settings) as base:
+            # the receiver is on 127.0.0.1
+            with harness.offerd_server(
+                db, worker=True, OFFERD_ALLOW_PRIVATE_DESTINATIONS="1"
+            ) as base:
                 keys = harness.seed(base)
-                admin = httpx.Client(
-                    base_url=base + "/admin/v1/sites/bench",
-                    headers={"authorization": f"Bearer {harness.ADMIN}"},
+                harness.admin(base).put(
+                    "/notification_channels/hook", json={"type": "webhook", "url": hook}
                 )
-                admin.put("/notification_channels/hook", json={"type": "webhook", "url": hook})
                 harness.bulk_subscribers(db, 1)
                 (template,) = harness.personalized_offers(base, keys["publishable"], 1)
                 ids = fulfillments(db, template, "l", int(args.rate * args.seconds))
-                failures = asyncio.run(complete(base, keys["full_access"], ids, args.rate))
-                deadline = time.monotonic() + 120
+                failures = complete(base, keys["full_access"], ids, args.rate)
+                harness.wait_until_none_left(db, PENDING, 120)
                 with psycopg.connect(db.url, autocommit=True) as conn:
-                    while time.monotonic() < deadline:
-                        left = conn.execute(
-                            "SELECT count(*) FROM deliveries WHERE status = 'pending'"
-                        ).fetchone()
-                        if left and left[0] == 0:
-                            break
-                        time.sleep(0.5)
                     rows = conn.execute(
                         "SELECT e.id, extract(epoch FROM f.completed_at) FROM offer_events e "
                         "JOIN offer_fulfillments f ON f.id = e.fulfillment_id WHERE e.type = 'fulfilled'"
@@ -152,38 +110,24 @@ def main() -> None:
                 "completions": len(rows),
                 "http_failures": failures,
                 "delivered": len(latencies),
-                "p50_ms": harness.percentile(latencies, 50),
-                "p90_ms": harness.percentile(latencies, 90),
-                "p99_ms": harness.percentile(latencies, 99),
-                "max_ms": max(latencies) if latencies else float("nan"),
+                **harness.latency_summary(latencies),
             }
             print("latency", results["latency"])
         # 2. a backlog drained by one worker process
         got.write_text("")
         with harness.database() as db:
-            with harness.offerd_server(db, **settings) as base:
+            with harness.offerd_server(db, OFFERD_ALLOW_PRIVATE_DESTINATIONS="1") as base:
                 keys = harness.seed(base)
-                admin = httpx.Client(
-                    base_url=base + "/admin/v1/sites/bench",
-                    headers={"authorization": f"Bearer {harness.ADMIN}"},
+                harness.admin(base).put(
+                    "/notification_channels/hook", json={"type": "webhook", "url": hook}
                 )
-                admin.put("/notification_channels/hook", json={"type": "webhook", "url": hook})
                 harness.bulk_subscribers(db, 1)
                 (template,) = harness.personalized_offers(base, keys["publishable"], 1)
                 ids = fulfillments(db, template, "d", args.backlog)
-                asyncio.run(complete(base, keys["full_access"], ids, rate=10_000))
-            with (
-                harness.offerd_worker(db, **settings),
-                psycopg.connect(db.url, autocommit=True) as conn,
-            ):
-                deadline = time.monotonic() + 600
-                while time.monotonic() < deadline:
-                    left = conn.execute(
-                        "SELECT count(*) FROM deliveries WHERE status = 'pending'"
-                    ).fetchone()
-                    if left and left[0] == 0:
-                        break
-                    time.sleep(0.5)
+                complete(base, keys["full_access"], ids, rate=10_000)
+            with harness.offerd_worker(db, OFFERD_ALLOW_PRIVATE_DESTINATIONS="1"):
+                harness.wait_until_none_left(db, PENDING, 600)
+            with psycopg.connect(db.url, autocommit=True) as conn:
                 first, last, n = conn.execute(
                     "SELECT min(delivered_at), max(delivered_at), count(*) FROM deliveries WHERE status = 'succeeded'"
                 ).fetchone()  # type: ignore[misc]

@@ -7,6 +7,7 @@ Nothing here is a test: benchmarks are run by hand and their numbers go to bench
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -23,7 +24,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 import httpx
 import psycopg
@@ -286,6 +287,86 @@ def wrk(
     non = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return WrkResult(rps, p50, p99, int(non.group(1)) if non else 0, total, out)
+
+
+def uvicorn_cmd(target: str, port: int, *extra: str) -> list[str]:
+    """A bare ASGI app from bench/ on the same uvicorn settings offerd serves with."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--port",
+        str(port),
+        *extra,
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+def open_loop(
+    base: str, key: str, requests: list[tuple[str, dict[str, Any]]], rate: float, ok: int
+) -> int:
+    """POST ``requests`` (path, JSON body) open-loop: request i is sent at start + i/rate,
+    whatever the earlier ones are doing (at most 64 in flight). Returns how many did not answer
+    ``ok``."""
+
+    async def run() -> int:
+        failures = 0
+        # requests queue for a connection here, not in httpx's pool, which is slow with
+        # thousands of waiters and would time them out
+        slots = asyncio.Semaphore(64)
+        async with httpx.AsyncClient(
+            base_url=base, auth=(key, ""), timeout=30, limits=httpx.Limits(max_connections=64)
+        ) as client:
+            start = time.perf_counter()
+
+            async def one(i: int, path: str, body: dict[str, Any]) -> None:
+                nonlocal failures
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                async with slots:
+                    r = await client.post(path, json=body)
+                if r.status_code != ok:
+                    failures += 1
+
+            await asyncio.gather(*(one(i, *request) for i, request in enumerate(requests)))
+        return failures
+
+    return asyncio.run(run())
+
+
+def admin(base: str, site: str = "bench") -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{base}/admin/v1/sites/{site}", headers={"authorization": f"Bearer {ADMIN}"}
+    )
+
+
+def wait_until_none_left(db: Database, count_sql: LiteralString, timeout: float) -> None:
+    """Poll ``count_sql`` (a SELECT count(*)) every half second until it says 0."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            left = conn.execute(count_sql).fetchone()
+            if left and left[0] == 0:
+                return
+            time.sleep(0.5)
+    raise TimeoutError(f"still not done after {timeout} s: {count_sql}")
+
+
+def latency_summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": percentile(values, 50),
+        "p90_ms": percentile(values, 90),
+        "p99_ms": percentile(values, 99),
+        "max_ms": max(values) if values else float("nan"),
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
