@@ -46,6 +46,12 @@ BLOCKED = [
     "http://[fe80::1]/",
     "http://[fc00::1]/",
     "http://[fd00:ec2::254]/",  # AWS metadata over IPv6
+    "http://[fe80::1%25eth0]/",  # with a zone
+    # not canonical literals: these go through the resolver, which reads them as 127.0.0.1
+    "http://2130706433/",
+    "http://0x7f.0.0.1/",
+    "http://0177.0.0.1/",
+    "http://127.1/",
 ]
 
 

@@ -50,6 +50,14 @@ def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
+def _literal(host: str) -> list[str] | None:
+    """An IP address written as the host needs no resolver (nor its thread pool)."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        return None
+
+
 async def resolve(url: str, *, allow_http: bool, allow_private: bool) -> tuple[str, str, int]:
     """Check ``url`` and pick the address to connect to: (host, address, port)."""
     parts = urlsplit(url)
@@ -59,12 +67,16 @@ async def resolve(url: str, *, allow_http: bool, allow_private: bool) -> tuple[s
         raise DestinationRefused("plain http destinations need the site's test_mode")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     host = parts.hostname
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise OSError(f"cannot resolve {host}: {exc}") from exc
-    for info in infos:
-        address = str(info[4][0])
+    addresses = _literal(host)
+    if addresses is None:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except socket.gaierror as exc:
+            raise OSError(f"cannot resolve {host}: {exc}") from exc
+        addresses = [str(info[4][0]) for info in infos]
+    for address in addresses:
         if allow_private or not _blocked(ipaddress.ip_address(address.split("%", 1)[0])):
             return host, address, port
     raise DestinationRefused(
