@@ -38,6 +38,14 @@ async def test_metrics_have_latency_by_route_template_and_status(app: TestApp) -
     assert "of_whatever" not in text
 
 
+async def test_methods_clients_invent_do_not_grow_the_metrics(app: TestApp) -> None:
+    for method in ("BREW", "WHEN", "BREW"):
+        await app.client.request(method, "/api/v2/personalized_offers")
+    text = (await app.client.get("/metrics")).text
+    assert 'method="other",route="/api/v2/personalized_offers",status="405"' in text
+    assert "BREW" not in text and "WHEN" not in text
+
+
 async def test_openapi_describes_both_encodings_and_every_error(app: TestApp) -> None:
     doc = (await app.client.get("/openapi.json")).json()
     accept = doc["paths"]["/api/v2/offer_fulfillments"]["post"]

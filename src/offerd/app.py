@@ -127,12 +127,13 @@ def create_app(
     )
     app.router.redirect_slashes = False
     install_error_handlers(app)
+    # Routes are matched in this order, one router after another: the public API first
     for router in (
+        offers_api.public,
+        fulfillments_api.public,
+        events_api.public,
         checkout_api.router,
         fulfillment_pages.router,
-        offers_api.public,
-        events_api.public,
-        fulfillments_api.public,
         sites_api.router,
         offers_api.admin,
         billing_api.router,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,7 @@ class RequestMeta:
     idempotency_key: str | None
 
 
-def _bounded(headers: Headers, name: str, limit: int) -> str | None:
+def _bounded(headers: Mapping[str, str], name: str, limit: int) -> str | None:
     value = headers.get(name)
     if value is None or value == "":
         return None
@@ -63,7 +64,7 @@ def _bounded(headers: Headers, name: str, limit: int) -> str | None:
     return value
 
 
-def _flag(headers: Headers, name: str) -> bool:
+def _flag(headers: Mapping[str, str], name: str) -> bool:
     value = headers.get(name)
     if value is None or value == "":
         return False
@@ -72,7 +73,7 @@ def _flag(headers: Headers, name: str) -> bool:
     return True
 
 
-def origin_user(headers: Headers) -> str | None:
+def origin_user(headers: Mapping[str, str]) -> str | None:
     """``-user-encoded`` (Base64, for UTF-8 emails) wins over the plain ``-user``."""
     encoded = _bounded(headers, "chargebee-request-origin-user-encoded", MAX_ORIGIN * 2)
     if encoded is not None:
@@ -91,7 +92,17 @@ def origin_user(headers: Headers) -> str | None:
     return _bounded(headers, "chargebee-request-origin-user", MAX_ORIGIN)
 
 
-def read_meta(headers: Headers, *, post: bool) -> RequestMeta:
+def chargebee_headers(headers: Headers) -> dict[str, str]:
+    """The request's ``chargebee-*`` headers (the first of each name), in one pass over them."""
+    found: dict[str, str] = {}
+    for name, value in headers.raw:
+        if name[:10].lower() == b"chargebee-":
+            found.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return found
+
+
+def read_meta(request_headers: Headers, *, post: bool) -> RequestMeta:
+    headers = chargebee_headers(request_headers)
     origin = Origin(
         ip=_bounded(headers, "chargebee-request-origin-ip", MAX_ORIGIN),
         user=origin_user(headers),

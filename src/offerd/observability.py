@@ -87,6 +87,22 @@ def metrics_payload() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
+_ROOT = logging.getLogger()
+_TIMERS: dict[tuple[str, str, int], Any] = {}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _timer(template: str, method: str, status: int) -> Any:
+    """The histogram child of one route, method and status (``labels`` takes a lock and builds
+    the key each time; routes, methods and statuses are few, so the children are kept). Any
+    other method a client invents counts as ``other``: labels must stay a bounded set."""
+    key = (template, method if method in _METHODS else "other", status)
+    child = _TIMERS.get(key)
+    if child is None:
+        child = _TIMERS[key] = REQUEST_SECONDS.labels(key[0], key[1], str(status))
+    return child
+
+
 class Edge:
     """Pure ASGI middleware (no per-request task or body buffering)."""
 
@@ -143,17 +159,18 @@ class Edge:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            REQUEST_SECONDS.labels(template, scope["method"], str(status)).observe(elapsed)
-            state = scope.get("state") or {}
-            log.info(
-                "request",
-                method=scope["method"],
-                # a hosted page's or an email link's path is its credential: log the template
-                path=template if template.startswith(_SECRET_PATHS) else scope["path"],
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                site=state.get("site_id"),
-            )
+            _timer(template, scope["method"], status).observe(elapsed)
+            if _ROOT.isEnabledFor(logging.INFO):  # a request line is most of a request's logging
+                state = scope.get("state") or {}
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    # a hosted page's or an email link's path is its credential: log the template
+                    path=template if template.startswith(_SECRET_PATHS) else scope["path"],
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                    site=state.get("site_id"),
+                )
             structlog.contextvars.unbind_contextvars("request_id")
 
     def _too_large_message(self) -> str:
