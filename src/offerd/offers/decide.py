@@ -12,7 +12,7 @@ With ``explain`` the walk judges every candidate and says why each is in or out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,14 +88,24 @@ def decide(
 
     def check(offer: Candidate) -> bool:
         """Eligible and not held back by a guard: the serving path's test, allocation-free."""
-        if not targeting.fits(
-            offer, ctx, now=now, business_entity_id=business_entity_id, brand_id=brand_id
+        if not offer.always_on and targeting.excluded(
+            offer, now=now, business_entity_id=business_entity_id, brand_id=brand_id
         ):
             return False
+        program = offer.program
+        if program is not None:
+            try:
+                if program.execute(ctx) is not True:
+                    return False
+            except Exception:
+                return False
         return (
             offer.guards is None
             or guards.blocked(offer.guards, history.get(offer.id, ()), now) is None
         )
+
+    if not explain:
+        return _serve(ranked, check, experiments_by_offer, by_id, site_id, customer_id)
 
     def assess(offer: Candidate) -> _Assessment:
         """The same test, explained (for explain only)."""
@@ -122,11 +132,8 @@ def decide(
     arms: dict[str, Arm] = {}
     placed: set[str] = set()  # experiments whose placement this walk has settled
     for offer in ranked:
-        if decided is not None and not explain:
-            break
-        a = assess(offer) if explain else None
-        eligible = a.eligible if a is not None else check(offer)
-        reason = a.reason if a is not None else None
+        a = assess(offer)
+        eligible, reason = a.eligible, a.reason
         experiment = experiments_by_offer.get(offer.id) if experiments_by_offer else None
         experiment_view = None
         if experiment is not None:
@@ -152,20 +159,52 @@ def decide(
                 )
         elif eligible and decided is None:
             decided = Outcome(offer)
-        if a is not None:
-            judgements.append(
-                Judgement(
-                    offer_id=offer.id,
-                    version=offer.version,
-                    priority=offer.priority,
-                    eligible=eligible,
-                    reason=reason,
-                    expression=a.expression,
-                    guard=a.guard,
-                    experiment=experiment_view,
-                )
+        judgements.append(
+            Judgement(
+                offer_id=offer.id,
+                version=offer.version,
+                priority=offer.priority,
+                eligible=eligible,
+                reason=reason,
+                expression=a.expression,
+                guard=a.guard,
+                experiment=experiment_view,
             )
+        )
     result = decided or Outcome(None)
-    if explain:
-        return Outcome(result.offer, result.experiment, result.arm, judgements)
-    return result
+    return Outcome(result.offer, result.experiment, result.arm, judgements)
+
+
+def _serve(
+    ranked: Sequence[Candidate],
+    check: Callable[[Candidate], bool],
+    experiments_by_offer: Mapping[str, Experiment],
+    by_id: Mapping[str, Candidate],
+    site_id: str,
+    customer_id: str,
+) -> Outcome:
+    """The serving path's walk: the same decision as the explained one, without judging the
+    offers after the winner, nor hashing an experiment's arm before one of its offers is
+    eligible. The walk is the cost of a large catalog, so it does nothing per offer but the
+    check."""
+    placed: set[str] = set()  # experiments whose arm's offer turned out not eligible
+    for offer in ranked:
+        if not check(offer):
+            continue
+        experiment = experiments_by_offer.get(offer.id) if experiments_by_offer else None
+        if experiment is None:
+            return Outcome(offer)
+        if experiment.id in placed:
+            continue
+        # The experiment's first eligible offer claims the placement; the customer's arm
+        # fills it: its own offer if eligible, or nothing for the holdout.
+        placed.add(experiment.id)
+        arm = experiments.assign(site_id, experiment, customer_id)
+        if arm.offer_id is None:
+            return Outcome(None, experiment, arm)
+        if arm.offer_id == offer.id:
+            return Outcome(offer, experiment, arm)
+        target = by_id.get(arm.offer_id)
+        if target is not None and check(target):
+            return Outcome(target, experiment, arm)
+    return Outcome(None)
