@@ -124,7 +124,7 @@ def main() -> None:
                 harness.bulk_subscribers(db, 1)
                 (template,) = harness.personalized_offers(base, keys["publishable"], 1)
                 ids = fulfillments(db, template, "d", args.backlog)
-                complete(base, keys["full_access"], ids, rate=10_000)
+                lost = complete(base, keys["full_access"], ids, rate=10_000)
             with harness.offerd_worker(db, OFFERD_ALLOW_PRIVATE_DESTINATIONS="1"):
                 harness.wait_until_none_left(db, PENDING, 600)
             with psycopg.connect(db.url, autocommit=True) as conn:
@@ -134,6 +134,7 @@ def main() -> None:
             span = (last - first).total_seconds()
             results["throughput"] = {
                 "backlog": args.backlog,
+                "updates_failed": lost,  # a failed update has no delivery to make
                 "delivered": n,
                 "seconds": span,
                 "per_second": n / span,

@@ -314,7 +314,7 @@ def open_loop(
 ) -> int:
     """POST ``requests`` (path, JSON body) open-loop: request i is sent at start + i/rate,
     whatever the earlier ones are doing (at most 64 in flight). Returns how many did not answer
-    ``ok``."""
+    ``ok`` (or did not get an answer)."""
 
     async def run() -> int:
         failures = 0
@@ -322,7 +322,11 @@ def open_loop(
         # thousands of waiters and would time them out
         slots = asyncio.Semaphore(64)
         async with httpx.AsyncClient(
-            base_url=base, auth=(key, ""), timeout=30, limits=httpx.Limits(max_connections=64)
+            base_url=base,
+            auth=(key, ""),
+            timeout=30,
+            # idle connections go before uvicorn's 5 s keep-alive closes them under a request
+            limits=httpx.Limits(max_connections=64, keepalive_expiry=2.0),
         ) as client:
             start = time.perf_counter()
 
@@ -332,7 +336,11 @@ def open_loop(
                 if delay > 0:
                     await asyncio.sleep(delay)
                 async with slots:
-                    r = await client.post(path, json=body)
+                    try:
+                        r = await client.post(path, json=body)
+                    except httpx.TransportError:  # e.g. a kept-alive connection the server closed
+                        failures += 1
+                        return
                 if r.status_code != ok:
                     failures += 1
 

@@ -3,7 +3,10 @@ unexpected exceptions and a database that went away."""
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
+import pytest
 
 from tests.support.app import TestApp, basic
 from tests.support.catalog import seed
@@ -114,6 +117,48 @@ async def test_unhandled_exception_is_a_500_without_a_stack_trace(app: TestApp) 
     assert_error(body, 500, "internal_error")
     assert body["type"] == "operation_failed"
     assert "secret" not in r.text and "Traceback" not in r.text
+
+
+async def test_a_client_that_leaves_mid_body_is_not_a_server_error(
+    app: TestApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The body never arrives (the client disconnected): no 500 is written to nobody, no error
+    is logged, and the metrics count it as 499."""
+    keys = await seed(app)
+    auth = basic(keys["publishable"])["authorization"]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v2/personalized_offers",
+        "raw_path": b"/api/v2/personalized_offers",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"100"),
+            (b"authorization", auth.encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    with caplog.at_level(logging.INFO):
+        await app.app(scope, receive, send)
+    assert sent == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    text = (await app.client.get("/metrics")).text
+    assert 'route="/api/v2/personalized_offers",status="499"' in text
 
 
 async def test_request_id_is_echoed_or_made(app: TestApp) -> None:

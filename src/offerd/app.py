@@ -68,7 +68,12 @@ def build_services(settings: Settings, db: Database, clock: Clock) -> Services:
         http=httpx.AsyncClient(
             timeout=15.0,
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            # an idle connection is dropped well before the common 5 s server keep-alive
+            # (Node, uvicorn): reusing one the server is closing fails the POST, which is not
+            # retried until the next attempt on the schedule (minutes later)
+            limits=httpx.Limits(
+                max_connections=200, max_keepalive_connections=50, keepalive_expiry=2.0
+            ),
         ),
         mailer=SmtpMailer(settings),
     )

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from offerd.errors import APIError, InternalError, InvalidRequest, PayloadTooLarge
@@ -88,6 +89,7 @@ def metrics_payload() -> tuple[bytes, str]:
 
 
 _ROOT = logging.getLogger()
+CLIENT_CLOSED_REQUEST = 499  # what the metrics count a request its client gave up on as (nginx's)
 _TIMERS: dict[tuple[str, str, int], Any] = {}
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -142,6 +144,10 @@ class Edge:
                 await self._error(InvalidRequest("The path contains a NUL character"), send_wrapper)
             else:
                 await self.app(scope, self._limited(receive), send_wrapper)
+        except ClientDisconnect:
+            # the client left before its request was read: nothing was done, nobody to answer
+            status = CLIENT_CLOSED_REQUEST
+            log.info("request.client_disconnected")
         except Exception as exc:
             with contextlib.suppress(Exception):  # logging must never keep the 500 from going out
                 log.error(
