@@ -26,6 +26,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.support.asgi import http_scope  # noqa: E402
+
 from bench import harness  # noqa: E402
 from bench.bench_decisioning import catalog, experiments, history  # noqa: E402
 
@@ -41,25 +43,16 @@ async def call(app: Any, path: str, auth: str, i: int) -> None:
             "custom": {"viewCount": i % 10, "bucket": n % 10},
         }
     )
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
+    scope = http_scope(
+        "POST",
+        path,
+        [
             (b"host", b"127.0.0.1"),
             (b"content-type", b"application/json"),
             (b"authorization", auth.encode()),
             (b"content-length", str(len(body)).encode()),
         ],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
+    )
     sent: list[dict[str, Any]] = []
     delivered = False
 

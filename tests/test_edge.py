@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from tests.support.app import TestApp, basic
+from tests.support.asgi import http_scope
 from tests.support.catalog import seed
 from tests.support.pg import Cluster
 
@@ -126,25 +127,16 @@ async def test_a_client_that_leaves_mid_body_is_not_a_server_error(
     is logged, and the metrics count it as 499."""
     keys = await seed(app)
     auth = basic(keys["publishable"])["authorization"]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/v2/personalized_offers",
-        "raw_path": b"/api/v2/personalized_offers",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
+    scope = http_scope(
+        "POST",
+        "/api/v2/personalized_offers",
+        [
             (b"host", b"testserver"),
             (b"content-type", b"application/json"),
             (b"content-length", b"100"),
             (b"authorization", auth.encode()),
         ],
-        "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-    }
+    )
     sent: list[dict[str, object]] = []
 
     async def receive() -> dict[str, object]:
