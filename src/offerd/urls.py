@@ -32,6 +32,28 @@ def render(template: str, values: Mapping[str, str | None]) -> str:
     return _PLACEHOLDER.sub(fill, template)
 
 
+def fill(
+    template: str,
+    *,
+    customer_id: str | None,
+    subscription_id: str | None,
+    personalized_offer_id: str,
+    option_id: str,
+    fulfillment_id: str | None = None,
+) -> str:
+    """An option's redirect URL for one fulfillment (or, before there is one, without its id)."""
+    return render(
+        template,
+        {
+            "customer_id": customer_id,
+            "subscription_id": subscription_id,
+            "personalized_offer_id": personalized_offer_id,
+            "fulfillment_id": fulfillment_id,
+            "option_id": option_id,
+        },
+    )
+
+
 def is_http_url(value: str) -> bool:
     try:
         parts = urlsplit(value)

@@ -146,15 +146,13 @@ def _return_url(page: Mapping[str, Any]) -> str | None:
     template = page["option"].get("redirect_url")
     if not template:
         return None
-    return urls.render(
+    return urls.fill(
         template,
-        {
-            "customer_id": page["customer_id"],
-            "subscription_id": page["subscription_id"],
-            "personalized_offer_id": page["personalized_offer_id"],
-            "fulfillment_id": page["fulfillment_id"],
-            "option_id": page["option_id"],
-        },
+        customer_id=page["customer_id"],
+        subscription_id=page["subscription_id"],
+        personalized_offer_id=page["personalized_offer_id"],
+        fulfillment_id=page["fulfillment_id"],
+        option_id=page["option_id"],
     )
 
 

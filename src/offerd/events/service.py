@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -61,26 +61,6 @@ async def record(
         personalized_offer=personalized_offer,
     )
     return event
-
-
-async def fan_out(
-    conn: Conn,
-    event: Event,
-    *,
-    suppression: Suppression,
-    channels: Sequence[Mapping[str, Any]],
-    fulfillment: Mapping[str, Any] | None = None,
-    personalized_offer: Mapping[str, Any] | None = None,
-) -> None:
-    """The notifications of an event the caller's own statement wrote (the accept path's)."""
-    await fanout(
-        conn,
-        event,
-        suppression=suppression,
-        fulfillment=fulfillment,
-        personalized_offer=personalized_offer,
-        channels=channels,
-    )
 
 
 def event_resource(row: dict[str, Any]) -> dict[str, Any]:

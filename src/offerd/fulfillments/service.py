@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,11 +13,11 @@ from psycopg.rows import DictRow
 from offerd import urls
 from offerd.db import Conn, transaction
 from offerd.errors import InvalidState, NotFound
-from offerd.events import service as events
 from offerd.fulfillments import machine, processors, store, transitions
 from offerd.fulfillments.views import resource
 from offerd.headers import Origin, RequestMeta, entity_visible
 from offerd.ids import new_id
+from offerd.notifications.fanout import fanout
 from offerd.sites.models import Site
 
 __all__ = ["Accepted", "accept", "get", "resource", "update_by_merchant"]
@@ -96,7 +96,7 @@ async def accept(
         "experiment_id": po["experiment_id"],
         "experiment_arm": po["experiment_arm"],
     }
-    event = replace(transitions.event_for(values, "accepted", now, meta.origin), id=new_id("ev"))
+    event = transitions.event_for(values, "accepted", now, meta.origin)
     more = po["notify"] or processors.follows_up(kind, site)
     async with transaction(conn) if more else nullcontext():
         row, channels = await store.insert_accepted(
@@ -111,7 +111,7 @@ async def accept(
             assert existing is not None
             return existing
         if channels:
-            await events.fan_out(
+            await fanout(
                 conn,
                 event,
                 suppression=suppression,
@@ -132,15 +132,13 @@ def _redirect_url(
     template = option.get("redirect_url")
     if not template or option["processing_type"] not in ("url_redirect", "billing_update"):
         return None
-    return urls.render(
+    return urls.fill(
         template,
-        {
-            "customer_id": po["customer_id"],
-            "subscription_id": po["subscription_id"],
-            "personalized_offer_id": po["id"],
-            "fulfillment_id": fulfillment_id,
-            "option_id": option["id"],
-        },
+        customer_id=po["customer_id"],
+        subscription_id=po["subscription_id"],
+        personalized_offer_id=po["id"],
+        fulfillment_id=fulfillment_id,
+        option_id=option["id"],
     )
 
 

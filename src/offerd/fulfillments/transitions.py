@@ -5,7 +5,6 @@ the event) its notifications, all in the caller's transaction. Every driver of t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ from offerd.events import service as events
 from offerd.fulfillments import machine, store
 from offerd.headers import Origin, Suppression
 from offerd.ids import new_id
+from offerd.notifications.fanout import fanout
 from offerd.notifications.models import NOTIFICATION_TYPE
 
 
@@ -36,6 +36,7 @@ def event_for(
         experiment_arm=row.get("experiment_arm"),
         occurred_at=now,
         origin=origin,
+        id=new_id("ev"),
     )
 
 
@@ -68,7 +69,6 @@ async def finalize(
     the accept carry over to this event; those of the request causing it add to them.
     """
     event = event_for(row, transition.event, now, origin or stored_origin(row))
-    event = replace(event, id=new_id("ev"))
     updated, channels, po = await store.apply_transition(
         conn,
         row["id"],
@@ -91,7 +91,7 @@ async def finalize(
                 webhook=merged.webhook or suppression.webhook,
                 email=merged.email or suppression.email,
             )
-        await events.fan_out(
+        await fanout(
             conn,
             event,
             suppression=merged,
