@@ -3,10 +3,8 @@ this test's database."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytest
 import yaml
 from psycopg.rows import dict_row
 
-OFFERD = Path(sys.executable).parent / "offerd"
+from tests.support.cli import run_offerd as offerd
 
 CATALOG: dict[str, Any] = {
     "sites": {
@@ -116,25 +114,6 @@ RESOURCES = [
     "notification_channel hooks",
     "notification_channel ops",
 ]
-
-
-def offerd(db_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "OFFERD_DATABASE_URL": db_url,
-        "OFFERD_LOG_LEVEL": "warning",
-        "COLUMNS": "400",  # rich wraps messages to the terminal's width
-        "NO_COLOR": "1",
-    }
-    return subprocess.run(
-        [str(OFFERD), *args],
-        cwd=cwd,  # no stray .env from the checkout
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 def write(tmp_path: Path, catalog: dict[str, Any] | str, name: str = "catalog.yaml") -> Path:

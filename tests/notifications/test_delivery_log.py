@@ -4,9 +4,6 @@ the command line (``offerd deliveries list|retry``, run as a real subprocess).""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from tests.notifications.flows import (
 )
 from tests.support.app import TestApp
 from tests.support.catalog import seed
+from tests.support.cli import run_offerd as offerd
 from tests.support.receiver import Receiver, Recorded, Reply
 
 LOG = f"/sites/{SITE}/deliveries"
@@ -349,25 +347,6 @@ async def test_a_pending_delivery_is_not_retried(app: TestApp, receiver: Receive
 
 
 # --- the command line --------------------------------------------------------------------------
-
-
-def offerd(db_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "OFFERD_DATABASE_URL": db_url,
-        "OFFERD_LOG_LEVEL": "warning",
-        "COLUMNS": "250",  # rich wraps its table to the terminal's width
-        "NO_COLOR": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "offerd", *args],
-        cwd=cwd,  # no stray .env from the checkout
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(
