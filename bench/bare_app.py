@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from starlette.responses import Response
 
-from offerd.ids import new_id
+from offerd.common.ids import new_id
 
 INSERT_FULFILLMENT = """
 INSERT INTO offer_fulfillments (id, site_id, personalized_offer_id, offer_id, option_id,

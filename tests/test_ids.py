@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from offerd.ids import _ALPHABET, _base62, new_id, secret_token
+from offerd.common.ids import _ALPHABET, _base62, new_id, secret_token
 
 
 def _decode(text: str) -> int:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from offerd import jobs
-from offerd.clock import FrozenClock
+from offerd.common.clock import FrozenClock
 from offerd.db import Database, execute, fetchall, fetchone, transaction
-from offerd.worker import Periodic, Worker, purge_idempotency_keys
+from offerd.queue import jobs
+from offerd.queue.worker import Periodic, Worker, purge_idempotency_keys
 
 
 @pytest.fixture

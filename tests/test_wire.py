@@ -12,8 +12,8 @@ from chargebee import util as sdk_util
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offerd.errors import APIError, InvalidRequest, ParamWrongValue
-from offerd.wire import decode_body, decode_form, param_name
+from offerd.edge.errors import APIError, InvalidRequest, ParamWrongValue
+from offerd.edge.wire import decode_body, decode_form, param_name
 
 FORM = "application/x-www-form-urlencoded"
 

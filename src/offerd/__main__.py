@@ -1,3 +1,3 @@
-from offerd.cli import main
+from offerd.cli.main import main
 
 main()

@@ -21,20 +21,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 
 from offerd import __version__
-from offerd.auth import Authenticator
 from offerd.billing import api as billing_api
 from offerd.billing.ledger import LedgerProvider
 from offerd.checkout import api as checkout_api
-from offerd.clock import Clock, SystemClock
+from offerd.common.clock import Clock, SystemClock
 from offerd.db import Database, resolve_database_url
-from offerd.deps import Services
-from offerd.errors import (
+from offerd.edge.auth import Authenticator
+from offerd.edge.deps import Services
+from offerd.edge.errors import (
     APIError,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
     ServiceUnavailable,
 )
+from offerd.edge.wire import JSONResponse, param_name
 from offerd.events import api as events_api
 from offerd.fulfillments import api as fulfillments_api
 from offerd.fulfillments import pages as fulfillment_pages
@@ -45,7 +46,6 @@ from offerd.offers import api as offers_api
 from offerd.offers.catalog import Catalog
 from offerd.settings import Settings, get_settings
 from offerd.sites import api as sites_api
-from offerd.wire import JSONResponse, param_name
 
 log = structlog.get_logger("offerd.app")
 
@@ -103,13 +103,13 @@ def create_app(
         app.state.services = services
         worker_task = None
         if run_worker:
-            from offerd.runtime import build_worker
+            from offerd.queue.runtime import build_worker
 
             worker = build_worker(services)
             worker_task = asyncio.create_task(worker.run(), name="offerd-worker")
             services.extras["worker"] = worker
         if freeze_heap:
-            from offerd.runtime import freeze_startup_heap
+            from offerd.queue.runtime import freeze_startup_heap
 
             freeze_startup_heap()
         try:
@@ -148,7 +148,7 @@ def create_app(
         app.include_router(router)
     install_ops(app)
     if demo:
-        from offerd.demo import Inbox, InboxMailer, inbox_router
+        from offerd.cli.demo import Inbox, InboxMailer, inbox_router
 
         inbox = Inbox()
         app.include_router(inbox_router(inbox))
@@ -178,7 +178,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        from offerd.errors import ParamWrongValue
+        from offerd.edge.errors import ParamWrongValue
 
         first = exc.errors()[0]
         loc = [p for p in first.get("loc", ()) if p not in ("query", "path", "header", "body")]

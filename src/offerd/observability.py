@@ -18,7 +18,7 @@ from prometheus_client import multiprocess as prom_multiprocess
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from offerd.errors import APIError, InternalError, InvalidRequest, PayloadTooLarge
+from offerd.edge.errors import APIError, InternalError, InvalidRequest, PayloadTooLarge
 
 log = structlog.get_logger("offerd.http")
 
@@ -199,7 +199,7 @@ class Edge:
 
     @staticmethod
     async def _error(error: APIError, send: Send) -> None:
-        from offerd.wire import JSONResponse
+        from offerd.edge.wire import JSONResponse
 
         response = JSONResponse(error.body(), status_code=error.status)
         await response({"type": "http"}, _no_receive, send)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from offerd.billing.actions import Coupon, Plan, SubscriptionState
-from offerd.billing.pricing import Summary, discounted, money, summarize
+from offerd.billing.pricing import Summary, discounted, summarize
+from offerd.common.money import money
 
 
 def pct(value: float, id: str = "P") -> Coupon:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from offerd.runtime import build_worker
+from offerd.queue.runtime import build_worker
 from tests.checkout.page import Page, read
 from tests.support.app import TestApp
 from tests.support.catalog import offer, personalized_offer, seed

@@ -14,7 +14,7 @@ from offerd.billing.ledger import LedgerProvider
 from offerd.billing.provider import Applied, Preview, TransientProviderError
 from offerd.db import Conn
 from offerd.fulfillments.processors import billing_update
-from offerd.runtime import build_worker
+from offerd.queue.runtime import build_worker
 from tests.support.app import TestApp
 from tests.support.catalog import offer, personalized_offer, seed
 

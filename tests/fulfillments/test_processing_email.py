@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from offerd import jobs
-from offerd.runtime import build_worker
+from offerd.queue import jobs
+from offerd.queue.runtime import build_worker
 from tests.support.app import TestApp, running_app
 from tests.support.catalog import offer, personalized_offer, seed
 from tests.support.smtp import MailSink, ReceivedMail

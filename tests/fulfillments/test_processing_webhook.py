@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from offerd import jobs
-from offerd.runtime import build_worker
+from offerd.queue import jobs
+from offerd.queue.runtime import build_worker
 from tests.support.app import TestApp, running_app
 from tests.support.catalog import offer, personalized_offer, seed
 from tests.support.receiver import Receiver, Reply

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from offerd.runtime import build_worker, periodic_tasks
-from offerd.worker import Periodic
+from offerd.queue.runtime import build_worker, periodic_tasks
+from offerd.queue.worker import Periodic
 from tests.support.app import TestApp
 from tests.support.catalog import personalized_offer, seed
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from offerd.runtime import build_worker
+from offerd.queue.runtime import build_worker
 from tests.support.app import TestApp
 from tests.support.catalog import personalized_offer
 from tests.support.receiver import Receiver, _Handler, _Server

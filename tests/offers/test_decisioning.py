@@ -9,7 +9,7 @@ import pytest
 
 from offerd.offers import experiments
 from offerd.offers.experiments import Arm, Experiment
-from offerd.runtime import build_worker
+from offerd.queue.runtime import build_worker
 from tests.support.app import TestApp
 from tests.support.catalog import offer, seed
 

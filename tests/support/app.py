@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from offerd.app import create_app
-from offerd.deps import Services
+from offerd.edge.deps import Services
 from offerd.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token"

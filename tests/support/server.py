@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 
 from offerd.app import create_app
-from offerd.deps import Services
+from offerd.edge.deps import Services
 from tests.support.app import MovableClock, test_settings
 
 

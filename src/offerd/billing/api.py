@@ -16,10 +16,10 @@ from offerd.billing.views import (
     plan_resource,
     subscription_resource,
 )
-from offerd.deps import Admin, AdminSite, Svc
-from offerd.endpoint import body_docs, error_responses, read_params
-from offerd.errors import NotFound
-from offerd.wire import JSONResponse
+from offerd.edge.deps import Admin, AdminSite, Svc
+from offerd.edge.endpoint import body_docs, error_responses, read_params
+from offerd.edge.errors import NotFound
+from offerd.edge.wire import JSONResponse
 
 router = APIRouter(
     prefix="/admin/v1/sites/{site}", tags=["admin: billing ledger"], dependencies=[Admin]

@@ -10,9 +10,6 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from offerd.billing.actions import Coupon, Plan, SubscriptionState
 
-_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
-_ZERO_DECIMAL = {"JPY", "KRW", "VND", "CLP", "ISK"}
-
 
 @dataclass(frozen=True, slots=True)
 class Summary:
@@ -63,14 +60,3 @@ def summarize(
         next_charge=discounted(price, applied) if next_at is not None else None,
         next_charge_at=next_at,
     )
-
-
-def money(amount: int, currency: str) -> str:
-    """``4900, "USD"`` -> ``$49.00``; unknown symbols -> ``49.00 CHF``."""
-    sign, amount = ("-", -amount) if amount < 0 else ("", amount)
-    if currency in _ZERO_DECIMAL:
-        number = f"{sign}{amount:,}"
-    else:  # integer arithmetic: no float rounding, however large the amount
-        number = f"{sign}{amount // 100:,}.{amount % 100:02d}"
-    symbol = _SYMBOLS.get(currency)
-    return f"{symbol}{number}" if symbol else f"{number} {currency}"

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from offerd.clock import unix
+from offerd.common.clock import unix
 
 
 def _times(row: Mapping[str, Any], *keys: str) -> dict[str, int | None]:

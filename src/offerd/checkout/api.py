@@ -9,12 +9,12 @@ from fastapi import APIRouter, Path, Request
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from offerd import urls
 from offerd.checkout import service
-from offerd.deps import Svc
+from offerd.common import urls
+from offerd.common.templating import render
+from offerd.edge.deps import Svc
+from offerd.edge.wire import decode_form
 from offerd.sites.models import Site
-from offerd.templating import render
-from offerd.wire import decode_form
 
 router = APIRouter(include_in_schema=False)
 

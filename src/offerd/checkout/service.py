@@ -26,10 +26,10 @@ from offerd.billing.provider import (
     TransientProviderError,
 )
 from offerd.checkout import store
+from offerd.common.ids import secret_token
 from offerd.db import Conn, transaction
 from offerd.fulfillments import store as fulfillments_store
 from offerd.fulfillments import transitions
-from offerd.ids import secret_token
 
 PAGE_TTL = timedelta(hours=3)
 

@@ -8,14 +8,14 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from offerd.db import Conn, transaction
-from offerd.deps import Admin, AdminSite, PublicPost, Svc
-from offerd.endpoint import body_docs, error_responses, read_params, run_post
-from offerd.errors import NotFound, ParamWrongValue
+from offerd.edge.deps import Admin, AdminSite, PublicPost, Svc
+from offerd.edge.endpoint import body_docs, error_responses, read_params, run_post
+from offerd.edge.errors import NotFound, ParamWrongValue
+from offerd.edge.headers import entity_visible
+from offerd.edge.params import Params, Required50
+from offerd.edge.wire import JSONResponse
 from offerd.events import service, store
-from offerd.headers import entity_visible
 from offerd.offers import store as offers_store
-from offerd.params import Params, Required50
-from offerd.wire import JSONResponse
 
 
 class OfferEventsParams(Params):

@@ -7,10 +7,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from offerd.common.ids import new_id
 from offerd.db import Conn
+from offerd.edge.headers import Origin, Suppression
 from offerd.events import store
-from offerd.headers import Origin, Suppression
-from offerd.ids import new_id
 from offerd.notifications.fanout import fanout
 
 EventType = Literal["viewed", "dismissed", "accepted", "fulfilled", "failed"]

@@ -9,12 +9,12 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from offerd.db import Conn
-from offerd.deps import FullAccessGet, FullAccessPost, PublicPost
-from offerd.endpoint import body_docs, error_responses, read_params, run_post
-from offerd.errors import ParamMissing, ParamWrongValue
+from offerd.edge.deps import FullAccessGet, FullAccessPost, PublicPost
+from offerd.edge.endpoint import body_docs, error_responses, read_params, run_post
+from offerd.edge.errors import ParamMissing, ParamWrongValue
+from offerd.edge.params import Opt100, Params, Required50
+from offerd.edge.wire import JSONResponse
 from offerd.fulfillments import service
-from offerd.params import Opt100, Params, Required50
-from offerd.wire import JSONResponse
 
 
 class OfferFulfillmentsParams(Params):

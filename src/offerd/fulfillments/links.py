@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from psycopg.rows import DictRow
 
+from offerd.common.ids import secret_token
 from offerd.db import Conn, fetchone, transaction
 from offerd.fulfillments import machine, store, transitions
-from offerd.ids import secret_token
 
 Action = Literal["complete", "fail"]
 

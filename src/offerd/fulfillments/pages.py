@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from offerd.deps import Svc
+from offerd.common.templating import render
+from offerd.edge.deps import Svc
+from offerd.edge.wire import decode_form
 from offerd.fulfillments import links
-from offerd.templating import render
-from offerd.wire import decode_form
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,13 +10,13 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from offerd import urls
+from offerd.common import urls
+from offerd.common.ids import new_id
 from offerd.db import Conn, transaction
-from offerd.errors import InvalidState, NotFound
+from offerd.edge.errors import InvalidState, NotFound
+from offerd.edge.headers import Origin, RequestMeta, entity_visible
 from offerd.fulfillments import machine, processors, store, transitions
 from offerd.fulfillments.views import resource
-from offerd.headers import Origin, RequestMeta, entity_visible
-from offerd.ids import new_id
 from offerd.notifications.fanout import fanout
 from offerd.sites.models import Site
 

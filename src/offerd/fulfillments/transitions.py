@@ -10,11 +10,11 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
+from offerd.common.ids import new_id
 from offerd.db import Conn
+from offerd.edge.headers import Origin, Suppression
 from offerd.events import service as events
 from offerd.fulfillments import machine, store
-from offerd.headers import Origin, Suppression
-from offerd.ids import new_id
 from offerd.notifications.fanout import fanout
 from offerd.notifications.models import NOTIFICATION_TYPE
 

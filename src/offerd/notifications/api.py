@@ -8,12 +8,12 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
-from offerd.deps import Admin, AdminSite, Svc
-from offerd.endpoint import error_responses
-from offerd.errors import NotFound
+from offerd.edge.deps import Admin, AdminSite, Svc
+from offerd.edge.endpoint import error_responses
+from offerd.edge.errors import NotFound
+from offerd.edge.wire import JSONResponse, decode_body, validation_error
 from offerd.notifications import channel_store, service, store
 from offerd.notifications.models import ChannelIn
-from offerd.wire import JSONResponse, decode_body, validation_error
 
 router = APIRouter(
     prefix="/admin/v1/sites/{site}", tags=["admin: notifications"], dependencies=[Admin]

@@ -12,12 +12,12 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from offerd import jobs
+from offerd.common.ids import new_id
 from offerd.db import Conn, transaction
-from offerd.ids import new_id
 from offerd.notifications import channel_store, schedule, store
 from offerd.notifications.channels import Channel, Outcome, registry
 from offerd.notifications.channels.segment import SegmentChannel, fits
+from offerd.queue import jobs
 
 KIND = "delivery.send"
 FAILING_LIMIT = timedelta(days=5)

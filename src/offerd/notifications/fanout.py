@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from offerd.db import Conn, fetchone
+from offerd.edge.headers import Suppression
 from offerd.fulfillments.views import resource as fulfillment_resource
-from offerd.headers import Suppression
 from offerd.notifications import channel_store, dispatch, payloads
 from offerd.notifications.models import NOTIFICATION_TYPE
 from offerd.offers.views import personalized_offer_resource

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from offerd import urls
+from offerd.common import urls
 
 NotificationType = Literal[
     "offer_fulfillment_completed",

@@ -9,7 +9,7 @@ from typing import Any
 from psycopg.rows import DictRow
 
 from offerd.db import Conn, transaction
-from offerd.errors import InvalidState, NotFound
+from offerd.edge.errors import InvalidState, NotFound
 from offerd.notifications import channel_store, dispatch, signing, store
 from offerd.notifications.models import (
     ChannelIn,

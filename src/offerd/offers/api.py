@@ -9,13 +9,11 @@ from pydantic import BaseModel, Field, StringConstraints
 from starlette.responses import Response
 
 from offerd.db import Conn
-from offerd.deps import Admin, AdminSite, PublicPost, Svc
-from offerd.endpoint import body_docs, error_responses, read_params, run_post
-from offerd.errors import NotFound
-from offerd.headers import Origin, RequestMeta, Suppression
-from offerd.offers import service, store
-from offerd.offers.models import ExperimentIn, OfferIn, OfferStatus
-from offerd.params import (
+from offerd.edge.deps import Admin, AdminSite, PublicPost, Svc
+from offerd.edge.endpoint import body_docs, error_responses, read_params, run_post
+from offerd.edge.errors import NotFound
+from offerd.edge.headers import Origin, RequestMeta, Suppression
+from offerd.edge.params import (
     Blank,
     Email70,
     Opt50,
@@ -26,7 +24,9 @@ from offerd.params import (
     Params,
     Required50,
 )
-from offerd.wire import JSONResponse
+from offerd.edge.wire import JSONResponse
+from offerd.offers import service, store
+from offerd.offers.models import ExperimentIn, OfferIn, OfferStatus
 
 
 class RequestContext(Params):

@@ -14,8 +14,8 @@ from pydantic import (
     model_validator,
 )
 
-from offerd import urls
 from offerd.billing.actions import BillingAction
+from offerd.common import urls
 
 ProcessingType = Literal["billing_update", "checkout", "url_redirect", "webhook", "email"]
 ProcessingLayout = Literal["in_app", "full_page"]

@@ -9,10 +9,10 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
+from offerd.common.ids import new_id
 from offerd.db import Conn, transaction
-from offerd.errors import InvalidState, NotFound, ParamMissing, ParamWrongValue
-from offerd.headers import RequestMeta
-from offerd.ids import new_id
+from offerd.edge.errors import InvalidState, NotFound, ParamMissing, ParamWrongValue
+from offerd.edge.headers import RequestMeta
 from offerd.offers import guards, store, targeting
 from offerd.offers.catalog import Catalog, Compiled
 from offerd.offers.catalog import load as load_catalog

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from offerd import urls
+from offerd.common import urls
 
 
 def personalized_offer_resource(

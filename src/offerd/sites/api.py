@@ -8,16 +8,16 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from starlette.responses import Response
 
-from offerd.auth import hash_key, new_key
+from offerd.common.ids import new_id
 from offerd.db import transaction
-from offerd.deps import Admin, AdminSite, Svc
-from offerd.endpoint import body_docs, error_responses, read_params
-from offerd.errors import NotFound
-from offerd.ids import new_id
+from offerd.edge.auth import hash_key, new_key
+from offerd.edge.deps import Admin, AdminSite, Svc
+from offerd.edge.endpoint import body_docs, error_responses, read_params
+from offerd.edge.errors import NotFound
+from offerd.edge.wire import JSONResponse
 from offerd.notifications import signing
 from offerd.sites import store
 from offerd.sites.models import SITE_ID_PATTERN, Site, SiteIn
-from offerd.wire import JSONResponse
 
 router = APIRouter(prefix="/admin/v1/sites", tags=["admin: sites"], dependencies=[Admin])
 

@@ -16,11 +16,11 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from offerd import jobs
 from offerd.db import Conn, transaction
 from offerd.fulfillments import store
 from offerd.notifications import dispatch
 from offerd.notifications import store as deliveries
+from offerd.queue import jobs
 from offerd.sites.models import Site
 
 

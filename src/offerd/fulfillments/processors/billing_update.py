@@ -7,11 +7,11 @@ transient error is retried with capped exponential backoff and jitter, then fail
 
 from __future__ import annotations
 
-from offerd import jobs
 from offerd.billing.actions import parse_action
 from offerd.billing.provider import PermanentProviderError, TransientProviderError
 from offerd.db import Conn, transaction
 from offerd.fulfillments import store, transitions
+from offerd.queue import jobs
 
 ACCEPT_JOB = KIND = "fulfillment.billing_update"
 MAX_ATTEMPTS = 8

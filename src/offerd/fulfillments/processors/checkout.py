@@ -7,11 +7,11 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from offerd import jobs
 from offerd.checkout import service as checkout
 from offerd.checkout import store as pages
 from offerd.db import Conn
 from offerd.fulfillments.processors import Accepting, Outcome
+from offerd.queue import jobs
 
 KIND = "fulfillment.checkout"
 

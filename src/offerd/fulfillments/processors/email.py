@@ -9,7 +9,8 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from offerd import jobs
+from offerd.common.ids import new_id
+from offerd.common.templating import render
 from offerd.db import Conn
 from offerd.fulfillments import links
 from offerd.fulfillments.processors import (
@@ -17,9 +18,8 @@ from offerd.fulfillments.processors import (
     MerchantRequest,
     ask_merchant,
 )
-from offerd.ids import new_id
 from offerd.notifications import payloads
-from offerd.templating import render
+from offerd.queue import jobs
 
 ACCEPT_JOB = KIND = "fulfillment.email"
 

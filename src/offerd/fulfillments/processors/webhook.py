@@ -10,15 +10,15 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
-from offerd import jobs
+from offerd.common.ids import new_id
 from offerd.db import Conn
 from offerd.fulfillments.processors import (
     EVENT_TYPE,
     MerchantRequest,
     ask_merchant,
 )
-from offerd.ids import new_id
 from offerd.notifications import payloads
+from offerd.queue import jobs
 from offerd.sites import store as sites
 
 ACCEPT_JOB = KIND = "fulfillment.webhook"

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import aiosmtplib
 
-from offerd import templating
+from offerd.common import templating
 from offerd.notifications import render
 from offerd.notifications.channels import Outcome, delivery_url
 from offerd.settings import Settings

@@ -7,7 +7,7 @@ from functools import cache
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 
-from offerd.billing.pricing import money
+from offerd.common.money import money
 
 
 def _date(value: datetime | int | None) -> str:

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from offerd.billing import store as billing
 from offerd.billing.models import CouponIn, PlanIn
 from offerd.db import Conn, fetchone, transaction
+from offerd.edge.wire import client_loc
 from offerd.notifications import channel_store
 from offerd.notifications import service as notifications
 from offerd.notifications.models import ChannelIn
@@ -42,7 +43,6 @@ from offerd.offers import targeting
 from offerd.offers.models import ExperimentIn, OfferIn
 from offerd.sites import store as sites
 from offerd.sites.models import SITE_ID_PATTERN, Site, SiteIn
-from offerd.wire import client_loc
 
 
 class SiteFile(BaseModel):

@@ -17,7 +17,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from offerd.errors import InvalidRequest, ParamMissing, ParamWrongValue
+from offerd.edge.errors import InvalidRequest, ParamMissing, ParamWrongValue
 
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded",)

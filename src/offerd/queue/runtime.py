@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import gc
 
-from offerd import jobs
-from offerd.deps import Services
-from offerd.worker import Periodic, Worker, purge_idempotency_keys
+from offerd.edge.deps import Services
+from offerd.queue import jobs
+from offerd.queue.worker import Periodic, Worker, purge_idempotency_keys
 
 
 def freeze_startup_heap() -> None:

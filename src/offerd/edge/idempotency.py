@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from starlette.responses import Response
 
 from offerd.db import Conn, fetchone, transaction
-from offerd.errors import UnableToProcess
+from offerd.edge.errors import UnableToProcess
 
 REPLAYED = "chargebee-idempotency-replayed"
 _REPLAYED_HEADERS = ("content-type", "location")

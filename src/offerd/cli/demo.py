@@ -17,12 +17,12 @@ from fastapi import APIRouter, Request
 from pydantic import TypeAdapter
 from starlette.responses import Response
 
-from offerd.auth import KeyKind, hash_key, new_key
 from offerd.billing import store as billing
 from offerd.billing.models import CouponIn, CustomerIn, PlanIn, SubscriptionIn
-from offerd.clock import SystemClock
+from offerd.common.clock import SystemClock
+from offerd.common.ids import new_id
 from offerd.db import Database, transaction
-from offerd.ids import new_id
+from offerd.edge.auth import KeyKind, hash_key, new_key
 from offerd.notifications.models import ChannelIn
 from offerd.notifications.service import save_channel
 from offerd.offers.models import OfferIn

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from offerd.errors import APIError
+from offerd.edge.errors import APIError
 from offerd.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _serve(settings: Settings, *, host: str, port: int, worker: bool, workers: i
         metrics_dir = Path(tempfile.mkdtemp(prefix="offerd-metrics-"))
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run(
-        "offerd.cli:app_factory",
+        "offerd.cli.main:app_factory",
         factory=True,
         host=host,
         port=port,
@@ -122,9 +122,9 @@ def worker(
 
 async def _run_worker(settings: Settings, url: str, *, drain: bool) -> None:
     from offerd.app import build_services
-    from offerd.clock import SystemClock
+    from offerd.common.clock import SystemClock
     from offerd.db import Database
-    from offerd.runtime import build_worker, freeze_startup_heap
+    from offerd.queue.runtime import build_worker, freeze_startup_heap
 
     db = Database(url, min_size=1, max_size=settings.worker_concurrency + 4)
     await db.open()
@@ -161,7 +161,7 @@ def demo(
 ) -> None:
     """Serve with a demo site: plans, coupons, a customer, a subscription and an offer with one
     option of each processing type. Prints the keys and a curl walk-through."""
-    from offerd.demo import seed, walkthrough
+    from offerd.cli.demo import seed, walkthrough
 
     os.environ.setdefault("OFFERD_ALLOW_PRIVATE_DESTINATIONS", "1")
     if not os.environ.get("OFFERD_ADMIN_TOKEN"):
@@ -192,7 +192,7 @@ def apply_catalog(
     from rich.progress import Progress, TaskID
 
     from offerd import catalog_file
-    from offerd.clock import SystemClock
+    from offerd.common.clock import SystemClock
 
     try:
         spec = catalog_file.parse(file.read_text())
@@ -302,7 +302,7 @@ def deliveries_retry(
     site: Annotated[str, typer.Option(help="Site id")],
 ) -> None:
     """Send a delivery again (a worker picks it up)."""
-    from offerd.clock import SystemClock
+    from offerd.common.clock import SystemClock
     from offerd.notifications import service
 
     settings = get_settings()

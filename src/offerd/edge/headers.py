@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from offerd.errors import ParamWrongValue
+from offerd.edge.errors import ParamWrongValue
 
 MAX_ORIGIN = 255
 MAX_BUSINESS_ENTITY = 50

@@ -20,11 +20,11 @@ from typing import Any
 import psycopg
 import structlog
 
-from offerd import jobs
-from offerd.clock import Clock
+from offerd.common.clock import Clock
 from offerd.db import Conn, Database, execute, fetchone, transaction
+from offerd.queue import jobs
 
-log = structlog.get_logger("offerd.worker")
+log = structlog.get_logger("offerd.queue.worker")
 
 PeriodicFn = Callable[[Conn, datetime, Any], Awaitable[int]]
 

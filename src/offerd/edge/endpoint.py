@@ -10,13 +10,13 @@ from fastapi import Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from offerd import idempotency
-from offerd.auth import Caller
 from offerd.db import Conn
-from offerd.deps import Services
-from offerd.errors import ERROR_STATUSES
-from offerd.headers import RequestMeta
-from offerd.wire import decode_body, parse_params
+from offerd.edge import idempotency
+from offerd.edge.auth import Caller
+from offerd.edge.deps import Services
+from offerd.edge.errors import ERROR_STATUSES
+from offerd.edge.headers import RequestMeta
+from offerd.edge.wire import decode_body, parse_params
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
+from offerd.common.ids import secret_token
 from offerd.db import Database
-from offerd.errors import AuthenticationFailed, AuthorizationFailed
-from offerd.ids import secret_token
+from offerd.edge.errors import AuthenticationFailed, AuthorizationFailed
 from offerd.sites import store
 from offerd.sites.models import Site
 

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, Request
 
-from offerd.auth import Authenticator, Caller, check_admin_token
 from offerd.billing.provider import BillingProvider
-from offerd.clock import Clock
+from offerd.common.clock import Clock
 from offerd.db import Database
-from offerd.errors import NotFound
-from offerd.headers import RequestMeta, read_meta
+from offerd.edge.auth import Authenticator, Caller, check_admin_token
+from offerd.edge.errors import NotFound
+from offerd.edge.headers import RequestMeta, read_meta
 from offerd.notifications.channels.email import Mailer
 from offerd.offers.catalog import Catalog
 from offerd.settings import Settings
