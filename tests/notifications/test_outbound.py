@@ -50,6 +50,13 @@ BLOCKED = [
     "http://[fc00::1]/",
     "http://[fd00:ec2::254]/",  # AWS metadata over IPv6
     "http://[fe80::1%25eth0]/",  # with a zone
+    # IPv4 inside IPv6, decoded (common.addresses)
+    "http://[::127.0.0.1]/",  # IPv4-compatible
+    "http://[::ffff:0:7f00:1]/",  # IPv4-translated
+    "http://[64:ff9b::7f00:1]/",  # NAT64
+    "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 of the metadata address
+    "http://[2002:7f00:1::]/",  # 6to4
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo, client 127.0.0.1
     # not canonical literals: these go through the resolver, which reads them as 127.0.0.1
     "http://2130706433/",
     "http://0x7f.0.0.1/",
