@@ -5,6 +5,7 @@ framed), the Confirm / No thanks answers, and abandonment when the page expires.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -520,6 +521,33 @@ async def test_in_app_page_may_be_framed_by_the_sites_origins(app: TestApp) -> N
     assert "x-frame-options" not in r.headers
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_in_app_page_csp_names_origins_only(app: TestApp) -> None:
+    """A value stored before origins were checked on save (a ``;`` starting another directive,
+    CR/LF, a quote) never reaches the header: the page is served, framed by the origins only."""
+    keys = await seed(app, checkout_frame_ancestors=FRAMERS)
+    stored = [
+        "*; script-src * 'unsafe-inline'",
+        FRAMERS[0],
+        "https://evil.example\r\nSet-Cookie: a=b",
+        "'unsafe-inline'",
+        "http://plain.example",  # plain http: the site is not in test mode
+        FRAMERS[1],
+    ]
+    await app.fetch(
+        "UPDATE sites SET settings = jsonb_set(settings, '{checkout_frame_ancestors}', %s::jsonb)"
+        " WHERE id = 'acme' RETURNING id",
+        json.dumps(stored),
+    )
+    hp = (await accept(app, keys))["hosted_page"]
+    r, page = await open_page(app, hp)
+    assert r.status_code == 200
+    assert page.buttons
+    header = r.headers["content-security-policy"]
+    assert csp(r) == {"frame-ancestors": "'self' " + " ".join(FRAMERS), "form-action": "'self'"}
+    assert "script-src" not in header and "unsafe-inline" not in header
+    assert "\r" not in header and "\n" not in header
 
 
 async def test_in_app_page_without_a_setting_may_be_framed_by_itself_only(app: TestApp) -> None:
