@@ -26,11 +26,11 @@ from offerd.billing.ledger import LedgerProvider
 from offerd.checkout import api as checkout_api
 from offerd.common.clock import Clock, SystemClock
 from offerd.db import Database, resolve_database_url
+from offerd.edge import db_errors
 from offerd.edge.auth import Authenticator
 from offerd.edge.deps import Services
 from offerd.edge.errors import (
     APIError,
-    InvalidRequest,
     MethodNotAllowed,
     NotFound,
     ServiceUnavailable,
@@ -202,11 +202,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def bad_data(request: Request, exc: Exception) -> Response:
         # A value PostgreSQL refuses (the edge already rejects NUL characters and deep nesting).
+        assert isinstance(exc, psycopg.Error)
         log.info("database.bad_data", error=str(exc).splitlines()[0][:200])
-        return await api_error(request, InvalidRequest("A value in the request cannot be stored"))
+        services: Services | None = getattr(request.app.state, "services", None)
+        db = services.db if services is not None else None
+        return await api_error(request, await db_errors.refused(exc, db))
+
+    async def constraint_violated(request: Request, exc: Exception) -> Response:
+        # An admin's value a constraint refuses is the admin's mistake; on the public API the
+        # values are offerd's own, so a violation there is a bug and stays a 500.
+        if not request.url.path.startswith("/admin/"):
+            raise exc
+        return await bad_data(request, exc)
 
     app.add_exception_handler(APIError, api_error)
     app.add_exception_handler(psycopg.DataError, bad_data)
+    app.add_exception_handler(psycopg.IntegrityError, constraint_violated)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(psycopg.OperationalError, db_down)

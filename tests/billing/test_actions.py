@@ -476,6 +476,36 @@ def test_refusals(before: SubscriptionState, raw: dict[str, Any], words: list[st
         assert word in str(info.value)
 
 
+# --- dates past what a datetime holds (the year 9999) -------------------------------------------
+
+LAST_DECEMBER = datetime(9999, 12, 20, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("before", "raw", "now"),
+    [
+        # a trial ending Dec 20, 9999 plus 30 days is in the year 10000
+        (
+            replace(STATES["in_trial"], trial_end=LAST_DECEMBER),
+            {"type": "extend_trial", "days": 30},
+            NOW,
+        ),
+        # a pause from Dec 9999 for a month ends in the year 10000
+        (STATES["active"], {"type": "pause_subscription", "pause_months": 1}, LAST_DECEMBER),
+        # converting a trial in Dec 9999 starts a term that ends in the year 10000
+        (STATES["in_trial"], {"type": "convert_trial"}, LAST_DECEMBER),
+    ],
+    ids=["extend_trial", "pause_subscription", "convert_trial"],
+)
+def test_a_date_past_9999_is_the_actions_error(
+    before: SubscriptionState, raw: dict[str, Any], now: datetime
+) -> None:
+    """An ActionError is permanent (billing_update_failed); the OverflowError it was, retried."""
+    with pytest.raises(ActionError) as info:
+        apply(before, raw, now=now)
+    assert raw["type"] in str(info.value) and "9999" in str(info.value)
+
+
 # --- parsing ---------------------------------------------------------------------------------
 
 

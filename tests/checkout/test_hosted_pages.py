@@ -5,8 +5,9 @@ framed), the Confirm / No thanks answers, and abandonment when the page expires.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -522,6 +523,33 @@ async def test_in_app_page_may_be_framed_by_the_sites_origins(app: TestApp) -> N
     assert r.headers["referrer-policy"] == "no-referrer"
 
 
+async def test_in_app_page_csp_names_origins_only(app: TestApp) -> None:
+    """A value stored before origins were checked on save (a ``;`` starting another directive,
+    CR/LF, a quote) never reaches the header: the page is served, framed by the origins only."""
+    keys = await seed(app, checkout_frame_ancestors=FRAMERS)
+    stored = [
+        "*; script-src * 'unsafe-inline'",
+        FRAMERS[0],
+        "https://evil.example\r\nSet-Cookie: a=b",
+        "'unsafe-inline'",
+        "http://plain.example",  # plain http: the site is not in test mode
+        FRAMERS[1],
+    ]
+    await app.fetch(
+        "UPDATE sites SET settings = jsonb_set(settings, '{checkout_frame_ancestors}', %s::jsonb)"
+        " WHERE id = 'acme' RETURNING id",
+        json.dumps(stored),
+    )
+    hp = (await accept(app, keys))["hosted_page"]
+    r, page = await open_page(app, hp)
+    assert r.status_code == 200
+    assert page.buttons
+    header = r.headers["content-security-policy"]
+    assert csp(r) == {"frame-ancestors": "'self' " + " ".join(FRAMERS), "form-action": "'self'"}
+    assert "script-src" not in header and "unsafe-inline" not in header
+    assert "\r" not in header and "\n" not in header
+
+
 async def test_in_app_page_without_a_setting_may_be_framed_by_itself_only(app: TestApp) -> None:
     keys = await seed(app)
     hp = (await accept(app, keys))["hosted_page"]
@@ -613,6 +641,31 @@ async def test_a_billing_domain_error_is_shown_without_a_confirm_button(app: Tes
     assert page.button("cancel") is not None
     assert (await page_row(app, hp["id"]))["state"] == "requested"
     assert (await fulfillment(app, keys, fid))["status"] == "in_progress"
+
+
+async def test_a_change_whose_date_overflows_cannot_be_applied(app: TestApp) -> None:
+    """A trial ending Dec 20, 9999 extended by 30 days is past what a date holds: the page says
+    the offer can't be applied (not a 500), and a forged confirm fails the fulfillment."""
+    keys = await seed(app)
+    last_december = int(datetime(9999, 12, 20, tzinfo=UTC).timestamp())
+    trial = {"customer_id": "cus_1", "plan_id": "basic", "status": "in_trial"}
+    await app.put("acme", "subscriptions/sub_1", {**trial, "trial_end": last_december})
+    await put_upgrade(app, billing_action={"type": "extend_trial", "days": 30})
+    body = await accept(app, keys)
+    fid, hp = body["offer_fulfillment"]["id"], body["hosted_page"]
+    r, page = await open_page(app, hp)
+    assert r.status_code == 200
+    (alert,) = page.alerts
+    assert alert.startswith("This offer can't be applied to your subscription")
+    assert page.button("confirm") is None
+
+    assert (await answer(app, hp, "confirm", page.token)).status_code == 303
+    f = await fulfillment(app, keys, fid)
+    assert f["status"] == "failed" and f["error"]["code"] == "billing_update_failed"
+    assert await count(app, "subscription_changes") == 0
+    r, failed = await open_page(app, hp)
+    assert r.status_code == 200
+    assert failed.h1 == ["We couldn't apply this offer"]
 
 
 async def test_a_forged_confirm_on_a_refused_change_fails_the_fulfillment(app: TestApp) -> None:

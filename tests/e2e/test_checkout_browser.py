@@ -294,7 +294,7 @@ def test_in_app_page_works_inside_an_allowed_iframe_only(
     # the site setting needs the merchant origins before the hosted page (its URL) exists
     holder: dict[str, str] = {}
     with merchant_site(holder) as allowed, merchant_site(holder) as other:
-        api = Api(live, seed(live.base_url, checkout_frame_ancestors=[allowed]))
+        api = Api(live, seed(live.base_url, checkout_frame_ancestors=[allowed], test_mode=True))
         body = api.checkout()
         fid, hp = body["offer_fulfillment"]["id"], body["hosted_page"]
         assert hp["layout"] == "in_app"
@@ -324,7 +324,7 @@ def test_full_page_is_never_framed(live: LiveServer, browser: BrowserContext) ->
     holder: dict[str, str] = {}
     with merchant_site(holder) as allowed:
         # the site's framers are for in_app pages; a full_page checkout is never embedded
-        api = Api(live, seed(live.base_url, checkout_frame_ancestors=[allowed]))
+        api = Api(live, seed(live.base_url, checkout_frame_ancestors=[allowed], test_mode=True))
         set_upgrade_option(live, processing_layout="full_page")
         body = api.checkout()
         fid, hp = body["offer_fulfillment"]["id"], body["hosted_page"]

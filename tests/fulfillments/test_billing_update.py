@@ -3,7 +3,7 @@ worker through the billing provider, polled with GET; on real PostgreSQL and the
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -175,6 +175,33 @@ async def test_a_domain_error_fails_with_billing_update_failed(
     assert await changes(app) == []
     # failed for good: no retry left in the queue
     assert await jobs_of(app, f["id"]) == []
+
+
+# the last day a datetime can add 30 days to is Dec 1, 9999: a trial ending on Dec 20 cannot be
+# extended by 30 days, and that is the action's error, not a crash retried 8 times
+LAST_DECEMBER = int(datetime(9999, 12, 20, tzinfo=UTC).timestamp())
+
+
+async def test_an_action_whose_date_overflows_fails_for_good(app: TestApp) -> None:
+    keys = await seed(app)
+    trial = {"customer_id": "cus_1", "plan_id": "basic", "status": "in_trial"}
+    await app.put("acme", "subscriptions/sub_1", {**trial, "trial_end": LAST_DECEMBER})
+    await one_option_offer(app, {"type": "extend_trial", "days": 30})
+    before = await subscription(app)
+    f = await accept(app, keys)
+    worker = build_worker(app.services)
+
+    assert await worker.run_once() == 1
+
+    failed = await retrieve(app, keys, f["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "billing_update_failed"
+    assert "extend_trial" in failed["error"]["message"]
+    assert "9999" in failed["error"]["message"]
+    assert await event_types(app, f["id"]) == ["accepted", "failed"]
+    assert await subscription(app) == before
+    assert await changes(app) == []
+    assert await jobs_of(app, f["id"]) == []  # no retry: it would overflow every time
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ option's ``webhook_url`` (a real HTTP receiver on 127.0.0.1) and retries on fail
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -319,7 +320,9 @@ async def test_loopback_destination_refused_without_allow_private(
     db_url: str, receiver: Receiver, test_mode: bool
 ) -> None:
     async with running_app(db_url, allow_private_destinations=False) as app:
-        keys, _ = await setup(app, receiver.url_for("/hook"), test_mode=test_mode)
+        # a name (a literal 127.0.0.1 is refused on save already)
+        url = receiver.url_for("/hook").replace("127.0.0.1", "localhost")
+        keys, _ = await setup(app, url, test_mode=test_mode)
         _, f = await accept(app, keys)
         await work(app)
 
@@ -337,6 +340,72 @@ async def test_loopback_destination_refused_without_allow_private(
             assert "test_mode" in error
         assert await send_jobs(app) == []  # refusing is final
         assert await fulfillment_status(app, keys, f["id"]) == "in_progress"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of the cloud metadata address
+    ],
+)
+async def test_a_name_resolving_to_ipv4_inside_ipv6_is_refused_at_delivery(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    """A name is checked where it is resolved: here the resolver answers with an IPv6 address
+    carrying a loopback or metadata IPv4 (as a DNS64 resolver or a hostile zone would)."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.merchant.test":
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    async with running_app(db_url, allow_private_destinations=False) as app:
+        keys, _ = await setup(app, "http://hooks.merchant.test:8080/hook", test_mode=True)
+        _, f = await accept(app, keys)
+        await work(app)
+
+        delivery = await delivery_of(app, f["id"])
+        assert delivery["status"] == "failed"
+        error = delivery["last_error"]
+        assert "hooks.merchant.test" in error and "private" in error, error
+        assert "OFFERD_ALLOW_PRIVATE_DESTINATIONS" in error
+        (attempt,) = await attempts_of(app, delivery["id"])
+        assert attempt["status_code"] is None
+        assert await send_jobs(app) == []  # refusing is final
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[::127.0.0.1]/hook",
+        "https://[64:ff9b::7f00:1]/hook",
+        "https://[2002:a9fe:a9fe::]/latest/meta-data/",
+        "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",
+        "https://127.0.0.1/hook",
+    ],
+)
+async def test_a_private_literal_webhook_url_is_refused_on_save(db_url: str, url: str) -> None:
+    async with running_app(db_url, allow_private_destinations=False) as app:
+        await seed(app, SITE)
+        body = offer()
+        body["options"][3]["webhook_url"] = url
+        r = await app.admin("PUT", f"/sites/{SITE}/offers/stay", body)
+        assert r.status_code == 400, r.text
+        error = r.json()
+        assert error["api_error_code"] == "param_wrong_value"
+        assert error["param"] == "options[3][webhook_url]"
+        assert "private" in error["message"]
+        # allowed with a public address, and (see the test settings) with the flag
+        body["options"][3]["webhook_url"] = "https://[64:ff9b::808:808]/hook"
+        await app.put(SITE, "offers/stay", body)
+    async with running_app(db_url) as app:
+        body["options"][3]["webhook_url"] = url
+        await app.put(SITE, "offers/stay", body)
 
 
 async def test_plain_http_destination_needs_test_mode(db_url: str) -> None:

@@ -18,7 +18,7 @@ from tests.notifications.flows import (
     report,
     work,
 )
-from tests.support.app import TestApp
+from tests.support.app import TestApp, running_app
 from tests.support.catalog import seed
 from tests.support.receiver import Receiver
 
@@ -265,6 +265,61 @@ async def test_validation_errors_name_the_param(
     assert error["param"] in params, error
     assert error["message"]
     assert (await app.admin("GET", f"{CHANNELS}/c")).status_code == 404
+
+
+# --- destinations that can never be called ---------------------------------------------------
+
+PRIVATE_LITERALS: list[tuple[dict[str, Any], str]] = [
+    ({"type": "webhook", "url": "https://[::127.0.0.1]/hook"}, "url"),  # IPv4-compatible
+    ({"type": "webhook", "url": "https://[64:ff9b::a9fe:a9fe]/latest/"}, "url"),  # NAT64 metadata
+    ({"type": "webhook", "url": "https://[2002:7f00:1::]:8443/hook"}, "url"),  # 6to4
+    ({"type": "webhook", "url": "https://[::ffff:10.0.0.1]/hook"}, "url"),  # IPv4-mapped
+    ({"type": "webhook", "url": "https://127.0.0.1/hook"}, "url"),
+    (
+        {"type": "slack", "webhook_url": "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/"},
+        (
+            "webhook_url"  # Teredo, client 127.0.0.1
+        ),
+    ),
+    (
+        {"type": "segment", "write_key": "k", "endpoint": "https://[::ffff:0:a9fe:a9fe]"},
+        (
+            "endpoint"  # IPv4-translated
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    PRIVATE_LITERALS,
+    ids=[f"{body['type']}-{i}" for i, (body, _) in enumerate(PRIVATE_LITERALS)],
+)
+async def test_a_private_literal_destination_is_refused_on_save(
+    db_url: str, body: dict[str, Any], param: str
+) -> None:
+    async with running_app(db_url, allow_private_destinations=False) as app:
+        await seed(app)
+        r = await app.admin("PUT", f"{CHANNELS}/c", body)
+        assert r.status_code == 400, r.text
+        error = r.json()
+        assert error["api_error_code"] == "param_wrong_value"
+        assert error["param"] == param
+        assert "private" in error["message"]
+        assert "OFFERD_ALLOW_PRIVATE_DESTINATIONS" in error["message"]
+        assert (await app.admin("GET", f"{CHANNELS}/c")).status_code == 404
+        # a public IPv4 behind NAT64 and a name (resolved at delivery) are fine
+        for url in ("https://[64:ff9b::808:808]/hook", "https://hooks.merchant.example/hook"):
+            r = await app.admin("PUT", f"{CHANNELS}/c", {"type": "webhook", "url": url})
+            assert r.status_code in (200, 201), r.text
+
+
+async def test_private_literal_destinations_are_saved_when_allowed(app: TestApp) -> None:
+    """OFFERD_ALLOW_PRIVATE_DESTINATIONS=1 (the test settings): development keeps working."""
+    await seed(app)
+    for body, _ in PRIVATE_LITERALS:
+        r = await app.admin("PUT", f"{CHANNELS}/c", body)
+        assert r.status_code in (200, 201), r.text
 
 
 # --- disabled channels -----------------------------------------------------------------------

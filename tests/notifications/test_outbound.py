@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import socket
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -47,6 +50,13 @@ BLOCKED = [
     "http://[fc00::1]/",
     "http://[fd00:ec2::254]/",  # AWS metadata over IPv6
     "http://[fe80::1%25eth0]/",  # with a zone
+    # IPv4 inside IPv6, decoded (common.addresses)
+    "http://[::127.0.0.1]/",  # IPv4-compatible
+    "http://[::ffff:0:7f00:1]/",  # IPv4-translated
+    "http://[64:ff9b::7f00:1]/",  # NAT64
+    "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 of the metadata address
+    "http://[2002:7f00:1::]/",  # 6to4
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo, client 127.0.0.1
     # not canonical literals: these go through the resolver, which reads them as 127.0.0.1
     "http://2130706433/",
     "http://0x7f.0.0.1/",
@@ -261,6 +271,42 @@ def test_signature_verifies_with_standardwebhooks() -> None:
     ]:
         with pytest.raises(WebhookVerificationError):
             Webhook(bad_secret).verify(bad_body, bad_headers)
+
+
+@pytest.mark.parametrize(
+    ("secret", "msg_id", "timestamp", "body", "expected"),
+    [
+        # the Standard Webhooks specification's own test vector: the wire format is unchanged
+        (
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            b'{"test": 2432232314}',
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        ),
+        # a body with non-ASCII text is signed as its UTF-8 bytes, as sent (orjson's output)
+        (
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "ev_1",
+            1614265330,
+            '{"title":"Café – 50 % off 🎉"}'.encode(),
+            "v1,"
+            + base64.b64encode(
+                hmac.new(
+                    base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+                    b"ev_1.1614265330." + '{"title":"Café – 50 % off 🎉"}'.encode(),
+                    hashlib.sha256,
+                ).digest()
+            ).decode(),
+        ),
+    ],
+)
+def test_signature_is_the_libraries_and_the_wire_format(
+    secret: str, msg_id: str, timestamp: int, body: bytes, expected: str
+) -> None:
+    assert signing.signature(secret, msg_id, timestamp, body) == expected
+    when = datetime.fromtimestamp(timestamp, UTC)
+    assert Webhook(secret).sign(msg_id, when, body.decode()) == expected
 
 
 def test_new_secrets_differ() -> None:

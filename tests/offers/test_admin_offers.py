@@ -71,6 +71,11 @@ def with_option(index: int, **changes: Any) -> dict[str, Any]:
         (offer(options=[]), "options"),
         (offer(status="live"), "status"),
         (offer(starts_at=200, ends_at=100), "body"),
+        # year 10000 on: a datetime cannot hold it (it was a 500)
+        (offer(starts_at=253_402_300_800), "starts_at"),
+        (offer(ends_at=253_402_300_800), "ends_at"),
+        (offer(ends_at=10**20), "ends_at"),
+        (offer(starts_at=-1), "starts_at"),
         ({**offer(), "surprise": 1}, "surprise"),
     ],
 )
@@ -80,3 +85,10 @@ async def test_offer_validation(app: TestApp, definition: dict[str, Any], param:
     assert r.status_code == 400, r.text
     assert r.json()["param"] == param
     assert r.json()["api_error_code"] == "param_wrong_value"
+
+
+async def test_the_last_second_of_9999_is_a_valid_window_end(app: TestApp) -> None:
+    await app.create_site()
+    r = await app.admin("PUT", "/sites/acme/offers/stay", offer(ends_at=253_402_300_799))
+    assert r.status_code == 201, r.text
+    assert r.json()["ends_at"] == 253_402_300_799

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.app import TestApp
 
 
@@ -64,3 +66,65 @@ async def test_create_key_shows_secret_once(app: TestApp) -> None:
     r = await app.admin("POST", "/sites/acme/api_keys", {"kind": "root", "name": "x"})
     assert r.status_code == 400
     assert r.json()["param"] == "kind"
+
+
+# --- checkout_frame_ancestors: origins only ------------------------------------------------------
+
+FRAMERS = "checkout_frame_ancestors"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "*; script-src * 'unsafe-inline'",  # a second directive in the copied CSP
+        "https://app.merchant.example; script-src *",
+        "https://app.merchant.example\r\nSet-Cookie: a=b",  # CR/LF: a header of its own
+        "https://app.merchant.example\n",
+        "https://app.merchant.example/embed",  # a path
+        "https://app.merchant.example/",
+        "'self'",  # quotes: a keyword, not an origin ('self' is always there)
+        "'unsafe-inline'",
+        "https://app merchant.example",  # a space: two sources
+        "*",  # every site could frame the page
+        "https://*",
+        "https://*.com",  # a wildcard over a whole top-level domain
+        "https://app.*.example",  # CSP allows the wildcard leftmost only
+        "app.merchant.example",  # no scheme
+        "javascript:alert(1)",
+        "data:",
+        "ftp://app.merchant.example",
+        "https://app.merchant.example:99999",
+        "https://user@app.merchant.example",
+        "http://app.merchant.example",  # plain http needs test_mode
+    ],
+)
+async def test_checkout_frame_ancestors_take_origins_only(app: TestApp, source: str) -> None:
+    r = await app.admin(
+        "PUT",
+        "/sites/acme",
+        {"name": "Acme", "settings": {FRAMERS: ["https://ok.example", source]}},
+    )
+    assert r.status_code == 400, (source, r.text)
+    error = r.json()
+    assert error["api_error_code"] == "param_wrong_value"
+    assert error["param"] == f"settings[{FRAMERS}]"
+    assert (await app.admin("GET", "/sites/acme")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("sources", "test_mode"),
+    [
+        (["https://app.merchant.example"], False),
+        (["https://app.merchant.example:8443", "https://*.merchant.example"], False),
+        (["https://APP.Merchant.example", "https://localhost:3000"], False),
+        (["https://203.0.113.7", "https://a.example:*"], False),  # CSP allows any port as :*
+        (["http://127.0.0.1:8080", "http://*.merchant.test"], True),  # http in test mode
+    ],
+)
+async def test_checkout_frame_ancestors_origins_are_saved(
+    app: TestApp, sources: list[str], test_mode: bool
+) -> None:
+    settings = {FRAMERS: sources, "test_mode": test_mode}
+    r = await app.admin("PUT", "/sites/acme", {"name": "Acme", "settings": settings})
+    assert r.status_code == 201, r.text
+    assert r.json()["settings"][FRAMERS] == sources

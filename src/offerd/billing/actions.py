@@ -8,7 +8,7 @@ No I/O: the ledger provider reads the state, calls this, and writes the result.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -163,6 +163,15 @@ def _plan(plans: Mapping[str, Plan], plan_id: str, action: str) -> Plan:
     return plans[plan_id]
 
 
+def _date(action: str, compute: Callable[[], datetime]) -> datetime:
+    """A date an action computes; one past what a datetime holds (the year 9999: a trial already
+    ending in December 9999, extended) is the action's error, not a crash retried for hours."""
+    try:
+        return compute()
+    except (OverflowError, ValueError):
+        raise ActionError(f"{action}: the new date would be after the year 9999") from None
+
+
 LIVE: tuple[Status, ...] = ("in_trial", "active", "non_renewing")
 
 
@@ -194,7 +203,8 @@ def apply_action(
 
         case PauseSubscription(pause_months=months):
             _require(state, "pause_subscription", ("active",))
-            return replace(state, status="paused", pause_until=add_months(now, months))
+            until = _date("pause_subscription", lambda: add_months(now, months))
+            return replace(state, status="paused", pause_until=until)
 
         case ResumeSubscription():
             _require(state, "resume_subscription", ("paused",))
@@ -203,7 +213,8 @@ def apply_action(
         case ExtendTrial(days=days):
             _require(state, "extend_trial", ("in_trial",))
             base = state.trial_end if state.trial_end and state.trial_end > now else now
-            return replace(state, trial_end=base + timedelta(days=days))
+            trial_end = _date("extend_trial", lambda: base + timedelta(days=days))
+            return replace(state, trial_end=trial_end)
 
         case ConvertTrial(plan_id=plan_id, coupon_id=coupon_id):
             _require(state, "convert_trial", ("in_trial",))
@@ -220,7 +231,7 @@ def apply_action(
                 coupon_ids=coupon_ids,
                 trial_end=None,
                 current_term_start=now,
-                current_term_end=add_period(now, plan.period_unit),
+                current_term_end=_date("convert_trial", lambda: add_period(now, plan.period_unit)),
             )
 
         case CancelSubscription(end_of_term=True):

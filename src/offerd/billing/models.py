@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from offerd.common.timestamps import UnixSeconds
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=150)]
 Id50 = Annotated[str, StringConstraints(min_length=1, max_length=50)]
@@ -26,11 +36,22 @@ class PlanIn(_In):
 class CouponIn(_In):
     name: Name
     discount_type: Literal["percentage", "fixed_amount"]
-    discount_percentage: float | None = Field(default=None, gt=0, le=100)
+    discount_percentage: float | None = Field(
+        default=None, ge=0.01, le=100, description="0.01 to 100, at most 2 decimals"
+    )
     discount_amount: int | None = Field(default=None, gt=0, le=10**12)
     currency: Currency | None = None
     duration_type: Literal["one_time", "forever", "limited_period"]
     duration_months: int | None = Field(default=None, ge=1, le=120)
+
+    @field_validator("discount_percentage")
+    @classmethod
+    def _two_decimals(cls, value: float | None) -> float | None:
+        # stored as numeric(5, 2): a third decimal would be rounded away without a word
+        exponent = Decimal(repr(value)).as_tuple().exponent if value is not None else 0
+        if isinstance(exponent, int) and exponent < -2:
+            raise ValueError("can have at most 2 decimals")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> CouponIn:
@@ -60,11 +81,11 @@ class SubscriptionIn(_In):
     quantity: int = Field(default=1, ge=1, le=100_000)
     status: SubscriptionStatus
     coupon_ids: list[Id50] = Field(default_factory=list, max_length=20)
-    trial_end: int | None = Field(default=None, ge=0, description="Unix seconds")
-    current_term_start: int | None = Field(default=None, ge=0, description="Unix seconds")
-    current_term_end: int | None = Field(default=None, ge=0, description="Unix seconds")
-    pause_until: int | None = Field(default=None, ge=0, description="Unix seconds")
-    cancel_at: int | None = Field(default=None, ge=0, description="Unix seconds")
+    trial_end: UnixSeconds | None = Field(default=None, description="Unix seconds")
+    current_term_start: UnixSeconds | None = Field(default=None, description="Unix seconds")
+    current_term_end: UnixSeconds | None = Field(default=None, description="Unix seconds")
+    pause_until: UnixSeconds | None = Field(default=None, description="Unix seconds")
+    cancel_at: UnixSeconds | None = Field(default=None, description="Unix seconds")
     business_entity_id: Annotated[str, StringConstraints(max_length=50)] | None = None
     brand_id: Annotated[str, StringConstraints(max_length=50)] | None = None
 

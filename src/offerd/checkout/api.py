@@ -14,11 +14,22 @@ from offerd.common import urls
 from offerd.common.templating import render
 from offerd.edge.deps import Svc
 from offerd.edge.wire import decode_form
-from offerd.sites.models import Site
+from offerd.sites.models import Site, frame_ancestor_problem
 
 router = APIRouter(include_in_schema=False)
 
 PageId = Annotated[str, Path(min_length=10, max_length=70)]
+
+
+def _origins(site: Site) -> list[str]:
+    """The site's framing origins that are origins: a value stored before they were checked on
+    save (a ``;``, a quote, CR/LF) never reaches the header."""
+    allow_http = site.settings.test_mode
+    return [
+        source
+        for source in site.settings.checkout_frame_ancestors
+        if frame_ancestor_problem(source, allow_http=allow_http) is None
+    ]
 
 
 def _headers(layout: str, site: Site | None) -> dict[str, str]:
@@ -28,7 +39,7 @@ def _headers(layout: str, site: Site | None) -> dict[str, str]:
         "x-content-type-options": "nosniff",
     }
     if layout == "in_app":
-        ancestors = " ".join(["'self'", *(site.settings.checkout_frame_ancestors if site else [])])
+        ancestors = " ".join(["'self'", *(_origins(site) if site else [])])
         headers["content-security-policy"] = f"frame-ancestors {ancestors}; form-action 'self'"
     else:
         headers["content-security-policy"] = "frame-ancestors 'none'; form-action 'self'"

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
+from offerd.common import addresses
 from offerd.edge.deps import Admin, AdminSite, Svc
 from offerd.edge.endpoint import error_responses
-from offerd.edge.errors import NotFound
+from offerd.edge.errors import NotFound, ParamWrongValue
 from offerd.edge.wire import JSONResponse, decode_body, validation_error
 from offerd.notifications import channel_store, service, store
-from offerd.notifications.models import ChannelIn
+from offerd.notifications.models import ChannelIn, destination
 
 router = APIRouter(
     prefix="/admin/v1/sites/{site}", tags=["admin: notifications"], dependencies=[Admin]
@@ -44,6 +45,11 @@ async def put_channel(
         channel = _CHANNEL.validate_python(data)
     except ValidationError as exc:
         raise validation_error(exc, data) from None
+    target = destination(channel)
+    if target is not None and not svc.settings.allow_private_destinations:
+        reason = addresses.refused_literal(target[1])
+        if reason is not None:
+            raise ParamWrongValue(target[0], reason)
     async with svc.db.connection() as conn:
         row, secret = await service.save_channel(
             conn, site_id=site.id, channel_id=channel_id, channel=channel, now=svc.clock.now()

@@ -117,3 +117,17 @@ class SegmentChannel(_Channel):
 ChannelIn = Annotated[
     WebhookChannel | SlackChannel | EmailChannel | SegmentChannel, Field(discriminator="type")
 ]
+
+
+def destination(
+    channel: WebhookChannel | SlackChannel | EmailChannel | SegmentChannel,
+) -> tuple[str, str] | None:
+    """The URL a channel posts to and the param that names it (an email channel has none)."""
+    match channel:
+        case WebhookChannel():
+            return "url", channel.url
+        case SlackChannel():
+            return "webhook_url", channel.webhook_url
+        case SegmentChannel():
+            return "endpoint", channel.endpoint
+    return None

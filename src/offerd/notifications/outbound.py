@@ -21,6 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from offerd.common.addresses import blocked
+
 MAX_RESPONSE_BYTES = 64 * 1024
 EXCERPT_CHARS = 1000
 
@@ -40,14 +42,6 @@ class HttpResult:
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
-
-
-def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Anything but a globally routable address: private, loopback, link-local, carrier-grade
-    NAT (100.64.0.0/10, home of some clouds' metadata endpoints), multicast, reserved."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
 
 
 def _literal(host: str) -> list[str] | None:
@@ -77,7 +71,7 @@ async def resolve(url: str, *, allow_http: bool, allow_private: bool) -> tuple[s
             raise OSError(f"cannot resolve {host}: {exc}") from exc
         addresses = [str(info[4][0]) for info in infos]
     for address in addresses:
-        if allow_private or not _blocked(ipaddress.ip_address(address.split("%", 1)[0])):
+        if allow_private or not blocked(ipaddress.ip_address(address.split("%", 1)[0])):
             return host, address, port
     raise DestinationRefused(
         f"{host} resolves only to private, loopback or link-local addresses "

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.responses import Response
 
+from offerd.common import addresses
 from offerd.db import Conn
 from offerd.edge.deps import Admin, AdminSite, PublicPost, Svc
 from offerd.edge.endpoint import body_docs, error_responses, read_params, run_post
-from offerd.edge.errors import NotFound
+from offerd.edge.errors import NotFound, ParamWrongValue
 from offerd.edge.headers import Origin, RequestMeta, Suppression
 from offerd.edge.params import (
     Blank,
@@ -160,6 +161,11 @@ async def put_offer(
     svc: Svc,
 ) -> Response:
     offer, _ = await read_params(request, OfferIn)
+    if not svc.settings.allow_private_destinations:
+        for index, option in enumerate(offer.options):
+            reason = option.webhook_url and addresses.refused_literal(option.webhook_url)
+            if reason:
+                raise ParamWrongValue(f"options[{index}][webhook_url]", reason)
     async with svc.db.connection() as conn:
         row = await service.save_offer(
             conn, site_id=site.id, offer_id=offer_id, offer=offer, now=svc.clock.now(), site=site

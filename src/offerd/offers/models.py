@@ -16,6 +16,7 @@ from pydantic import (
 
 from offerd.billing.actions import BillingAction
 from offerd.common import urls
+from offerd.common.timestamps import UnixSeconds
 
 ProcessingType = Literal["billing_update", "checkout", "url_redirect", "webhook", "email"]
 ProcessingLayout = Literal["in_app", "full_page"]
@@ -128,8 +129,8 @@ class OfferIn(_Strict):
     eligibility: Annotated[str, StringConstraints(max_length=4000)] | None = None
     content: Content
     options: list[Option] = Field(min_length=1, max_length=10)
-    starts_at: int | None = Field(default=None, ge=0, description="Unix seconds")
-    ends_at: int | None = Field(default=None, ge=0, description="Unix seconds")
+    starts_at: UnixSeconds | None = Field(default=None, description="Unix seconds")
+    ends_at: UnixSeconds | None = Field(default=None, description="Unix seconds")
     business_entity_id: Annotated[str, StringConstraints(max_length=50)] | None = None
     brand_id: Annotated[str, StringConstraints(max_length=50)] | None = None
     guards: Guards | None = None

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 SITE_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$"
 
@@ -38,12 +47,57 @@ class SiteSettings(BaseModel):
     url_redirect_auto_complete: bool = Field(
         default=False, description="Complete url_redirect fulfillments at creation"
     )
+    # before checkout_frame_ancestors: its check reads it
+    test_mode: bool = Field(
+        default=False,
+        description="Allow plain-http notification destinations and checkout_frame_ancestors",
+    )
     checkout_frame_ancestors: list[Annotated[str, StringConstraints(max_length=250)]] = Field(
         default_factory=list,
         max_length=20,
-        description="Origins allowed to embed in_app hosted checkout pages in an iframe",
+        description="Origins allowed to embed in_app hosted checkout pages in an iframe: "
+        "https://host[:port] or https://*.example.com (http:// with test_mode)",
     )
-    test_mode: bool = Field(default=False, description="Allow plain-http notification destinations")
+
+    @field_validator("checkout_frame_ancestors")
+    @classmethod
+    def _origins(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if (info.context or {}).get("stored"):
+            return value  # checked when saved; read back as it is (the CSP keeps origins only)
+        test_mode = bool(info.data.get("test_mode"))
+        for source in value:
+            problem = frame_ancestor_problem(source, allow_http=test_mode)
+            if problem is not None:
+                raise ValueError(f"{source!r} {problem}")
+        return value
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ORIGIN = re.compile(
+    rf"(?P<scheme>https?)://(?P<wildcard>\*\.)?(?P<host>{_LABEL}(?:\.{_LABEL})*)"
+    r"(?::(?P<port>[0-9]{1,5}|\*))?",
+    re.ASCII,
+)
+
+
+def frame_ancestor_problem(source: str, *, allow_http: bool) -> str | None:
+    """Why ``source`` is not an origin a CSP ``frame-ancestors`` may name, or None.
+
+    Only ``https://host[:port]`` and ``https://*.example.com`` (``http://`` in test mode): the
+    value is copied into a response header, so anything else (``;`` starting another directive,
+    a quote, a space, CR/LF, a path, a bare ``*`` letting every site frame the page) is refused.
+    """
+    match = _ORIGIN.fullmatch(source)
+    if match is None:
+        return "is not an origin: scheme://host[:port], with no path, spaces or quotes"
+    if match["scheme"] == "http" and not allow_http:
+        return "is plain http: only allowed with the site's test_mode"
+    if match["wildcard"] and "." not in match["host"]:
+        return "is too wide a wildcard: name a domain (https://*.example.com)"
+    port = match["port"]
+    if port is not None and port != "*" and not 0 < int(port) < 65536:
+        return "has a port out of range"
+    return None
 
 
 class SiteIn(BaseModel):
@@ -94,7 +148,7 @@ class Site:
             id=row["id"],
             name=row["name"],
             brands=tuple(Brand.model_validate(b) for b in row.get("brands") or []),
-            settings=SiteSettings.model_validate(row["settings"] or {}),
+            settings=SiteSettings.model_validate(row["settings"] or {}, context={"stored": True}),
             catalog_version=row["catalog_version"],
         )
 
