@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from offerd.common.clock import FrozenClock
 from offerd.db import Database, execute, fetchall, fetchone, transaction
@@ -44,6 +45,12 @@ def worker(db: Database, clock: FrozenClock, *tasks: jobs.Task, **kw: Any) -> Wo
     for task in tasks:
         registry.add(task)
     return Worker(db, registry, clock, **{"concurrency": 4, "lease": 10.0, "idle_poll": 30.0, **kw})
+
+
+async def expire_leases(db: Database) -> None:
+    """What a lease's running out looks like: leases are on the database's clock, not the
+    injected one, so the test moves them rather than the clock."""
+    await execute_sql(db, "UPDATE jobs SET locked_until = now() - interval '1 second'")
 
 
 async def record_effect(ctx: jobs.JobContext, db: Database, note: str = "done") -> None:
@@ -102,7 +109,7 @@ async def test_a_lease_keeps_others_off_until_it_expires(db: Database) -> None:
     async with db.connection() as conn:
         (held,) = await jobs.claim(conn, me="a", kinds=["k"], limit=5, now=clock.now(), lease=10)
         assert await jobs.claim(conn, me="b", kinds=["k"], limit=5, now=clock.now(), lease=10) == []
-        clock.advance(11)
+        await expire_leases(db)
         (taken,) = await jobs.claim(conn, me="b", kinds=["k"], limit=5, now=clock.now(), lease=10)
     assert taken.id == held.id
     assert taken.attempts == 2
@@ -114,7 +121,7 @@ async def test_finish_is_fenced_by_the_lease(db: Database) -> None:
     await enqueue(db, clock)
     async with db.connection() as conn:
         (job,) = await jobs.claim(conn, me="slow", kinds=["k"], limit=1, now=clock.now(), lease=10)
-        clock.advance(11)
+        await expire_leases(db)
         await jobs.claim(conn, me="fast", kinds=["k"], limit=1, now=clock.now(), lease=10)
     with pytest.raises(jobs.LeaseLost):
         async with db.connection() as conn, transaction(conn):
@@ -155,7 +162,15 @@ async def test_failures_are_retried_with_backoff_then_given_up(db: Database) -> 
     assert await w.run_once() == 1
     assert seen == [1, 2, 3]
     assert exhausted == ["upstream down"]
-    assert await rows(db, "SELECT * FROM jobs") == []
+    (kept,) = await rows(db, "SELECT status, attempts, locked_by, last_error FROM jobs")
+    assert kept == {
+        "status": "failed",
+        "attempts": 3,
+        "locked_by": None,
+        "last_error": "RuntimeError: upstream down",
+    }
+    clock.advance(3600)
+    assert await w.run_once() == 0  # a failed job is not claimed again
     assert [r["note"] for r in await rows(db, "SELECT note FROM effects")] == [
         "gave up: upstream down"
     ]
@@ -179,7 +194,9 @@ async def test_permanent_failures_are_not_retried(db: Database) -> None:
     await enqueue(db, clock)
     await w.run_once()
     assert (calls, gave_up) == (1, ["cannot ever work"])
-    assert await rows(db, "SELECT * FROM jobs") == []
+    assert await rows(db, "SELECT status, attempts FROM jobs") == [
+        {"status": "failed", "attempts": 1}
+    ]
 
 
 async def test_retry_can_name_its_delay(db: Database) -> None:
@@ -298,3 +315,160 @@ async def test_next_due_skips_held_jobs(db: Database) -> None:
         found = await fetchone(conn, "SELECT count(*) AS n FROM jobs WHERE locked_by = 'a'")
     assert found is not None and found["n"] == 1
     assert due == clock.now() + timedelta(seconds=42)
+
+
+# --- the queue never strands or loops on a job (issue 10, item 4) ------------------------------
+
+
+async def test_leases_are_on_the_database_clock(db: Database) -> None:
+    """A host whose clock runs an hour ahead sees another's fresh lease as what it is: held. (With
+    leases on each host's clock it took the job over while its worker was still running it.)"""
+    clock = FrozenClock()
+    ahead = FrozenClock(clock.now() + timedelta(hours=1))
+    await enqueue(db, clock)
+    async with db.connection() as conn:
+        (held,) = await jobs.claim(conn, me="a", kinds=["k"], limit=1, now=clock.now(), lease=10)
+        assert await jobs.claim(conn, me="b", kinds=["k"], limit=1, now=ahead.now(), lease=10) == []
+        await jobs.heartbeat(conn, me="a", ids=[held.id], lease=10)
+        assert await jobs.claim(conn, me="b", kinds=["k"], limit=1, now=ahead.now(), lease=10) == []
+    (row,) = await rows(db, "SELECT locked_by, locked_until > now() AS live FROM jobs")
+    assert row == {"locked_by": "a", "live": True}
+
+
+async def test_a_failing_sweep_is_logged_and_counted_and_the_worker_goes_on(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before the fix the sweep's exception ended Worker.run(): no job ran after it."""
+    clock = FrozenClock()
+    done = asyncio.Event()
+    sweeps = 0
+
+    async def broken_sweep(_conn: Any, _now: Any, _resources: Any) -> int:
+        nonlocal sweeps
+        sweeps += 1
+        raise ValueError("a bug in a sweep")
+
+    async def handle(ctx: jobs.JobContext) -> None:
+        done.set()
+
+    before = REGISTRY.get_sample_value("offerd_sweep_failures_total", {"task": "broken"}) or 0.0
+    w = worker(
+        db,
+        clock,
+        jobs.Task("k", handle),
+        idle_poll=0.05,
+        periodic=[Periodic("broken", 0.01, broken_sweep)],
+    )
+    running = asyncio.create_task(w.run())
+    try:
+        while sweeps < 2:  # it failed, and the loop came round to it again
+            assert not running.done(), running
+            await asyncio.sleep(0.01)
+        await enqueue(db, clock)
+        await asyncio.wait_for(done.wait(), timeout=30)
+    finally:
+        w.stop()
+        await asyncio.wait_for(running, timeout=30)
+    after = REGISTRY.get_sample_value("offerd_sweep_failures_total", {"task": "broken"})
+    assert after is not None and after - before >= 2
+    logged = [r for r in caplog.records if "worker.periodic_failed" in str(r.msg)]
+    assert logged and logged[0].levelname == "ERROR"
+    assert "a bug in a sweep" in caplog.text  # the traceback
+
+
+async def test_a_raising_on_exhausted_still_ends_the_job(db: Database) -> None:
+    """The hook's own writes roll back, and the job is kept as failed and unlocked. Before the
+    fix it stayed locked by the live worker, which never re-claims its own jobs: stranded."""
+    clock = FrozenClock()
+
+    async def broken(ctx: jobs.JobContext) -> None:
+        raise jobs.Permanent("cannot ever work")
+
+    async def bad_hook(ctx: jobs.JobContext, conn: Any, exc: BaseException) -> None:
+        await conn.execute("INSERT INTO effects VALUES (%s, 'hook')", (ctx.job.id,))
+        raise KeyError("a bug in on_exhausted")
+
+    w = worker(db, clock, jobs.Task("k", broken, on_exhausted=bad_hook))
+    await enqueue(db, clock)
+    await w.run_once()
+    (job,) = await rows(db, "SELECT status, locked_by, locked_until, last_error FROM jobs")
+    assert (job["status"], job["locked_by"], job["locked_until"]) == ("failed", None, None)
+    assert "cannot ever work" in job["last_error"]
+    assert "a bug in on_exhausted" in job["last_error"]
+    assert await rows(db, "SELECT * FROM effects") == []
+
+
+async def test_a_job_that_kills_its_worker_is_given_up_at_claim(db: Database) -> None:
+    """Claimed max_attempts times by workers that died running it: the next claim does not run
+    it again; on_exhausted runs and it is kept as failed. (One was claimable at attempts = 21
+    with max 12.)"""
+    clock = FrozenClock()
+    ran: list[int] = []
+    gave_up: list[BaseException] = []
+
+    async def deadly(ctx: jobs.JobContext) -> None:
+        ran.append(ctx.job.attempts)
+
+    async def give_up(ctx: jobs.JobContext, conn: Any, exc: BaseException) -> None:
+        gave_up.append(exc)
+
+    await enqueue(db, clock)
+    # three workers claimed it and died running it (the last one's lease ran out)
+    await execute_sql(db, "UPDATE jobs SET attempts = 3")
+    w = worker(db, clock, jobs.Task("k", deadly, max_attempts=3, on_exhausted=give_up))
+    assert await w.run_once() == 1
+    assert ran == []
+    assert [type(e) for e in gave_up] == [jobs.Abandoned]
+    (row,) = await rows(db, "SELECT status, attempts, locked_by, last_error FROM jobs")
+    assert (row["status"], row["attempts"], row["locked_by"]) == ("failed", 4, None)
+    assert "worker died" in row["last_error"]
+    assert await w.run_once() == 0
+
+
+async def test_a_failed_job_is_kept_listed_and_can_be_retried(db: Database) -> None:
+    clock = FrozenClock()
+    fixed = False
+
+    async def handle(ctx: jobs.JobContext) -> None:
+        if not fixed:
+            raise jobs.Permanent("the catalog has no such plan")
+        await record_effect(ctx, db, "retried")
+
+    w = worker(db, clock, jobs.Task("k", handle))
+    job_id = await enqueue(db, clock, fulfillment_id="of_1")
+    await w.run_once()
+    async with db.connection() as conn:
+        (failed,) = await jobs.list_failed(conn, before=None, limit=10)
+        assert await jobs.list_failed(conn, before=job_id, limit=10) == []
+    assert (failed["id"], failed["kind"], failed["status"]) == (job_id, "k", "failed")
+    assert failed["payload"] == {"fulfillment_id": "of_1"}
+    assert failed["attempts"] == 1
+    assert failed["last_error"] == "Permanent: the catalog has no such plan"
+    assert failed["failed_at"] == clock.now()
+
+    fixed = True
+    async with db.connection() as conn:
+        again = await jobs.retry(conn, job_id, now=clock.now())
+        assert await jobs.retry(conn, job_id, now=clock.now()) is None  # queued, not failed
+    assert again is not None and (again["status"], again["attempts"]) == ("queued", 0)
+    assert await w.run_once() == 1
+    assert await rows(db, "SELECT * FROM jobs") == []
+    assert await rows(db, "SELECT note FROM effects") == [{"note": "retried"}]
+
+
+async def test_a_deferred_run_is_not_an_attempt(db: Database) -> None:
+    clock = FrozenClock()
+    seen: list[int] = []
+
+    async def busy(ctx: jobs.JobContext) -> None:
+        seen.append(ctx.job.attempts)
+        if len(seen) < 3:
+            raise jobs.Defer("its destination is busy", delay=5)
+
+    w = worker(db, clock, jobs.Task("k", busy, max_attempts=1))
+    await enqueue(db, clock)
+    for _ in range(3):
+        assert await w.run_once() == 1
+        clock.advance(5)
+    assert seen == [1, 1, 1]
+    assert await rows(db, "SELECT * FROM jobs") == []

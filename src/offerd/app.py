@@ -41,9 +41,10 @@ from offerd.fulfillments import api as fulfillments_api
 from offerd.fulfillments import pages as fulfillment_pages
 from offerd.notifications import api as notifications_api
 from offerd.notifications.channels.email import SmtpMailer
-from offerd.observability import Edge, metrics_payload
+from offerd.observability import Edge, metrics_payload, queue_gauges
 from offerd.offers import api as offers_api
 from offerd.offers.catalog import Catalog
+from offerd.queue import api as jobs_api
 from offerd.settings import Settings, get_settings
 from offerd.sites import api as sites_api
 
@@ -144,6 +145,7 @@ def create_app(
         billing_api.router,
         events_api.admin,
         notifications_api.router,
+        jobs_api.router,
     ):
         app.include_router(router)
     install_ops(app)
@@ -246,8 +248,9 @@ def install_ops(app: FastAPI) -> None:
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
         payload, content_type = metrics_payload()
+        payload += await queue_gauges(request.app.state.services.db)
         return Response(payload, media_type=content_type)
 
     @app.get("/openapi.json", include_in_schema=False)

@@ -3,6 +3,7 @@ the request id, the 1 MiB body limit, the latency histogram, and the last-resort
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -10,14 +11,23 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client.core import GaugeMetricFamily
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from offerd.db import Database
 from offerd.edge.errors import APIError, InternalError, InvalidRequest, PayloadTooLarge
 
 log = structlog.get_logger("offerd.http")
@@ -27,6 +37,33 @@ REQUEST_SECONDS = Histogram(
     "HTTP request latency by route template, method and status",
     ["route", "method", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+# --- the queue, deliveries and fulfillments ---------------------------------------------------
+# (the queue's gauges are read from the jobs table when /metrics is scraped: see queue_gauges)
+
+JOB_RUNS = Counter(
+    "offerd_job_runs",
+    "Job runs by kind and outcome: succeeded, retried, deferred, failed (kept as failed), "
+    "lease_lost, released (the database went away mid-job)",
+    ["kind", "outcome"],
+)
+SWEEP_FAILURES = Counter(
+    "offerd_sweep_failures",
+    "Periodic sweeps that raised (logged with their traceback; the worker goes on)",
+    ["task"],
+)
+DELIVERIES = Counter(
+    "offerd_deliveries",
+    "Delivery attempts by channel type and outcome: succeeded, retry (another attempt is "
+    "scheduled), failed (final)",
+    ["channel_type", "outcome"],
+)
+FULFILLMENTS = Counter(
+    "offerd_fulfillments",
+    "Fulfillments by processing type and the status they reached: in_progress when accepted, "
+    "then completed or failed",
+    ["processing_type", "status"],
 )
 
 _SECRET_PATHS = ("/hosted_pages/", "/fulfillment_actions/")
@@ -86,6 +123,50 @@ def metrics_payload() -> tuple[bytes, str]:
         prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+async def queue_gauges(db: Database) -> bytes:
+    """``offerd_jobs_queued``, ``offerd_jobs_oldest_age_seconds`` and ``offerd_jobs_failed`` by
+    kind, read from the jobs table at scrape time (``queue.jobs.stats``): the table is the truth,
+    shared by every process, so a scrape of any process shows the whole queue. Without the
+    database the scrape still answers, without these."""
+    from offerd.queue import jobs
+
+    try:
+        async with asyncio.timeout(2.0), db.connection() as conn:
+            rows = await jobs.stats(conn)
+    except Exception as exc:
+        log.warning("metrics.queue_unavailable", error=str(exc)[:200])
+        return b""
+    return _queue_families(rows)
+
+
+def _queue_families(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    registry = CollectorRegistry()
+    families = [
+        GaugeMetricFamily(
+            "offerd_jobs_queued", "Jobs waiting, scheduled or running, by kind", labels=["kind"]
+        ),
+        GaugeMetricFamily(
+            "offerd_jobs_oldest_age_seconds",
+            "How long the job longest past its run_at has waited for a worker, by kind",
+            labels=["kind"],
+        ),
+        GaugeMetricFamily(
+            "offerd_jobs_failed", "Failed jobs kept for an admin to retry, by kind", labels=["kind"]
+        ),
+    ]
+    for row in rows:
+        families[0].add_metric([row["kind"]], row["queued"])
+        families[1].add_metric([row["kind"]], row["oldest_age_seconds"])
+        families[2].add_metric([row["kind"]], row["failed"])
+
+    class _Rows:
+        def collect(self) -> list[GaugeMetricFamily]:
+            return families
+
+    registry.register(_Rows())
+    return generate_latest(registry)
 
 
 _ROOT = logging.getLogger()

@@ -42,7 +42,24 @@ class Settings(BaseSettings):
         default=2.0, description="How long a resolved API key or site is cached in a process."
     )
 
-    worker_concurrency: int = Field(default=32, description="Jobs one worker process runs at once.")
+    worker_concurrency: int = Field(
+        default=32, description="Jobs other than deliveries one worker process runs at once."
+    )
+    delivery_concurrency: int = Field(
+        default=16,
+        description="Deliveries (delivery.* jobs) one worker process runs at once, in slots of "
+        "their own: billing and checkout jobs never wait behind slow destinations.",
+    )
+    delivery_per_host_concurrency: int = Field(
+        default=8,
+        description="Deliveries to one destination host one worker process runs at once; more "
+        "wait in the queue, so one host cannot take every delivery slot.",
+    )
+    delivery_deadline_seconds: float = Field(
+        default=30.0,
+        description="Longest a delivery attempt may take as a whole (connect, send, read); "
+        "past it the attempt fails and is retried on the schedule.",
+    )
     job_lease_seconds: float = Field(
         default=30.0, description="A job held by a dead worker is taken up again after this."
     )

@@ -374,7 +374,10 @@ async def test_a_provider_that_keeps_failing_ends_in_internal_error(app: TestApp
     assert "upstream busy (503)" in failed["error"]["message"]
     assert flaky.calls == attempts
     assert await event_types(app, f["id"]) == ["accepted", "failed"]
-    assert await jobs_of(app, f["id"]) == []
+    # the job is kept as failed, for an admin to read (and retry: it finds the fulfillment final)
+    assert [(j["status"], j["locked_by"]) for j in await jobs_of(app, f["id"])] == [
+        ("failed", None)
+    ]
     assert await subscription(app) == before
     # given up: more time brings no more attempts
     app.clock.advance(3600)

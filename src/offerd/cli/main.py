@@ -126,7 +126,11 @@ async def _run_worker(settings: Settings, url: str, *, drain: bool) -> None:
     from offerd.db import Database
     from offerd.queue.runtime import build_worker, freeze_startup_heap
 
-    db = Database(url, min_size=1, max_size=settings.worker_concurrency + 4)
+    db = Database(
+        url,
+        min_size=1,
+        max_size=settings.worker_concurrency + settings.delivery_concurrency + 4,
+    )
     await db.open()
     services = build_services(settings, db, SystemClock())
     try:
@@ -317,6 +321,70 @@ def deliveries_retry(
         console.print(exc.message, style="red", markup=False)
         raise typer.Exit(1) from None
     console.print(f"{row['id']} is {row['status']} again")
+
+
+# --- offerd jobs: the jobs that failed for good --------------------------------------------------
+
+jobs_cli = typer.Typer(
+    help="The job queue: jobs that failed for good, and their retry", no_args_is_help=True
+)
+cli.add_typer(jobs_cli, name="jobs")
+
+
+@jobs_cli.command("list")
+def jobs_list(
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Jobs that failed for good (the only list there is)")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """List failed jobs, newest first: id, kind, attempts, when, the ids it carries, its error."""
+    from rich.table import Table
+
+    from offerd.queue import jobs
+
+    if not failed:
+        console.print("say --failed: only failed jobs are listed", style="red", markup=False)
+        raise typer.Exit(2)
+    settings = get_settings()
+    url = _prepare(settings, migrate=False)
+
+    async def work(conn: Conn) -> list[DictRow]:
+        return await jobs.list_failed(conn, before=None, limit=limit)
+
+    rows = asyncio.run(_with_db(url, work))
+    table = Table("id", "kind", "attempts", "failed", "payload", "last error")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["kind"],
+            str(r["attempts"]),
+            r["failed_at"].strftime("%Y-%m-%d %H:%M:%S") if r["failed_at"] else "",
+            " ".join(f"{k}={v}" for k, v in sorted(r["payload"].items())),
+            (r["last_error"] or "")[:80],
+        )
+    Console().print(table)
+
+
+@jobs_cli.command("retry")
+def jobs_retry(job_id: Annotated[int, typer.Argument(help="The job's id", min=1)]) -> None:
+    """Queue a failed job again, its attempts reset (a worker picks it up)."""
+    from offerd.common.clock import SystemClock
+    from offerd.queue import jobs
+
+    settings = get_settings()
+    url = _prepare(settings, migrate=False)
+
+    async def work(conn: Conn) -> tuple[DictRow | None, bool]:
+        row = await jobs.retry(conn, job_id, now=SystemClock().now())
+        return row, row is not None or await jobs.get(conn, job_id) is not None
+
+    row, exists = asyncio.run(_with_db(url, work))
+    if row is None:
+        message = "has not failed: it is still in the queue" if exists else "not found"
+        console.print(f"job {job_id} {message}", style="red", markup=False)
+        raise typer.Exit(1)
+    console.print(f"job {job_id} ({row['kind']}) is queued again")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from offerd.edge.headers import Origin, RequestMeta, entity_visible
 from offerd.fulfillments import machine, processors, store, transitions
 from offerd.fulfillments.views import resource
 from offerd.notifications.fanout import fanout
+from offerd.observability import FULFILLMENTS
 from offerd.sites.models import Site
 
 __all__ = ["Accepted", "accept", "get", "resource", "update_by_merchant"]
@@ -110,6 +111,7 @@ async def accept(
             existing = await _existing(conn, site, po, option_id, base_url)
             assert existing is not None
             return existing
+        FULFILLMENTS.labels(kind, "in_progress").inc()
         if channels:
             await fanout(
                 conn,

@@ -9,6 +9,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from offerd.db import Conn, fetchone
+from offerd.queue import jobs
 
 # What accepting needs of a personalized offer (not its context or origin: large, and only a
 # notification uses them, which reads the whole row when there is one to send), and whether a
@@ -37,7 +38,8 @@ LIMIT 1
 # channels that subscribe to offer_accepted, for the fan-out. Concurrent accepts of one
 # personalized offer are settled by the unique index offer_fulfillments_one_live: the second
 # insert waits for the first transaction, then does nothing (no event, no job) when it committed.
-INSERT_ACCEPTED = """
+INSERT_ACCEPTED = (
+    """
 WITH f AS (
     INSERT INTO offer_fulfillments (id, site_id, personalized_offer_id, offer_id, option_id,
         processing_type, status, redirect_url, customer_id, subscription_id, business_entity_id,
@@ -59,9 +61,14 @@ WITH f AS (
         %(experiment_id)s, %(experiment_arm)s, %(event_origin)s, %(created_at)s
     FROM f
 ), j AS (
-    INSERT INTO jobs (kind, payload, run_at, created_at)
-    SELECT %(job_kind)s, jsonb_build_object('fulfillment_id', f.id), %(created_at)s, %(created_at)s
-    FROM f WHERE %(job_kind)s::text IS NOT NULL
+    """
+    + jobs.enqueue_select(
+        kind="%(job_kind)s",
+        payload="jsonb_build_object('fulfillment_id', f.id)",
+        run_at="%(created_at)s",
+        source="f WHERE %(job_kind)s::text IS NOT NULL",
+    )
+    + """
 )
 SELECT
     (SELECT count(*) FROM f) AS created,
@@ -69,6 +76,7 @@ SELECT
      WHERE c.site_id = %(site_id)s AND c.enabled AND 'offer_accepted' = ANY(c.event_types))
         AS channels
 """
+)
 
 GET = "SELECT * FROM offer_fulfillments WHERE id = %s AND site_id = %s"
 GET_FOR_UPDATE = GET + " FOR UPDATE"

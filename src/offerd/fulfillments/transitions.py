@@ -17,6 +17,7 @@ from offerd.events import service as events
 from offerd.fulfillments import machine, store
 from offerd.notifications.fanout import fanout
 from offerd.notifications.models import NOTIFICATION_TYPE
+from offerd.observability import FULFILLMENTS
 
 
 def event_for(
@@ -83,6 +84,7 @@ async def finalize(
     )
     if updated is None:
         return None
+    FULFILLMENTS.labels(updated["processing_type"], transition.status).inc()
     if channels:
         merged = stored_suppression(row)
         if suppression is not None:

@@ -5,19 +5,25 @@ together, one ``/v1/batch`` call for everything pending."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from psycopg.rows import DictRow
 
 from offerd.common.ids import new_id
 from offerd.db import Conn, transaction
-from offerd.notifications import channel_store, schedule, store
+from offerd.notifications import channel_store, hosts, schedule, store
 from offerd.notifications.channels import Channel, Outcome, registry
 from offerd.notifications.channels.segment import SegmentChannel, fits
+from offerd.observability import DELIVERIES
 from offerd.queue import jobs
+
+log = structlog.get_logger("offerd.notifications.dispatch")
 
 KIND = "delivery.send"
 FAILING_LIMIT = timedelta(days=5)
@@ -85,8 +91,10 @@ async def create(
 
 
 async def requeue(conn: Conn, delivery: Mapping[str, Any], *, now: datetime) -> None:
-    """An admin's retry: the delivery is pending again with a fresh send job."""
+    """An admin's retry: the delivery is pending again with a fresh send job (in place of the
+    one kept as failed when its attempts ran out)."""
     await store.reopen(conn, delivery["id"], now=now)
+    await store.drop_send_job(conn, delivery["id"], me="admin")
     await jobs.enqueue(conn, KIND, {"delivery_id": delivery["id"]}, now=now)
 
 
@@ -94,26 +102,60 @@ async def send(ctx: jobs.JobContext) -> None:
     svc = ctx.resources
     delivery_id = ctx.job.payload["delivery_id"]
     outcome: Outcome | None = None
-    async with svc.db.connection() as conn:
-        delivery = await store.for_sending(conn, delivery_id)
-        if delivery is None or delivery["status"] != "pending":
-            await ctx.finish(conn)
-            return
-        if delivery["purpose"] == "notification" and not delivery["channel_enabled"]:
-            outcome = Outcome(False, error="the channel is disabled or deleted", final=True)
-            await _close(conn, [delivery], outcome, ctx)
-            return
-        if delivery["channel"] == "segment":
-            # holds the channel's batch lock, and so this connection, until the batch is recorded
-            outcome = await _send_segment(conn, delivery, ctx)
-    if outcome is None:
-        # no connection is held while the destination answers (up to its timeout): slow
-        # receivers must not take the pool from the API and the other jobs
-        outcome = await channels()[delivery["channel"]].deliver(delivery, svc)
+    slots = hosts.of(svc)
+    host: str | None = None
+    try:
         async with svc.db.connection() as conn:
-            await _close(conn, [delivery], outcome, ctx)
+            delivery = await store.for_sending(conn, delivery_id)
+            if delivery is None or delivery["status"] != "pending":
+                await ctx.finish(conn)
+                return
+            if delivery["purpose"] == "notification" and not delivery["channel_enabled"]:
+                outcome = Outcome(False, error="the channel is disabled or deleted", final=True)
+                await _close(conn, [delivery], outcome, ctx)
+                return
+            wanted = hosts.host_of(delivery)
+            if wanted is not None:
+                if not slots.take(wanted):
+                    raise jobs.Defer(
+                        f"{slots.per_host} deliveries to {wanted} are under way",
+                        delay=random.uniform(1.0, 3.0),
+                    )
+                host = wanted
+            if delivery["channel"] == "segment":
+                # holds the channel's batch lock, and so this connection, until the batch is
+                # recorded
+                outcome = await _send_segment(conn, delivery, ctx)
+        if outcome is None:
+            # no connection is held while the destination answers (up to the deadline): slow
+            # receivers must not take the pool from the API and the other jobs
+            channel = channels()[delivery["channel"]]
+            outcome = await attempt(svc, lambda: channel.deliver(delivery, svc))
+            async with svc.db.connection() as conn:
+                await _close(conn, [delivery], outcome, ctx)
+    finally:
+        if host is not None:
+            slots.give(host)
     if not (outcome.ok or outcome.final):
         raise jobs.Retry(outcome.error or "delivery failed", delay=outcome.retry_after)
+
+
+async def attempt(services: Any, deliver: Callable[[], Awaitable[Outcome]]) -> Outcome:
+    """One attempt, bounded as a whole (resolving, connecting, sending and reading together):
+    a destination that trickles its answer a byte at a time gets a failed attempt at the
+    deadline, retried on the schedule, instead of holding a worker slot for days."""
+    deadline: float = services.settings.delivery_deadline_seconds
+    try:
+        async with asyncio.timeout(deadline) as cm:
+            return await deliver()
+    except TimeoutError:
+        if not cm.expired():
+            raise
+        return Outcome(
+            False,
+            latency_ms=int(deadline * 1000),
+            error=f"no complete answer within {deadline:g} s (connect, send and read together)",
+        )
 
 
 async def _close(
@@ -137,7 +179,20 @@ async def _settle(
     """Record the attempt on every delivery it carried. The first is this job's own; the others
     (Segment batch companions) have their jobs ended or moved to the next attempt here."""
     status = "succeeded" if outcome.ok else "failed" if outcome.final else "pending"
+    counted = "retried" if status == "pending" else status
     for d in deliveries:
+        DELIVERIES.labels(d["channel"], counted).inc()
+        if status == "failed":
+            log.warning(
+                "delivery.failed",
+                delivery_id=d["id"],
+                site_id=d["site_id"],
+                channel=d["channel"],
+                channel_id=d["channel_id"],
+                fulfillment_id=d["fulfillment_id"],
+                status_code=outcome.status_code,
+                error=outcome.error,
+            )
         await store.record_attempt(
             conn,
             d["id"],
@@ -152,11 +207,11 @@ async def _settle(
         )
     for companion in deliveries[1:]:
         if outcome.ok or outcome.final:
-            await store.drop_send_job(conn, companion["id"], me=ctx.worker_id, now=now)
+            await store.drop_send_job(conn, companion["id"], me=ctx.worker_id)
         else:
             delay = outcome.retry_after or schedule.retry_delay(ctx.job.attempts)
             await store.reschedule_send_job(
-                conn, companion["id"], me=ctx.worker_id, now=now, at=now + timedelta(seconds=delay)
+                conn, companion["id"], me=ctx.worker_id, at=now + timedelta(seconds=delay)
             )
     first = deliveries[0]
     if first["purpose"] != "notification" or first["channel_id"] is None:
@@ -203,7 +258,7 @@ async def _send_segment(conn: Conn, delivery: DictRow, ctx: jobs.JobContext) -> 
         channel = channels()["segment"]
         assert isinstance(channel, SegmentChannel)
         sent = [dict(d) for d in batch]
-        outcome = await channel.deliver_batch(sent, ctx.resources)
+        outcome = await attempt(ctx.resources, lambda: channel.deliver_batch(sent, ctx.resources))
         await _close(conn, sent, outcome, ctx)
         return outcome
     finally:
@@ -211,14 +266,21 @@ async def _send_segment(conn: Conn, delivery: DictRow, ctx: jobs.JobContext) -> 
 
 
 async def exhausted(ctx: jobs.JobContext, conn: Conn, exc: BaseException) -> None:
-    await store.settle(
-        conn,
-        ctx.job.payload["delivery_id"],
-        status="failed",
-        now=ctx.now(),
-        attempted=False,
-        error=f"gave up after {ctx.job.attempts} attempts: {exc}"[:2000],
-    )
+    delivery_id = ctx.job.payload["delivery_id"]
+    error = f"gave up after {ctx.job.attempts} attempts: {exc}"[:2000]
+    row = await store.give_up(conn, delivery_id, now=ctx.now(), error=error)
+    if row is not None:
+        DELIVERIES.labels(row["channel"], "gave_up").inc()
+        log.warning(
+            "delivery.gave_up",
+            delivery_id=delivery_id,
+            site_id=row["site_id"],
+            channel=row["channel"],
+            channel_id=row["channel_id"],
+            fulfillment_id=row["fulfillment_id"],
+            job_id=ctx.job.id,
+            error=error,
+        )
 
 
 TASKS = [

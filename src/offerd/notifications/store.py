@@ -9,11 +9,13 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from offerd.db import Conn, fetchall, fetchone
+from offerd.queue import jobs
 
 # The deliveries of one event (one row per channel, the payload once), and the send job of each
 # pending one, in one statement. A delivery that exists already (its unique key: a retried job)
 # is left alone and gets no second job.
-INSERT = """
+INSERT = (
+    """
 WITH d AS (
     INSERT INTO deliveries (id, site_id, purpose, channel, channel_id, event_id, event_type,
         fulfillment_id, destination, payload, status, skip_reason, created_at, updated_at)
@@ -26,12 +28,18 @@ WITH d AS (
     ON CONFLICT DO NOTHING
     RETURNING id, status
 ), j AS (
-    INSERT INTO jobs (kind, payload, run_at, created_at)
-    SELECT %(job_kind)s, jsonb_build_object('delivery_id', d.id), %(now)s, %(now)s
-    FROM d WHERE d.status = 'pending'
+    """
+    + jobs.enqueue_select(
+        kind="%(job_kind)s",
+        payload="jsonb_build_object('delivery_id', d.id)",
+        run_at="%(now)s",
+        source="d WHERE d.status = 'pending'",
+    )
+    + """
 )
 SELECT count(*) AS created FROM d
 """
+)
 
 # What sending needs: the delivery, its site's secret and settings, and its channel's.
 _SENDING = """
@@ -54,15 +62,8 @@ LIMIT %(limit)s
 """
 )
 
-# A companion's send job, when it is not held by another live worker (one that is will find
-# its delivery settled and finish by itself).
-_SEND_JOB = """kind = 'delivery.send' AND payload->>'delivery_id' = %(id)s
-AND (locked_by IS NULL OR locked_by = %(me)s OR locked_until < %(now)s)"""
-DROP_SEND_JOB = "DELETE FROM jobs WHERE " + _SEND_JOB
-RESCHEDULE_SEND_JOB = (
-    "UPDATE jobs SET locked_by = NULL, locked_until = NULL, run_at = %(at)s, "
-    "attempts = attempts + 1 WHERE " + _SEND_JOB
-)
+# A companion's send job (a Segment batch sent its delivery with another's).
+SEND_JOB = jobs.ByPayload("delivery.send", "delivery_id")
 
 REOPEN = """
 UPDATE deliveries SET status = 'pending', skip_reason = NULL, updated_at = %s WHERE id = %s
@@ -80,6 +81,14 @@ SET status = %(status)s, attempts = attempts + %(attempted)s, last_status_code =
     last_error = %(error)s, updated_at = %(now)s,
     delivered_at = CASE WHEN %(status)s = 'succeeded' THEN %(now)s ELSE delivered_at END
 WHERE id = %(id)s AND status = 'pending'
+"""
+
+# A pending delivery whose attempts ran out: failed, without counting an attempt.
+GIVE_UP = """
+UPDATE deliveries SET status = 'failed', last_status_code = NULL, last_error = %(error)s,
+    updated_at = %(now)s
+WHERE id = %(id)s AND status = 'pending'
+RETURNING id, site_id, channel, channel_id, fulfillment_id
 """
 
 PROCESSING_FOR = "SELECT id FROM deliveries WHERE fulfillment_id = %s AND purpose = 'processing'"
@@ -149,6 +158,11 @@ async def settle(
     )
 
 
+async def give_up(conn: Conn, delivery_id: str, *, now: datetime, error: str) -> DictRow | None:
+    """The delivery, failed; None when it was no longer pending."""
+    return await fetchone(conn, GIVE_UP, {"id": delivery_id, "now": now, "error": error})
+
+
 async def processing_for(conn: Conn, fulfillment_id: str) -> DictRow | None:
     return await fetchone(conn, PROCESSING_FOR, (fulfillment_id,))
 
@@ -167,14 +181,12 @@ async def pending_for_channel(
     )
 
 
-async def drop_send_job(conn: Conn, delivery_id: str, *, me: str, now: datetime) -> None:
-    await conn.execute(DROP_SEND_JOB, {"id": delivery_id, "me": me, "now": now})
+async def drop_send_job(conn: Conn, delivery_id: str, *, me: str) -> None:
+    await SEND_JOB.drop(conn, delivery_id, me=me)
 
 
-async def reschedule_send_job(
-    conn: Conn, delivery_id: str, *, me: str, now: datetime, at: datetime
-) -> None:
-    await conn.execute(RESCHEDULE_SEND_JOB, {"id": delivery_id, "me": me, "now": now, "at": at})
+async def reschedule_send_job(conn: Conn, delivery_id: str, *, me: str, at: datetime) -> None:
+    await SEND_JOB.reschedule(conn, delivery_id, me=me, at=at)
 
 
 async def reopen(conn: Conn, delivery_id: str, *, now: datetime) -> None:

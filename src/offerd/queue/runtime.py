@@ -46,6 +46,7 @@ def build_worker(services: Services) -> Worker:
         services.clock,
         resources=services,
         concurrency=settings.worker_concurrency,
+        delivery_concurrency=settings.delivery_concurrency,
         lease=settings.job_lease_seconds,
         idle_poll=settings.job_idle_poll_seconds,
         periodic=periodic_tasks(),

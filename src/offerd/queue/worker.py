@@ -1,6 +1,12 @@
 """The worker loop: claim due jobs, run them with bounded concurrency, keep their leases alive,
 run periodic sweeps, and ride out PostgreSQL going away and coming back.
 
+Jobs run in slot pools: with ``delivery_concurrency`` set, ``delivery.*`` jobs (which wait on
+destinations merchants configure) have slots of their own, so billing and checkout jobs never
+wait behind them. Nothing a job or a sweep raises ends the loop: a failing sweep is logged and
+counted, a job that fails for good is kept as ``failed`` even when its ``on_exhausted`` raises,
+and a job claimed more often than its task allows (its handler kills the worker) is not run again.
+
 Wake-ups come from ``NOTIFY offerd_jobs`` (sent by a trigger when jobs are inserted), from the
 next scheduled ``run_at``, and at the latest every ``idle_poll`` seconds (expired leases).
 """
@@ -22,6 +28,7 @@ import structlog
 
 from offerd.common.clock import Clock
 from offerd.db import Conn, Database, execute, fetchone, transaction
+from offerd.observability import JOB_RUNS, SWEEP_FAILURES
 from offerd.queue import jobs
 
 log = structlog.get_logger("offerd.queue.worker")
@@ -42,6 +49,29 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+_DB_DOWN = (psycopg.OperationalError, psycopg.InterfaceError)
+DELIVERY_PREFIX = "delivery."
+
+
+@dataclass
+class Pool:
+    """Slots for some job kinds: at most ``size`` of them run at once."""
+
+    name: str
+    kinds: list[str]
+    size: int
+    running: set[int]
+
+    @property
+    def free(self) -> int:
+        return self.size - len(self.running)
+
+
+def _ids(payload: dict[str, Any]) -> dict[str, Any]:
+    """The domain ids a job carries (``fulfillment_id``, ``delivery_id``), for its log lines."""
+    return {k: v for k, v in payload.items() if k.endswith("_id") and isinstance(v, str | int)}
+
+
 class Worker:
     def __init__(
         self,
@@ -51,6 +81,7 @@ class Worker:
         *,
         resources: Any = None,
         concurrency: int = 32,
+        delivery_concurrency: int | None = None,
         lease: float = 30.0,
         idle_poll: float = 5.0,
         periodic: list[Periodic] | None = None,
@@ -60,6 +91,7 @@ class Worker:
         self.clock = clock
         self.resources = resources
         self.concurrency = max(1, concurrency)
+        self.pools = self._pools(delivery_concurrency)
         self.lease = lease
         self.idle_poll = idle_poll
         self.periodic = periodic or []
@@ -74,11 +106,29 @@ class Worker:
     def kinds(self) -> list[str]:
         return list(self.registry.tasks)
 
+    def _pools(self, delivery_concurrency: int | None) -> list[Pool]:
+        """One pool for every kind; or, with ``delivery_concurrency``, one for ``delivery.*``
+        kinds and one (``concurrency`` slots) for the others."""
+        if not delivery_concurrency:
+            return [Pool("all", self.kinds, self.concurrency, set())]
+        deliveries = [k for k in self.kinds if k.startswith(DELIVERY_PREFIX)]
+        others = [k for k in self.kinds if not k.startswith(DELIVERY_PREFIX)]
+        pools = [Pool("jobs", others, self.concurrency, set())]
+        if deliveries:
+            pools.append(Pool("deliveries", deliveries, max(1, delivery_concurrency), set()))
+        return [p for p in pools if p.kinds]
+
     # --- the loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Run until ``stop()``; then finish in-flight jobs (up to ``lease`` seconds) or release them."""
-        log.info("worker.start", worker=self.id, concurrency=self.concurrency, kinds=self.kinds)
+        log.info(
+            "worker.start",
+            worker=self.id,
+            concurrency=self.concurrency,
+            pools={p.name: p.size for p in self.pools},
+            kinds=self.kinds,
+        )
         listener = asyncio.create_task(self._listen(), name="offerd-listen")
         beater = asyncio.create_task(self._heartbeat_loop(), name="offerd-heartbeat")
         failures = 0
@@ -91,18 +141,24 @@ class Worker:
                     await self._run_periodic()
                     timeout = await self._fill()
                     failures = 0
-                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                except _DB_DOWN as exc:
                     failures += 1
                     delay = min(5.0, 0.2 * 2 ** min(failures, 5))
                     log.warning("worker.db_unavailable", error=str(exc), retry_in=delay)
                     with contextlib.suppress(Exception):
                         await self.db.check()
                     timeout = delay
+                except Exception as exc:
+                    # a bug here must not stop the jobs while the API keeps serving
+                    failures += 1
+                    delay = min(5.0, 0.2 * 2 ** min(failures, 5))
+                    log.error("worker.loop_failed", exc_info=exc, retry_in=delay)
+                    timeout = delay
                 waiters: list[asyncio.Future[Any]] = [
                     asyncio.ensure_future(self._wakeup.wait()),
                     asyncio.ensure_future(self._stopping.wait()),
                 ]
-                if self.running and len(self.running) >= self.concurrency:
+                if self.running and any(p.free <= 0 for p in self.pools):
                     waiters.append(asyncio.ensure_future(self._any_finished()))
                 _, pending = await asyncio.wait(
                     waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
@@ -129,20 +185,26 @@ class Worker:
             await asyncio.wait(list(self.running.values()), return_when=asyncio.FIRST_COMPLETED)
 
     async def _fill(self) -> float:
-        """Claim as many due jobs as there are free slots; return how long to wait before looking again."""
-        free = self.concurrency - len(self.running)
-        if free <= 0:
-            return self.idle_poll
+        """Claim as many due jobs as each pool has free slots; return how long to wait before
+        looking again (a full pool is looked at again when one of its jobs ends)."""
         now = self.clock.now()
+        waiting: list[str] = []  # kinds of the pools that still have free slots
         async with self.db.connection() as conn:
-            claimed = await jobs.claim(
-                conn, me=self.id, kinds=self.kinds, limit=free, now=now, lease=self.lease
-            )
-            for job in claimed:
-                self.running[job.id] = asyncio.create_task(self._dispatch(job))
-            if len(claimed) == free:
-                return 0.0 if len(self.running) < self.concurrency else self.idle_poll
-            due = await jobs.next_due(conn, kinds=self.kinds)
+            for pool in self.pools:
+                free = pool.free
+                if free <= 0:
+                    continue
+                claimed = await jobs.claim(
+                    conn, me=self.id, kinds=pool.kinds, limit=free, now=now, lease=self.lease
+                )
+                for job in claimed:
+                    pool.running.add(job.id)
+                    self.running[job.id] = asyncio.create_task(self._dispatch(job, pool))
+                if len(claimed) < free:
+                    waiting += pool.kinds
+            if not waiting:
+                return self.idle_poll
+            due = await jobs.next_due(conn, kinds=waiting)
         if due is None:
             return self.idle_poll
         return max(0.01, min(self.idle_poll, (due - self.clock.now()).total_seconds()))
@@ -170,62 +232,106 @@ class Worker:
 
     # --- one job ---------------------------------------------------------------------------
 
-    async def _dispatch(self, job: jobs.Job) -> None:
+    async def _dispatch(self, job: jobs.Job, pool: Pool | None = None) -> None:
         task = self.registry.tasks[job.kind]
         ctx = jobs.JobContext(job, self.id, self.clock.now, self.resources)
-        bound = log.bind(job_id=job.id, kind=job.kind, attempt=job.attempts)
+        bound = log.bind(job_id=job.id, kind=job.kind, attempt=job.attempts, **_ids(job.payload))
+        outcome = "succeeded"
         try:
             try:
+                if job.attempts > task.max_attempts:
+                    # claimed again and again, never finished: its worker died running it
+                    raise jobs.Abandoned(
+                        f"claimed {job.attempts} times (at most {task.max_attempts} attempts) "
+                        "without finishing: its worker died running it"
+                    )
                 await task.handler(ctx)
                 if not ctx.finished:
                     async with self.db.connection() as conn:
                         await ctx.finish(conn)
             except jobs.LeaseLost:
                 bound.warning("job.lease_lost")
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                outcome = "lease_lost"
+            except _DB_DOWN as exc:
                 bound.warning("job.db_unavailable", error=str(exc))
                 self._release_later(job.id)
+                outcome = "released"
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._failed(task, ctx, exc, bound)
+                outcome = await self._failed(task, ctx, exc, bound)
         finally:
             self.running.pop(job.id, None)
+            if pool is not None:
+                pool.running.discard(job.id)
+        JOB_RUNS.labels(job.kind, outcome).inc()
 
     async def _failed(
         self, task: jobs.Task, ctx: jobs.JobContext, exc: Exception, bound: Any
-    ) -> None:
+    ) -> str:
+        """Retry, defer or give up; returns the run's outcome (for the metrics)."""
         job = ctx.job
+        if isinstance(exc, jobs.Defer):
+            bound.info("job.deferred", reason=str(exc), delay=exc.delay)
+            return await self._put_back(job, exc.delay, None)
         permanent = isinstance(exc, jobs.Permanent)
         if not permanent and job.attempts < task.max_attempts:
             delay = exc.delay if isinstance(exc, jobs.Retry) and exc.delay is not None else None
             delay = task.backoff(job.attempts) if delay is None else delay
             bound.info("job.retry", error=repr(exc), delay=round(delay, 3))
-            try:
-                async with self.db.connection() as conn:
-                    await jobs.reschedule(
-                        conn,
-                        job,
-                        me=self.id,
-                        at=self.clock.now() + timedelta(seconds=delay),
-                        error=repr(exc),
-                    )
-            except (psycopg.OperationalError, psycopg.InterfaceError):
-                self._release_later(job.id)
-            return
+            return await self._put_back(job, delay, repr(exc))
+        # a permanent failure is logged at warning (an unexpected error with its traceback) with
+        # the job's ids; the job is kept as failed for an admin to read and retry
         if not isinstance(exc, jobs.Retry | jobs.Permanent):
-            bound.error("job.failed", exc_info=exc)
+            bound.error("job.gave_up", exc_info=exc)
         else:
             bound.warning("job.gave_up", error=str(exc))
+        return await self._give_up(task, ctx, exc, bound)
+
+    async def _put_back(self, job: jobs.Job, delay: float, error: str | None) -> str:
+        """Back in the queue after ``delay``: a retry (``error`` set) or a deferral."""
+        at = self.clock.now() + timedelta(seconds=delay)
         try:
-            async with self.db.connection() as conn, transaction(conn):
-                if task.on_exhausted is not None:
-                    await task.on_exhausted(ctx, conn, exc)
-                await ctx.finish(conn)
+            async with self.db.connection() as conn:
+                if error is None:
+                    await jobs.defer(conn, job, me=self.id, at=at)
+                else:
+                    await jobs.reschedule(conn, job, me=self.id, at=at, error=error)
+        except _DB_DOWN:
+            self._release_later(job.id)
+            return "released"
+        return "retried" if error is not None else "deferred"
+
+    async def _give_up(
+        self, task: jobs.Task, ctx: jobs.JobContext, exc: Exception, bound: Any
+    ) -> str:
+        """Run ``on_exhausted`` and keep the job as failed, in one transaction. When the hook
+        itself raises, its transaction rolls back and the job is still kept as failed (in a
+        transaction of its own): a live worker never takes its own jobs back, so a job left
+        locked here would stay stranded for as long as this worker lives."""
+        job = ctx.job
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            try:
+                async with self.db.connection() as conn, transaction(conn):
+                    if task.on_exhausted is not None:
+                        await task.on_exhausted(ctx, conn, exc)
+                    if not ctx.finished:
+                        await jobs.fail(conn, job, me=self.id, now=self.clock.now(), error=error)
+            except (jobs.LeaseLost, *_DB_DOWN):
+                raise
+            except Exception as hook_exc:
+                bound.error("job.on_exhausted_failed", exc_info=hook_exc)
+                error += f" (and on_exhausted raised {type(hook_exc).__name__}: {hook_exc})"
+                async with self.db.connection() as conn:
+                    await jobs.fail(conn, job, me=self.id, now=self.clock.now(), error=error)
         except jobs.LeaseLost:
             bound.warning("job.lease_lost")
-        except (psycopg.OperationalError, psycopg.InterfaceError):
+            return "lease_lost"
+        except _DB_DOWN:
             self._release_later(job.id)
+            return "released"
+        return "failed"
 
     # --- leases, wake-ups, shutdown ----------------------------------------------------------
 
@@ -237,10 +343,8 @@ class Worker:
                 continue
             try:
                 async with self.db.connection() as conn:
-                    await jobs.heartbeat(
-                        conn, me=self.id, ids=ids, now=self.clock.now(), lease=self.lease
-                    )
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    await jobs.heartbeat(conn, me=self.id, ids=ids, lease=self.lease)
+            except Exception as exc:  # the next beat tries again; the loop must not end
                 log.warning("worker.heartbeat_failed", error=str(exc))
 
     def _release_later(self, job_id: int) -> None:
@@ -299,7 +403,14 @@ class Worker:
             if self._periodic_due.get(p.name, 0.0) > loop_now:
                 continue
             self._periodic_due[p.name] = loop_now + p.every
-            await self.run_periodic(p)
+            try:
+                await self.run_periodic(p)
+            except _DB_DOWN:
+                raise  # the loop waits for the database to come back
+            except Exception as exc:
+                # a sweep's bug must not stop the jobs: say so, count it, go on
+                SWEEP_FAILURES.labels(p.name).inc()
+                log.error("worker.periodic_failed", task=p.name, exc_info=exc)
 
     async def run_periodic(self, p: Periodic) -> int:
         async with self.db.connection() as conn, transaction(conn):
