@@ -18,6 +18,8 @@ from offerd.edge.headers import Origin, RequestMeta, entity_visible
 from offerd.fulfillments import machine, processors, store, transitions
 from offerd.fulfillments.views import resource
 from offerd.notifications.fanout import fanout
+from offerd.offers import service as offers
+from offerd.offers.issued import IssuedOffer
 from offerd.sites.models import Site
 
 __all__ = ["Accepted", "accept", "get", "resource", "update_by_merchant"]
@@ -111,14 +113,17 @@ async def accept(
             assert existing is not None
             return existing
         if channels:
+            # read with the content when a channel listened then; one added since reads it
+            offer = (
+                IssuedOffer.of(po) if po["notify"] else await offers.issued(conn, site.id, po["id"])
+            )
+            assert offer is not None
             await fanout(
                 conn,
                 event,
+                transitions.subject(offer, row),
                 suppression=suppression,
                 channels=channels,
-                fulfillment=row,
-                # read with the content when a channel listened then; one added since reads it
-                personalized_offer=po if po["notify"] else None,
             )
         outcome = await processors.on_accept(
             processors.Accepting(conn, site, row, option, po, now, base_url)
