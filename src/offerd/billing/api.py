@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import psycopg
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from offerd.billing import ledger, store
+from offerd.billing import service
 from offerd.billing.models import CouponIn, CustomerIn, PlanIn, SubscriptionIn
 from offerd.billing.views import (
     coupon_resource,
@@ -38,11 +37,7 @@ def _saved(resource: dict[str, Any], row: dict[str, Any]) -> Response:
 async def put_plan(plan_id: RecordId, site: AdminSite, request: Request, svc: Svc) -> Response:
     plan, _ = await read_params(request, PlanIn)
     async with svc.db.connection() as conn:
-        row = await store.upsert(
-            conn,
-            store.UPSERT_PLAN,
-            {"site": site.id, "id": plan_id, "now": svc.clock.now(), **plan.model_dump()},
-        )
+        row = await service.save_plan(conn, site.id, plan_id, plan, svc.clock.now())
     return _saved(plan_resource(row), row)
 
 
@@ -54,11 +49,7 @@ async def put_plan(plan_id: RecordId, site: AdminSite, request: Request, svc: Sv
 async def put_coupon(coupon_id: RecordId, site: AdminSite, request: Request, svc: Svc) -> Response:
     coupon, _ = await read_params(request, CouponIn)
     async with svc.db.connection() as conn:
-        row = await store.upsert(
-            conn,
-            store.UPSERT_COUPON,
-            {"site": site.id, "id": coupon_id, "now": svc.clock.now(), **coupon.model_dump()},
-        )
+        row = await service.save_coupon(conn, site.id, coupon_id, coupon, svc.clock.now())
     return _saved(coupon_resource(row), row)
 
 
@@ -72,11 +63,7 @@ async def put_customer(
 ) -> Response:
     customer, _ = await read_params(request, CustomerIn)
     async with svc.db.connection() as conn:
-        row = await store.upsert(
-            conn,
-            store.UPSERT_CUSTOMER,
-            {"site": site.id, "id": customer_id, "now": svc.clock.now(), **customer.model_dump()},
-        )
+        row = await service.save_customer(conn, site.id, customer_id, customer, svc.clock.now())
     return _saved(customer_resource(row), row)
 
 
@@ -90,37 +77,14 @@ async def put_subscription(
 ) -> Response:
     sub, _ = await read_params(request, SubscriptionIn)
     async with svc.db.connection() as conn:
-        missing = await store.missing_coupons(conn, site.id, sub.coupon_ids)
-        if missing:
-            index = sub.coupon_ids.index(missing[0])
-            raise NotFound(f"Coupon {missing[0]!r} not found", param=f"coupon_ids[{index}]")
-        values = sub.model_dump()
-        for key in (
-            "trial_end",
-            "current_term_start",
-            "current_term_end",
-            "pause_until",
-            "cancel_at",
-        ):
-            values[key] = store.at(values[key])
-        try:
-            row = await store.upsert(
-                conn,
-                store.UPSERT_SUBSCRIPTION,
-                {"site": site.id, "id": subscription_id, "now": svc.clock.now(), **values},
-            )
-        except psycopg.errors.ForeignKeyViolation as exc:
-            param = "customer_id" if "customer" in str(exc.diag.constraint_name) else "plan_id"
-            raise NotFound(
-                f"{param[:-3].capitalize()} {values[param]!r} not found", param=param
-            ) from None
+        row = await service.save_subscription(conn, site.id, subscription_id, sub, svc.clock.now())
     return _saved(subscription_resource(row), row)
 
 
-def _getter(table: str, render: Any, label: str) -> Any:
+def _getter(table: service.Table, render: Any, label: str) -> Any:
     async def get_record(record_id: RecordId, site: AdminSite, svc: Svc) -> Response:
         async with svc.db.connection() as conn:
-            row = await store.get(conn, table, site.id, record_id)
+            row = await service.get(conn, table, site.id, record_id)
         if row is None:
             raise NotFound(f"{label} {record_id!r} not found")
         return JSONResponse(render(row))
@@ -142,14 +106,14 @@ router.get("/customers/{record_id}", responses=error_responses(401, 404))(
 @router.get("/plans", responses=error_responses(401, 404))
 async def list_plans(site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
-        rows = await store.list_all(conn, "plans", site.id)
+        rows = await service.list_all(conn, "plans", site.id)
     return JSONResponse({"plans": [plan_resource(r) for r in rows]})
 
 
 @router.get("/coupons", responses=error_responses(401, 404))
 async def list_coupons(site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
-        rows = await store.list_all(conn, "coupons", site.id)
+        rows = await service.list_all(conn, "coupons", site.id)
     return JSONResponse({"coupons": [coupon_resource(r) for r in rows]})
 
 
@@ -157,12 +121,7 @@ async def list_coupons(site: AdminSite, svc: Svc) -> Response:
 async def get_subscription(record_id: RecordId, site: AdminSite, svc: Svc) -> Response:
     """The subscription with its coupons and the log of every change offers made to it."""
     async with svc.db.connection() as conn:
-        row = await store.get(conn, "subscriptions", site.id, record_id)
-        if row is None:
-            raise NotFound(f"Subscription {record_id!r} not found")
-        coupons = await store.coupons(conn, site.id, list(row["coupon_ids"]))
-        changes = await ledger.history(conn, site.id, record_id)
-    body = subscription_resource(row)
-    body["coupons"] = [coupon_resource(c) for c in coupons]
-    body["changes"] = changes
+        body = await service.subscription_detail(conn, site.id, record_id)
+    if body is None:
+        raise NotFound(f"Subscription {record_id!r} not found")
     return JSONResponse(body)

@@ -28,7 +28,6 @@ from offerd.billing.provider import (
 from offerd.checkout import store
 from offerd.common.ids import secret_token
 from offerd.db import Conn, transaction
-from offerd.fulfillments import store as fulfillments_store
 from offerd.fulfillments import transitions
 
 PAGE_TTL = timedelta(hours=3)
@@ -84,6 +83,11 @@ class PageView:
     page: DictRow
     preview: Preview | None
     problem: Problem | None
+
+
+async def page_of(conn: Conn, fulfillment_id: str) -> DictRow | None:
+    """The hosted page of a checkout fulfillment (None before its accept made one)."""
+    return await store.by_fulfillment(conn, fulfillment_id)
 
 
 async def open_page(
@@ -151,7 +155,7 @@ async def decide(
                 return "expired"
             if not hmac.compare_digest(token.encode(), page["form_token"].encode()):
                 return "bad_token"
-            fulfillment = await fulfillments_store.lock(conn, page["fulfillment_id"])
+            fulfillment = await transitions.lock(conn, page["fulfillment_id"])
             assert fulfillment is not None
             if fulfillment["status"] != "in_progress":
                 await store.set_state(conn, page_id, "cancelled", now, {"reason": "closed"})
@@ -198,7 +202,7 @@ async def _confirm(
 
 
 async def _abandon(conn: Conn, page: Mapping[str, Any], now: datetime, *, reason: str) -> None:
-    fulfillment = await fulfillments_store.lock(conn, page["fulfillment_id"])
+    fulfillment = await transitions.lock(conn, page["fulfillment_id"])
     assert fulfillment is not None
     if fulfillment["status"] == "in_progress":
         message = (

@@ -30,19 +30,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from offerd.billing import store as billing
+from offerd.billing import service as billing
 from offerd.billing.models import CouponIn, PlanIn
-from offerd.db import Conn, fetchone, transaction
+from offerd.db import Conn, transaction
 from offerd.edge.wire import client_loc
-from offerd.notifications import channel_store
 from offerd.notifications import service as notifications
 from offerd.notifications.models import ChannelIn
 from offerd.offers import service as offers
-from offerd.offers import store as offers_store
 from offerd.offers import targeting
 from offerd.offers.models import ExperimentIn, OfferIn
-from offerd.sites import store as sites
-from offerd.sites.models import SITE_ID_PATTERN, Site, SiteIn
+from offerd.sites import service as sites
+from offerd.sites.models import SITE_ID_PATTERN, SiteIn
 
 
 class SiteFile(BaseModel):
@@ -148,14 +146,20 @@ def _compare(
 
 async def diff(conn: Conn, site_id: str, spec: SiteFile) -> list[Change]:
     changes: list[Change] = []
-    row = await sites.get_site(conn, site_id)
+    stored_row = await sites.get(conn, site_id)
     wanted_site = {
         "name": spec.site.name,
         "brands": [b.model_dump() for b in spec.site.all_brands],
         "settings": spec.site.settings.model_dump(exclude_defaults=True),
     }
     stored_site = (
-        {"name": row["name"], "brands": row["brands"], "settings": row["settings"]} if row else None
+        {
+            "name": stored_row.name,
+            "brands": [b.model_dump() for b in stored_row.brands],
+            "settings": stored_row.settings.model_dump(exclude_defaults=True),
+        }
+        if stored_row
+        else None
     )
     changes.append(_compare("site", site_id, stored_site, wanted_site))
     for plan_id, plan in spec.plans.items():
@@ -171,11 +175,11 @@ async def diff(conn: Conn, site_id: str, spec: SiteFile) -> list[Change]:
                 stored["discount_percentage"] = float(stored["discount_percentage"])
         changes.append(_compare("coupon", coupon_id, stored, coupon.model_dump()))
     for offer_id, offer in spec.offers.items():
-        found = await offers_store.get_offer(conn, site_id, offer_id)
+        found = await offers.get_offer(conn, site_id, offer_id)
         wanted = offer.model_dump(mode="json", exclude_none=True)
         changes.append(_compare("offer", offer_id, found["definition"] if found else None, wanted))
     named = [a.offer_id for e in spec.experiments.values() for a in e.arms if a.offer_id]
-    stored_offers = await offers_store.existing_offers(conn, site_id, named) if named else set()
+    stored_offers = await offers.existing_offers(conn, site_id, named) if named else set()
     for experiment_id, experiment in spec.experiments.items():
         for index, arm in enumerate(experiment.arms):
             if (
@@ -187,7 +191,7 @@ async def diff(conn: Conn, site_id: str, spec: SiteFile) -> list[Change]:
                 raise CatalogError(
                     f"{where}: offer {arm.offer_id!r} is neither in the file nor stored"
                 )
-        found = await offers_store.get_experiment(conn, site_id, experiment_id)
+        found = await offers.get_experiment(conn, site_id, experiment_id)
         stored = (
             {"name": found["name"], "status": found["status"], "arms": found["arms"]}
             if found
@@ -197,7 +201,7 @@ async def diff(conn: Conn, site_id: str, spec: SiteFile) -> list[Change]:
             _compare("experiment", experiment_id, stored, experiment.model_dump(mode="json"))
         )
     for channel_id, channel in spec.notification_channels.items():
-        found = await channel_store.get(conn, site_id, channel_id)
+        found = await notifications.get_channel(conn, site_id, channel_id)
         wanted = channel.model_dump(mode="json", exclude_none=True)
         stored = None
         if found:
@@ -221,25 +225,16 @@ async def apply(
     """Write one site's catalog in one transaction. Returns webhook secrets offerd generated."""
     secrets: dict[str, str] = {}
     async with transaction(conn):
-        await sites.upsert_site(conn, site_id, spec.site, now)
+        await sites.save(conn, site_id, spec.site, now)
         await sites.ensure_webhook_secret(conn, site_id)
-        site_row = await fetchone(conn, sites.GET_SITE, (site_id,))
-        assert site_row is not None
-        site = Site.from_row(site_row)
+        site = await sites.get(conn, site_id)
+        assert site is not None
         progress(f"site {site_id}")
         for plan_id, plan in spec.plans.items():
-            await billing.upsert(
-                conn,
-                billing.UPSERT_PLAN,
-                {"site": site_id, "id": plan_id, "now": now, **plan.model_dump()},
-            )
+            await billing.save_plan(conn, site_id, plan_id, plan, now)
             progress(f"plan {plan_id}")
         for coupon_id, coupon in spec.coupons.items():
-            await billing.upsert(
-                conn,
-                billing.UPSERT_COUPON,
-                {"site": site_id, "id": coupon_id, "now": now, **coupon.model_dump()},
-            )
+            await billing.save_coupon(conn, site_id, coupon_id, coupon, now)
             progress(f"coupon {coupon_id}")
         for offer_id, offer in spec.offers.items():
             await offers.save_offer(

@@ -17,19 +17,19 @@ from fastapi import APIRouter, Request
 from pydantic import TypeAdapter
 from starlette.responses import Response
 
-from offerd.billing import store as billing
+from offerd.billing import service as billing
 from offerd.billing.models import CouponIn, CustomerIn, PlanIn, SubscriptionIn
 from offerd.common.clock import SystemClock
 from offerd.common.ids import new_id
 from offerd.db import Database, transaction
-from offerd.edge.auth import KeyKind, hash_key, new_key
+from offerd.edge.auth import hash_key, new_key
 from offerd.notifications.models import ChannelIn
 from offerd.notifications.service import save_channel
 from offerd.offers.models import OfferIn
 from offerd.offers.service import save_offer
 from offerd.settings import Settings
-from offerd.sites import store as sites
-from offerd.sites.models import SiteIn
+from offerd.sites import service as sites
+from offerd.sites.models import KeyKind, SiteIn
 
 SITE = "demo"
 KEY_KINDS: tuple[KeyKind, ...] = ("full_access", "publishable")
@@ -117,7 +117,7 @@ async def seed(url: str, settings: Settings) -> dict[str, str]:
     await db.open()
     try:
         async with db.connection() as conn, transaction(conn):
-            await sites.upsert_site(
+            await sites.save(
                 conn,
                 SITE,
                 SiteIn.model_validate(
@@ -139,10 +139,7 @@ async def seed(url: str, settings: Settings) -> dict[str, str]:
                     "period_unit": "month",
                 },
             }.items():
-                values = PlanIn.model_validate(plan).model_dump()
-                await billing.upsert(
-                    conn, billing.UPSERT_PLAN, {"site": SITE, "id": plan_id, "now": now, **values}
-                )
+                await billing.save_plan(conn, SITE, plan_id, PlanIn.model_validate(plan), now)
             coupon = CouponIn.model_validate(
                 {
                     "name": "20% off for 3 months",
@@ -151,16 +148,10 @@ async def seed(url: str, settings: Settings) -> dict[str, str]:
                     "duration_type": "limited_period",
                     "duration_months": 3,
                 }
-            ).model_dump()
-            await billing.upsert(
-                conn, billing.UPSERT_COUPON, {"site": SITE, "id": "SAVE20", "now": now, **coupon}
             )
+            await billing.save_coupon(conn, SITE, "SAVE20", coupon, now)
             customer = CustomerIn(email="ada@example.com", first_name="Ada", last_name="Lovelace")
-            await billing.upsert(
-                conn,
-                billing.UPSERT_CUSTOMER,
-                {"site": SITE, "id": "cus_demo", "now": now, **customer.model_dump()},
-            )
+            await billing.save_customer(conn, SITE, "cus_demo", customer, now)
             term_start = int(now.timestamp())
             sub = SubscriptionIn(
                 customer_id="cus_demo",
@@ -168,20 +159,8 @@ async def seed(url: str, settings: Settings) -> dict[str, str]:
                 status="active",
                 current_term_start=term_start,
                 current_term_end=term_start + 30 * 86400,
-            ).model_dump()
-            for key in (
-                "trial_end",
-                "current_term_start",
-                "current_term_end",
-                "pause_until",
-                "cancel_at",
-            ):
-                sub[key] = billing.at(sub[key])
-            await billing.upsert(
-                conn,
-                billing.UPSERT_SUBSCRIPTION,
-                {"site": SITE, "id": "sub_demo", "now": now, **sub},
             )
+            await billing.save_subscription(conn, SITE, "sub_demo", sub, now)
             await save_offer(
                 conn,
                 site_id=SITE,
@@ -196,7 +175,7 @@ async def seed(url: str, settings: Settings) -> dict[str, str]:
             keys: dict[str, str] = {}
             for kind in KEY_KINDS:
                 secret = new_key(kind)
-                await sites.insert_key(
+                await sites.add_key(
                     conn,
                     key_id=new_id("key"),
                     site_id=SITE,

@@ -268,21 +268,14 @@ def deliveries_list(
     """List deliveries, newest first."""
     from rich.table import Table
 
-    from offerd.notifications import store
+    from offerd.notifications import service
 
     settings = get_settings()
     url = _prepare(settings, migrate=False)
 
     async def work(conn: Conn) -> list[DictRow]:
-        return await store.list_deliveries(
-            conn,
-            site,
-            status=status,
-            channel=channel,
-            event_type=event_type,
-            fulfillment_id=None,
-            before=None,
-            limit=limit,
+        return await service.recent_deliveries(
+            conn, site, status=status, channel=channel, event_type=event_type, limit=limit
         )
 
     rows = asyncio.run(_with_db(url, work))

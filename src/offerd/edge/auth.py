@@ -15,15 +15,14 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Generic, TypeVar
 
 from offerd.common.ids import secret_token
 from offerd.db import Database
 from offerd.edge.errors import AuthenticationFailed, AuthorizationFailed
-from offerd.sites import store
-from offerd.sites.models import Site
+from offerd.sites import service as sites
+from offerd.sites.models import KeyKind, Site
 
-KeyKind = Literal["full_access", "publishable"]
 KEY_PREFIX: dict[str, str] = {"full_access": "sk", "publishable": "pk"}
 
 K = TypeVar("K")
@@ -91,8 +90,7 @@ class Authenticator:
     async def site(self, site_id: str) -> Site | None:
         async def load() -> Site | None:
             async with self.db.connection() as conn:
-                row = await store.get_site(conn, site_id)
-            return Site.from_row(row) if row else None
+                return await sites.get(conn, site_id)
 
         return await self._sites.get(site_id, load)
 
@@ -101,10 +99,10 @@ class Authenticator:
 
         async def load() -> Caller | None:
             async with self.db.connection() as conn:
-                row = await store.key_by_hash(conn, digest)
-            if row is None:
+                owner = await sites.key_owner(conn, digest)
+            if owner is None:
                 return None
-            return Caller(site=Site.from_row(row), key_id=row["key_id"], kind=row["kind"])
+            return Caller(site=owner.site, key_id=owner.key_id, kind=owner.kind)
 
         return await self._keys.get(digest, load)
 

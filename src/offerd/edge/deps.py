@@ -17,7 +17,7 @@ from offerd.edge.headers import RequestMeta, read_meta
 from offerd.notifications.channels.email import Mailer
 from offerd.offers.catalog import Catalog
 from offerd.settings import Settings
-from offerd.sites import store as sites_store
+from offerd.sites import service as sites
 from offerd.sites.models import Site
 
 
@@ -115,10 +115,10 @@ Admin = Depends(admin)
 async def admin_site(site: str, request: Request) -> Site:
     """The site named in an admin path, read fresh (admin writes may come from any process)."""
     async with services(request).db.connection() as conn:
-        row = await sites_store.get_site(conn, site)
-    if row is None:
+        found = await sites.get(conn, site)
+    if found is None:
         raise NotFound(f"Site {site!r} not found", param="site")
-    return Site.from_row(row)
+    return found
 
 
 AdminSite = Annotated[Site, Depends(admin_site)]

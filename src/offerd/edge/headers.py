@@ -38,13 +38,16 @@ class Suppression:
     webhook: bool = False
     email: bool = False
 
-    @property
-    def webhook_off(self) -> bool:
-        return self.actions or self.webhook
-
-    @property
-    def email_off(self) -> bool:
-        return self.actions or self.email
+    def skip_reason(self, channel: str) -> str | None:
+        """Why a message to this channel type is not sent (None: it is). The one rule, for the
+        notifications and for the processing requests of webhook and email options."""
+        if self.actions:
+            return f"chargebee-event-actions: {DISABLED}"
+        if channel == "webhook" and self.webhook:
+            return f"chargebee-event-webhook: {DISABLED}"
+        if channel == "email" and self.email:
+            return f"chargebee-event-email: {DISABLED}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,10 @@ from starlette.responses import Response
 from offerd.db import Conn, transaction
 from offerd.edge.deps import Admin, AdminSite, PublicPost, Svc
 from offerd.edge.endpoint import body_docs, error_responses, read_params, run_post
-from offerd.edge.errors import NotFound, ParamWrongValue
-from offerd.edge.headers import entity_visible
+from offerd.edge.errors import ParamWrongValue
 from offerd.edge.params import Params, Required50
 from offerd.edge.wire import JSONResponse
-from offerd.events import service, store
-from offerd.offers import store as offers_store
+from offerd.events import reports, service, store
 
 
 class OfferEventsParams(Params):
@@ -46,32 +44,13 @@ async def offer_events(request: Request, call: PublicPost) -> Response:
 
     async def work(conn: Conn) -> Response:
         async with transaction(conn):
-            po = await offers_store.get_personalized_offer(
-                conn, site.id, params.personalized_offer_id
-            )
-            entity = meta.business_entity_id
-            if po is None or not entity_visible(po["business_entity_id"], entity):
-                raise NotFound(
-                    f"Personalized offer {params.personalized_offer_id!r} not found",
-                    param="personalized_offer_id",
-                )
-            await service.record(
+            await reports.report(
                 conn,
-                service.Event(
-                    type=params.type,
-                    site_id=site.id,
-                    personalized_offer_id=po["id"],
-                    offer_id=po["offer_id"],
-                    customer_id=po["customer_id"],
-                    subscription_id=po["subscription_id"],
-                    business_entity_id=entity or po["business_entity_id"],
-                    experiment_id=po["experiment_id"],
-                    experiment_arm=po["experiment_arm"],
-                    occurred_at=svc.clock.now(),
-                    origin=meta.origin,
-                ),
-                suppression=meta.suppression,
-                personalized_offer=po,
+                site_id=site.id,
+                personalized_offer_id=params.personalized_offer_id,
+                type=params.type,
+                meta=meta,
+                now=svc.clock.now(),
             )
         if site.settings.offer_events_no_content:
             return Response(status_code=204)

@@ -19,6 +19,8 @@ from offerd.fulfillments import machine, processors, store, transitions
 from offerd.fulfillments.views import resource
 from offerd.notifications.fanout import fanout
 from offerd.observability import FULFILLMENTS
+from offerd.offers import service as offers
+from offerd.offers.issued import IssuedOffer
 from offerd.sites.models import Site
 
 __all__ = ["Accepted", "accept", "get", "resource", "update_by_merchant"]
@@ -113,14 +115,17 @@ async def accept(
             return existing
         FULFILLMENTS.labels(kind, "in_progress").inc()
         if channels:
+            # read with the content when a channel listened then; one added since reads it
+            offer = (
+                IssuedOffer.of(po) if po["notify"] else await offers.issued(conn, site.id, po["id"])
+            )
+            assert offer is not None
             await fanout(
                 conn,
                 event,
+                transitions.subject(offer, row),
                 suppression=suppression,
                 channels=channels,
-                fulfillment=row,
-                # read with the content when a channel listened then; one added since reads it
-                personalized_offer=po if po["notify"] else None,
             )
         outcome = await processors.on_accept(
             processors.Accepting(conn, site, row, option, po, now, base_url)

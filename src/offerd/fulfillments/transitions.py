@@ -1,6 +1,7 @@
-"""Writing a fulfillment's move to ``completed`` or ``failed``: the status, the event, and (through
-the event) its notifications, all in the caller's transaction. Every driver of the state machine
-(the merchant's update, the worker, the hosted page, email links, the expiry sweep) comes here."""
+"""Writing a fulfillment's move to ``completed`` or ``failed``: the status, the event, and its
+notifications (fanned out here, the fulfillment and the offer rendered for them), all in the
+caller's transaction. Every driver of the state machine (the merchant's update, the worker, the
+hosted page, email links, the expiry sweep) comes here."""
 
 from __future__ import annotations
 
@@ -13,17 +14,17 @@ from psycopg.rows import DictRow
 from offerd.common.ids import new_id
 from offerd.db import Conn
 from offerd.edge.headers import Origin, Suppression
-from offerd.events import service as events
+from offerd.events.models import Event, EventType
 from offerd.fulfillments import machine, store
-from offerd.notifications.fanout import fanout
+from offerd.fulfillments.views import resource
+from offerd.notifications.fanout import Subject, fanout
 from offerd.notifications.models import NOTIFICATION_TYPE
 from offerd.observability import FULFILLMENTS
+from offerd.offers.issued import IssuedOffer
 
 
-def event_for(
-    row: Mapping[str, Any], type: events.EventType, now: datetime, origin: Origin
-) -> events.Event:
-    return events.Event(
+def event_for(row: Mapping[str, Any], type: EventType, now: datetime, origin: Origin) -> Event:
+    return Event(
         type=type,
         site_id=row["site_id"],
         personalized_offer_id=row["personalized_offer_id"],
@@ -38,6 +39,15 @@ def event_for(
         occurred_at=now,
         origin=origin,
         id=new_id("ev"),
+    )
+
+
+def subject(offer: IssuedOffer, fulfillment: Mapping[str, Any]) -> Subject:
+    """What the notifications of a fulfillment's event tell besides the event."""
+    return Subject(
+        personalized_offer=offer.resource(),
+        external_user_id=offer.external_user_id,
+        fulfillment=resource(fulfillment),
     )
 
 
@@ -93,15 +103,21 @@ async def finalize(
                 webhook=merged.webhook or suppression.webhook,
                 email=merged.email or suppression.email,
             )
+        assert po is not None  # the statement reads it when a channel listens
         await fanout(
             conn,
             event,
+            subject(IssuedOffer.of(po), updated),
             suppression=merged,
             channels=channels,
-            fulfillment=updated,
-            personalized_offer=po,
         )
     return updated
+
+
+async def lock(conn: Conn, fulfillment_id: str) -> DictRow | None:
+    """The fulfillment row, locked: for a driver (the hosted page) that decides on it with its
+    own rows locked first, then moves it here before the lock is released."""
+    return await store.lock(conn, fulfillment_id)
 
 
 async def complete(conn: Conn, row: Mapping[str, Any], *, now: datetime) -> DictRow | None:

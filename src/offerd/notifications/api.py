@@ -13,7 +13,7 @@ from offerd.edge.deps import Admin, AdminSite, Svc
 from offerd.edge.endpoint import error_responses
 from offerd.edge.errors import NotFound, ParamWrongValue
 from offerd.edge.wire import JSONResponse, decode_body, validation_error
-from offerd.notifications import channel_store, service, store
+from offerd.notifications import service, store
 from offerd.notifications.models import ChannelIn, destination
 
 router = APIRouter(
@@ -63,14 +63,14 @@ async def put_channel(
 @router.get("/notification_channels", responses=error_responses(401, 404))
 async def list_channels(site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
-        rows = await channel_store.list_all(conn, site.id)
+        rows = await service.list_channels(conn, site.id)
     return JSONResponse({"notification_channels": [service.channel_resource(r) for r in rows]})
 
 
 @router.get("/notification_channels/{channel_id}", responses=error_responses(401, 404))
 async def get_channel(channel_id: ChannelId, site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
-        row = await channel_store.get(conn, site.id, channel_id)
+        row = await service.get_channel(conn, site.id, channel_id)
     if row is None:
         raise NotFound(f"Notification channel {channel_id!r} not found")
     return JSONResponse(service.channel_resource(row))
@@ -79,7 +79,7 @@ async def get_channel(channel_id: ChannelId, site: AdminSite, svc: Svc) -> Respo
 @router.delete("/notification_channels/{channel_id}", responses=error_responses(401, 404))
 async def delete_channel(channel_id: ChannelId, site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
-        if not await channel_store.delete(conn, site.id, channel_id):
+        if not await service.delete_channel(conn, site.id, channel_id):
             raise NotFound(f"Notification channel {channel_id!r} not found")
     return JSONResponse({"id": channel_id, "object": "notification_channel", "deleted": True})
 

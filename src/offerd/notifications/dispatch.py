@@ -90,6 +90,11 @@ async def create(
     )
 
 
+async def processing_recorded(conn: Conn, fulfillment_id: str) -> bool:
+    """Whether the fulfillment's one processing delivery (its request to the merchant) exists."""
+    return await store.processing_for(conn, fulfillment_id) is not None
+
+
 async def requeue(conn: Conn, delivery: Mapping[str, Any], *, now: datetime) -> None:
     """An admin's retry: the delivery is pending again with a fresh send job (in place of the
     one kept as failed when its attempts ran out)."""

@@ -1,6 +1,10 @@
 """Fan-out: each recorded event that a channel subscribes to becomes one delivery (and its send
 job) per channel, in the same transaction as the event.
 
+The slice that recorded the event fans it out, and gives what the notification tells besides
+the event already rendered (``Subject``): notifications render what they are given and read no
+other slice's rows.
+
 Suppression (``chargebee-event-*: all-disabled`` on the request that caused the event, or on the
 accept of the fulfillment it belongs to): ``actions`` skips every channel, ``webhook`` the webhook
 channels, ``email`` the email channels. Skipped deliveries are recorded with their reason.
@@ -9,27 +13,28 @@ channels, ``email`` the email channels. Skipped deliveries are recorded with the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from offerd.db import Conn, fetchone
+from psycopg.rows import DictRow
+
+from offerd.db import Conn
 from offerd.edge.headers import Suppression
-from offerd.fulfillments.views import resource as fulfillment_resource
 from offerd.notifications import channel_store, dispatch, payloads
 from offerd.notifications.models import NOTIFICATION_TYPE
-from offerd.offers.views import personalized_offer_resource
 
 if TYPE_CHECKING:
-    from offerd.events.service import Event
+    from offerd.events.models import Event, EventType
 
 
-def skip_reason(channel_type: str, suppression: Suppression) -> str | None:
-    if suppression.actions:
-        return "chargebee-event-actions: all-disabled"
-    if channel_type == "webhook" and suppression.webhook:
-        return "chargebee-event-webhook: all-disabled"
-    if channel_type == "email" and suppression.email:
-        return "chargebee-event-email: all-disabled"
-    return None
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What a notification tells of the event's personalized offer (and fulfillment), as the
+    slices that own them render them on the wire."""
+
+    personalized_offer: dict[str, Any]
+    external_user_id: str | None
+    fulfillment: dict[str, Any] | None = None
 
 
 def destination(channel: Mapping[str, Any]) -> str:
@@ -43,44 +48,36 @@ def destination(channel: Mapping[str, Any]) -> str:
     return str(config["endpoint"]) + "/v1/batch"
 
 
+async def listening(conn: Conn, site_id: str, event_type: EventType) -> list[DictRow]:
+    """The site's channels subscribed to this type of event (none: nothing to fan out)."""
+    return await channel_store.subscribed(conn, site_id, NOTIFICATION_TYPE[event_type])
+
+
 async def fanout(
     conn: Conn,
     event: Event,
+    subject: Subject,
     *,
     suppression: Suppression,
-    fulfillment: Mapping[str, Any] | None = None,
-    personalized_offer: Mapping[str, Any] | None = None,
-    channels: Sequence[Mapping[str, Any]] | None = None,
+    channels: Sequence[Mapping[str, Any]],
 ) -> int:
-    """``channels``: the subscribed channels when the caller already read them."""
-    notification_type = NOTIFICATION_TYPE[event.type]
-    if channels is None:
-        channels = await channel_store.subscribed(conn, event.site_id, notification_type)
+    """``channels``: the subscribed channels, as ``listening`` (or the caller's statement) read
+    them; the caller asks for none of this when there are none."""
     if not channels:
         return 0
-    po = personalized_offer or await fetchone(
-        conn, "SELECT * FROM personalized_offers WHERE id = %s", (event.personalized_offer_id,)
-    )
-    assert po is not None
-    values = {
-        "customer_id": po["customer_id"],
-        "subscription_id": po["subscription_id"],
-        "personalized_offer_id": po["id"],
-    }
+    notification_type = NOTIFICATION_TYPE[event.type]
     content: dict[str, Any] = {
-        "personalized_offer": personalized_offer_resource(
-            po["id"], po["offer_id"], po["content"], po["options"], values
-        ),
+        "personalized_offer": subject.personalized_offer,
         "offer_event": {
             "type": event.type,
             "option_id": event.option_id,
             "customer_id": event.customer_id,
             "subscription_id": event.subscription_id,
-            "external_user_id": (po["context"] or {}).get("user", {}).get("external_user_id"),
+            "external_user_id": subject.external_user_id,
         },
     }
-    if fulfillment is not None:
-        content["offer_fulfillment"] = fulfillment_resource(fulfillment)
+    if subject.fulfillment is not None:
+        content["offer_fulfillment"] = subject.fulfillment
     payload = payloads.chargebee_event(
         event_id=event.id,
         event_type=notification_type,
@@ -100,7 +97,7 @@ async def fanout(
                 channel=channel["type"],
                 channel_id=channel["id"],
                 destination=destination(channel),
-                skip_reason=skip_reason(channel["type"], suppression),
+                skip_reason=suppression.skip_reason(channel["type"]),
             )
             for channel in channels
         ],

@@ -150,3 +150,38 @@ async def retry(conn: Conn, site_id: str, delivery_id: str, *, now: datetime) ->
         updated = await store.get(conn, site_id, delivery_id)
     assert updated is not None
     return updated
+
+
+async def get_channel(conn: Conn, site_id: str, channel_id: str) -> DictRow | None:
+    return await channel_store.get(conn, site_id, channel_id)
+
+
+async def list_channels(conn: Conn, site_id: str) -> list[DictRow]:
+    return await channel_store.list_all(conn, site_id)
+
+
+async def delete_channel(conn: Conn, site_id: str, channel_id: str) -> bool:
+    """Whether there was such a channel."""
+    return await channel_store.delete(conn, site_id, channel_id)
+
+
+async def recent_deliveries(
+    conn: Conn,
+    site_id: str,
+    *,
+    status: str | None,
+    channel: str | None,
+    event_type: str | None,
+    limit: int,
+) -> list[DictRow]:
+    """The newest deliveries (the command line's list; the admin API pages through them)."""
+    return await store.list_deliveries(
+        conn,
+        site_id,
+        status=status,
+        channel=channel,
+        event_type=event_type,
+        fulfillment_id=None,
+        before=None,
+        limit=limit,
+    )

@@ -26,7 +26,7 @@ from offerd.edge.params import (
     Required50,
 )
 from offerd.edge.wire import JSONResponse
-from offerd.offers import service, store
+from offerd.offers import service
 from offerd.offers.models import ExperimentIn, OfferIn, OfferStatus
 
 
@@ -179,14 +179,14 @@ async def list_offers(
     site: AdminSite, svc: Svc, status: Annotated[OfferStatus | None, Query()] = None
 ) -> Response:
     async with svc.db.connection() as conn:
-        rows = await store.list_offers(conn, site.id, status)
+        rows = await service.list_offers(conn, site.id, status)
     return JSONResponse({"offers": [service.offer_resource(r) for r in rows]})
 
 
 @admin.get("/offers/{offer_id}", summary="One offer", responses=error_responses(401, 404))
 async def get_offer(offer_id: str, site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
-        row = await store.get_offer(conn, site.id, offer_id)
+        row = await service.get_offer(conn, site.id, offer_id)
     if row is None:
         raise NotFound(f"Offer {offer_id!r} not found", param="offer_id")
     return JSONResponse(service.offer_resource(row))
@@ -199,7 +199,7 @@ async def get_offer(offer_id: str, site: AdminSite, svc: Svc) -> Response:
 )
 async def offer_versions(offer_id: str, site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
-        rows = await store.versions(conn, site.id, offer_id)
+        rows = await service.versions(conn, site.id, offer_id)
     if not rows:
         raise NotFound(f"Offer {offer_id!r} not found", param="offer_id")
     return JSONResponse(
@@ -246,7 +246,7 @@ async def put_experiment(
 @admin.get("/experiments", summary="List experiments", responses=error_responses(401, 404))
 async def list_experiments(site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
-        rows = await store.list_experiments(conn, site.id)
+        rows = await service.list_experiments(conn, site.id)
     return JSONResponse({"experiments": [service.experiment_resource(r) for r in rows]})
 
 
@@ -257,11 +257,10 @@ async def list_experiments(site: AdminSite, svc: Svc) -> Response:
 )
 async def get_experiment(experiment_id: str, site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
-        row = await store.get_experiment(conn, site.id, experiment_id)
-        if row is None:
-            raise NotFound(f"Experiment {experiment_id!r} not found")
-        results = await store.experiment_results(conn, site.id, experiment_id)
-    return JSONResponse(service.experiment_resource(row, results))
+        body = await service.experiment_detail(conn, site.id, experiment_id)
+    if body is None:
+        raise NotFound(f"Experiment {experiment_id!r} not found")
+    return JSONResponse(body)
 
 
 class ExplainParams(PersonalizedOffersParams):

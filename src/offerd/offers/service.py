@@ -17,10 +17,11 @@ from offerd.offers import guards, store, targeting
 from offerd.offers.catalog import Catalog, Compiled
 from offerd.offers.catalog import load as load_catalog
 from offerd.offers.decide import Outcome, decide
+from offerd.offers.issued import IssuedOffer
 from offerd.offers.localization import localize
 from offerd.offers.models import ExperimentIn, OfferIn
 from offerd.offers.views import personalized_offer_resource
-from offerd.sites import store as sites_store
+from offerd.sites import service as sites
 from offerd.sites.models import Brand, Site
 
 
@@ -191,6 +192,12 @@ async def personalize(
     return Decision(resource, expires_at, seen.brand)
 
 
+async def issued(conn: Conn, site_id: str, personalized_offer_id: str) -> IssuedOffer | None:
+    """A personalized offer this site gave out, for the slices that act on it."""
+    row = await store.get_personalized_offer(conn, site_id, personalized_offer_id)
+    return IssuedOffer.of(row) if row is not None else None
+
+
 async def explain(
     conn: Conn, *, site: Site, ask: Ask, meta: RequestMeta, now: datetime
 ) -> dict[str, Any]:
@@ -240,7 +247,7 @@ async def save_offer(
         definition = offer.model_dump(mode="json", exclude_none=True)
         row = await store.upsert_offer(conn, site_id, offer_id, definition, now)
         await store.insert_version(conn, site_id, offer_id, row["version"], definition, now)
-        await sites_store.bump_catalog(conn, site_id)
+        await sites.catalog_changed(conn, site_id)
     return row
 
 
@@ -279,7 +286,7 @@ async def save_experiment(
         row = await store.upsert_experiment(
             conn, site_id, experiment_id, experiment.model_dump(mode="json"), now
         )
-        await sites_store.bump_catalog(conn, site_id)
+        await sites.catalog_changed(conn, site_id)
     return row
 
 
@@ -298,3 +305,39 @@ def experiment_resource(
     if results is not None:
         out["results"] = results
     return out
+
+
+# What the admin API and the command line read of the catalog.
+
+
+async def get_offer(conn: Conn, site_id: str, offer_id: str) -> DictRow | None:
+    return await store.get_offer(conn, site_id, offer_id)
+
+
+async def list_offers(conn: Conn, site_id: str, status: str | None) -> list[DictRow]:
+    return await store.list_offers(conn, site_id, status)
+
+
+async def versions(conn: Conn, site_id: str, offer_id: str) -> list[DictRow]:
+    return await store.versions(conn, site_id, offer_id)
+
+
+async def existing_offers(conn: Conn, site_id: str, offer_ids: list[str]) -> set[str]:
+    return await store.existing_offers(conn, site_id, offer_ids)
+
+
+async def get_experiment(conn: Conn, site_id: str, experiment_id: str) -> DictRow | None:
+    return await store.get_experiment(conn, site_id, experiment_id)
+
+
+async def list_experiments(conn: Conn, site_id: str) -> list[DictRow]:
+    return await store.list_experiments(conn, site_id)
+
+
+async def experiment_detail(conn: Conn, site_id: str, experiment_id: str) -> dict[str, Any] | None:
+    """The experiment with, per arm, how many were served and what they did."""
+    row = await store.get_experiment(conn, site_id, experiment_id)
+    if row is None:
+        return None
+    results = await store.experiment_results(conn, site_id, experiment_id)
+    return experiment_resource(row, results)

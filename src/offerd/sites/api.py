@@ -15,9 +15,8 @@ from offerd.edge.deps import Admin, AdminSite, Svc
 from offerd.edge.endpoint import body_docs, error_responses, read_params
 from offerd.edge.errors import NotFound
 from offerd.edge.wire import JSONResponse
-from offerd.notifications import signing
-from offerd.sites import store
-from offerd.sites.models import SITE_ID_PATTERN, Site, SiteIn
+from offerd.sites import service
+from offerd.sites.models import SITE_ID_PATTERN, SiteIn
 
 router = APIRouter(prefix="/admin/v1/sites", tags=["admin: sites"], dependencies=[Admin])
 
@@ -52,13 +51,13 @@ def key_resource(row: dict[str, Any]) -> dict[str, Any]:
 async def put_site(site: SitePath, request: Request, svc: Svc) -> Response:
     body, _ = await read_params(request, SiteIn)
     async with svc.db.connection() as conn, transaction(conn):
-        row = await store.upsert_site(conn, site, body, svc.clock.now())
-        resource = Site.from_row(row).as_dict()
-        if row["created"]:
+        saved, created = await service.save(conn, site, body, svc.clock.now())
+        resource = saved.as_dict()
+        if created:
             # The secret processing webhooks are signed with, shown this once.
-            resource["webhook_secret"] = await store.ensure_webhook_secret(conn, site)
+            resource["webhook_secret"] = await service.ensure_webhook_secret(conn, site)
     svc.catalog_changed()
-    return JSONResponse(resource, status_code=201 if row["created"] else 200)
+    return JSONResponse(resource, status_code=201 if created else 200)
 
 
 @router.post(
@@ -67,9 +66,8 @@ async def put_site(site: SitePath, request: Request, svc: Svc) -> Response:
     responses=error_responses(401, 404),
 )
 async def rotate_webhook_secret(site: AdminSite, svc: Svc) -> Response:
-    secret = signing.new_secret()
     async with svc.db.connection() as conn:
-        await store.rotate_webhook_secret(conn, site.id, secret)
+        secret = await service.rotate_webhook_secret(conn, site.id)
     return JSONResponse({"webhook_secret": secret})
 
 
@@ -89,7 +87,7 @@ async def create_key(site: AdminSite, request: Request, svc: Svc) -> Response:
     body, _ = await read_params(request, KeyIn)
     secret = new_key(body.kind)
     async with svc.db.connection() as conn:
-        row = await store.insert_key(
+        row = await service.add_key(
             conn,
             key_id=new_id("key"),
             site_id=site.id,
@@ -105,7 +103,7 @@ async def create_key(site: AdminSite, request: Request, svc: Svc) -> Response:
 @router.get("/{site}/api_keys", summary="List API keys (never their secrets)")
 async def list_keys(site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
-        rows = await store.list_keys(conn, site.id)
+        rows = await service.list_keys(conn, site.id)
     return JSONResponse({"api_keys": [key_resource(r) for r in rows]})
 
 
@@ -116,7 +114,7 @@ async def list_keys(site: AdminSite, svc: Svc) -> Response:
 )
 async def revoke_key(site: AdminSite, key_id: str, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
-        row = await store.revoke_key(conn, site.id, key_id, svc.clock.now())
+        row = await service.revoke_key(conn, site.id, key_id, svc.clock.now())
     if row is None:
         raise NotFound(f"API key {key_id!r} not found", param="key_id")
     svc.catalog_changed()

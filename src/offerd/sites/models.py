@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -15,6 +15,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+# The two kinds of API key a site has (spec §2): publishable keys call only the public operations.
+KeyKind = Literal["full_access", "publishable"]
 
 SITE_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$"
 

@@ -18,8 +18,8 @@ from psycopg.rows import DictRow
 
 from offerd.db import Conn, transaction
 from offerd.fulfillments import store
+from offerd.fulfillments.transitions import stored_suppression
 from offerd.notifications import dispatch
-from offerd.notifications import store as deliveries
 from offerd.queue import jobs
 from offerd.sites.models import Site
 
@@ -112,10 +112,11 @@ BuildRequest = Callable[[Conn, DictRow, dict[str, Any], datetime, bool], Awaitab
 
 
 def _skip_reason(row: Mapping[str, Any], channel: str) -> str | None:
-    if row["suppress_actions"]:
-        return "chargebee-event-actions: all-disabled"
-    if row[f"suppress_{channel}"]:
-        return f"chargebee-event-{channel}: all-disabled"
+    """The accept's suppression headers (the notifications' rule), then: only once, while the
+    fulfillment is still in progress."""
+    suppressed = stored_suppression(row).skip_reason(channel)
+    if suppressed is not None:
+        return suppressed
     if row["status"] != "in_progress":
         return f"the fulfillment is already {row['status']}"
     return None
@@ -127,7 +128,7 @@ async def ask_merchant(ctx: jobs.JobContext, channel: str, build: BuildRequest) 
     svc = ctx.resources
     async with svc.db.connection() as conn, transaction(conn):
         row = await store.lock_with_option(conn, ctx.job.payload["fulfillment_id"])
-        if row is None or await deliveries.processing_for(conn, row["id"]) is not None:
+        if row is None or await dispatch.processing_recorded(conn, row["id"]):
             await ctx.finish(conn)
             return
         now = ctx.now()

@@ -8,7 +8,6 @@ from typing import Any
 from psycopg.rows import DictRow
 
 from offerd.checkout import service as checkout
-from offerd.checkout import store as pages
 from offerd.db import Conn
 from offerd.fulfillments.processors import Accepting, Outcome
 from offerd.queue import jobs
@@ -25,7 +24,7 @@ async def on_accept(a: Accepting) -> Outcome:
 
 
 async def on_existing(conn: Conn, row: DictRow, base_url: str) -> dict[str, Any]:
-    page = await pages.by_fulfillment(conn, row["id"])
+    page = await checkout.page_of(conn, row["id"])
     return {"hosted_page": checkout.resource(page, base_url)} if page else {}
 
 

@@ -12,13 +12,12 @@ from psycopg.rows import DictRow
 from offerd.common.ids import new_id
 from offerd.common.templating import render
 from offerd.db import Conn
-from offerd.fulfillments import links
+from offerd.fulfillments import links, requests
 from offerd.fulfillments.processors import (
     BuildRequest,
     MerchantRequest,
     ask_merchant,
 )
-from offerd.notifications import payloads
 from offerd.queue import jobs
 
 ACCEPT_JOB = KIND = "fulfillment.email"
@@ -31,7 +30,7 @@ def _request_email(base_url: str) -> BuildRequest:
         urls = {"complete": "", "fail": ""}
         if sending:
             urls = await links.issue(conn, row, base_url=base_url, now=now)
-        content = await payloads.fulfillment_content(conn, row)
+        content = await requests.content(conn, row)
         context = {**content, "links": urls, "option": option}
         title = content["personalized_offer"]["content"]["title"]
         payload = {

@@ -12,6 +12,7 @@ from psycopg.rows import DictRow
 
 from offerd.common.ids import new_id
 from offerd.db import Conn
+from offerd.fulfillments import requests
 from offerd.fulfillments.processors import (
     EVENT_TYPE,
     MerchantRequest,
@@ -19,7 +20,7 @@ from offerd.fulfillments.processors import (
 )
 from offerd.notifications import payloads
 from offerd.queue import jobs
-from offerd.sites import store as sites
+from offerd.sites import service as sites
 
 ACCEPT_JOB = KIND = "fulfillment.webhook"
 
@@ -34,7 +35,7 @@ async def request(
         event_id=event_id,
         event_type=EVENT_TYPE,
         occurred_at=now,
-        content=await payloads.fulfillment_content(conn, row),
+        content=await requests.content(conn, row),
         source="api",
     )
     return MerchantRequest(event_id, option["webhook_url"], payload)

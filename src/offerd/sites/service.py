@@ -1,0 +1,90 @@
+"""Sites and their API keys, for the admin API, the edge's authentication, the command line and
+the other slices (which ask for a site here, never of its table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg.rows import DictRow
+
+from offerd.db import Conn
+from offerd.notifications.signing import new_secret
+from offerd.sites import store
+from offerd.sites.models import KeyKind, Site, SiteIn
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOwner:
+    """Whose an API key is: the site, and which of its keys, of what kind."""
+
+    site: Site
+    key_id: str
+    kind: KeyKind
+
+
+async def save(conn: Conn, site_id: str, body: SiteIn, now: datetime) -> tuple[Site, bool]:
+    """The site as saved, and whether this created it."""
+    row = await store.upsert_site(conn, site_id, body, now)
+    return Site.from_row(row), bool(row["created"])
+
+
+async def get(conn: Conn, site_id: str) -> Site | None:
+    row = await store.get_site(conn, site_id)
+    return Site.from_row(row) if row is not None else None
+
+
+async def catalog_changed(conn: Conn, site_id: str) -> None:
+    """A new catalog version: every process recompiles the site's offers on its next request."""
+    await store.bump_catalog(conn, site_id)
+
+
+async def ensure_webhook_secret(conn: Conn, site_id: str) -> str:
+    """The site's signing secret for processing webhooks, made on first use."""
+    return await store.ensure_webhook_secret(conn, site_id)
+
+
+async def rotate_webhook_secret(conn: Conn, site_id: str) -> str:
+    """A new signing secret for processing webhooks (the caller shows it once)."""
+    secret = new_secret()
+    await store.rotate_webhook_secret(conn, site_id, secret)
+    return secret
+
+
+async def add_key(
+    conn: Conn,
+    *,
+    key_id: str,
+    site_id: str,
+    kind: str,
+    name: str,
+    key_hash: bytes,
+    hint: str,
+    now: datetime,
+) -> DictRow:
+    return await store.insert_key(
+        conn,
+        key_id=key_id,
+        site_id=site_id,
+        kind=kind,
+        name=name,
+        key_hash=key_hash,
+        hint=hint,
+        now=now,
+    )
+
+
+async def list_keys(conn: Conn, site_id: str) -> list[DictRow]:
+    return await store.list_keys(conn, site_id)
+
+
+async def revoke_key(conn: Conn, site_id: str, key_id: str, now: datetime) -> DictRow | None:
+    return await store.revoke_key(conn, site_id, key_id, now)
+
+
+async def key_owner(conn: Conn, key_hash: bytes) -> KeyOwner | None:
+    """The site an unrevoked key (by its hash) belongs to."""
+    row = await store.key_by_hash(conn, key_hash)
+    if row is None:
+        return None
+    return KeyOwner(Site.from_row(row), row["key_id"], row["kind"])
