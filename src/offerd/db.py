@@ -40,12 +40,19 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
 class Database:
     """One pool per process; ``connection()`` lends a connection for the length of a block."""
 
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 20) -> None:
+    def __init__(
+        self, url: str, *, min_size: int = 2, max_size: int = 20, acquire_timeout: float = 30.0
+    ) -> None:
+        """``acquire_timeout``: how long ``connection()`` waits for a connection before it raises
+        ``PoolTimeout`` (an ``OperationalError``). The API gives it OFFERD_DB_ACQUIRE_TIMEOUT_SECONDS
+        so that, with PostgreSQL down, a request gets its 503 in seconds instead of after the
+        pool's default 30 s; the pool keeps reconnecting in the background meanwhile."""
         self.url = url
         self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
+            timeout=acquire_timeout,
             open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
             configure=_configure,
@@ -145,3 +152,34 @@ async def wait_until_reachable(url: str, *, timeout: float = 30.0) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.5)
+
+
+class DatabaseUnreachable(Exception):
+    """The configured database cannot be connected to (the command says so in one line)."""
+
+
+def ensure_reachable(url: str, *, timeout: int = 5) -> None:
+    """Connect once, so that a wrong or unreachable OFFERD_DATABASE_URL is one clear error at
+    startup rather than a migration's (or the pool's, 30 s later) traceback. The message names
+    host, port and database, never the password."""
+    try:
+        with psycopg.connect(url, connect_timeout=timeout):
+            return
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatabaseUnreachable(
+            f"cannot connect to the database {describe(url)}: {reason}"
+        ) from None
+
+
+def describe(url: str) -> str:
+    """``user@host:port/dbname`` of a connection string, without its password."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "(unparsable OFFERD_DATABASE_URL)"
+    host = str(info.get("host") or "localhost")
+    port = info.get("port")
+    where = f"{host}:{port}" if port else host
+    user = info.get("user")
+    return f"{user + '@' if user else ''}{where}/{info.get('dbname') or ''}"

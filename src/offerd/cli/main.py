@@ -19,6 +19,7 @@ from offerd.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from psycopg.rows import DictRow
+    from pydantic import ValidationError
 
     from offerd.db import Conn
 
@@ -32,12 +33,13 @@ _DEMO_ENV = "OFFERD_SERVE_DEMO_INBOX"
 
 
 def _prepare(settings: Settings, *, migrate: bool) -> str:
-    from offerd.db import resolve_database_url
+    from offerd.db import ensure_reachable, resolve_database_url
     from offerd.observability import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
     with console.status("Starting the database…" if not settings.database_url else "Connecting…"):
         url = resolve_database_url(settings.database_url, settings.home)
+        ensure_reachable(url)
     if migrate:
         from offerd import migrate as migrations
 
@@ -319,5 +321,34 @@ def deliveries_retry(
     console.print(f"{row['id']} is {row['status']} again")
 
 
+# --- configuration errors: one line on stderr and a non-zero exit, never a traceback ----------
+
+CONFIG_ERROR_EXIT = 2
+
+
+def _settings_error_line(exc: ValidationError) -> str:
+    """``OFFERD_LOG_FORMAT='bogus': Input should be 'json' or 'console'`` for each bad setting."""
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error.get("loc") else "?"
+        given = error.get("input")
+        value = f"={given!r}" if isinstance(given, str | int | float) else ""
+        parts.append(f"OFFERD_{field.upper()}{value}: {error['msg']}")
+    return "; ".join(parts)
+
+
 def main() -> None:
-    cli()
+    from pydantic import ValidationError
+
+    from offerd.db import DatabaseUnreachable
+
+    try:
+        cli()
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        typer.echo(f"offerd: configuration error: {_settings_error_line(exc)}", err=True)
+        raise SystemExit(CONFIG_ERROR_EXIT) from None
+    except DatabaseUnreachable as exc:
+        typer.echo(f"offerd: {exc}", err=True)
+        raise SystemExit(CONFIG_ERROR_EXIT) from None
