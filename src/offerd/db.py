@@ -182,4 +182,4 @@ def describe(url: str) -> str:
     port = info.get("port")
     where = f"{host}:{port}" if port else host
     user = info.get("user")
-    return f"{user + '@' if user else ''}{where}/{info.get('dbname') or ''}"
+    return f"{str(user) + '@' if user else ''}{where}/{info.get('dbname') or ''}"
