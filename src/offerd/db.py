@@ -115,10 +115,50 @@ def start_embedded(home: Path) -> str:
 
     home = home.expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
+    forget_dead_handles(home / "pgdata")
     server = get_server(home / "pgdata", cleanup_mode="stop")
+    _EMBEDDED.append(server)
     _ensure_database(server.get_uri(), "offerd")
     uri: str = server.get_uri("offerd")
     return uri
+
+
+# The embedded servers this process holds a handle on (pgserver counts handles per process).
+_EMBEDDED: list[Any] = []
+
+
+def release_embedded() -> None:
+    """Give up this process's handle on the embedded server now; if it was the last process
+    using it, pgserver stops PostgreSQL. pgserver does this at exit too (``atexit``), but a
+    process ended by a signal's default action never gets there: ``offerd serve`` calls this on
+    its way out, whatever stopped it. Safe to call twice (pgserver's own exit hook then finds
+    this process already gone from its list)."""
+    while _EMBEDDED:
+        _EMBEDDED.pop()._cleanup()
+
+
+def forget_dead_handles(pgdata: Path) -> None:
+    """Drop processes that no longer exist from pgserver's list of the server's users
+    (``pgdata/.handle_pids.json``). pgserver stops the server when the last process on that
+    list exits, and a process killed with SIGKILL never takes itself off it: without this, after
+    one ``kill -9`` the server would never be stopped again. Done under pgserver's own lock."""
+    path = pgdata / ".handle_pids.json"
+    if not path.exists():
+        return
+    import json
+
+    import psutil  # type: ignore[import-untyped]
+    from pgserver.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        try:
+            pids = [int(p) for p in json.loads(path.read_text())]
+        except (ValueError, TypeError):
+            pids = []
+        alive = [p for p in pids if psutil.pid_exists(p)]
+        if alive != pids:
+            log.info("embedded_db.forgot_dead_processes", pids=sorted(set(pids) - set(alive)))
+            path.write_text(json.dumps(alive))
 
 
 def _ensure_database(admin_uri: str, name: str) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -97,14 +98,38 @@ def serve(
 ) -> None:
     """Run the API (and, unless --no-worker, the job worker) after migrating the schema."""
     settings = get_settings()
-    _prepare(settings, migrate=True)
-    _serve(
-        settings,
-        host=host or settings.host,
-        port=port or settings.port,
-        worker=worker,
-        workers=workers,
-    )
+    host, port = host or settings.host, port or settings.port
+    with _owning_home(settings, host=host, port=port):
+        _prepare(settings, migrate=True)
+        _serve(settings, host=host, port=port, worker=worker, workers=workers)
+
+
+# --- one server per OFFERD_HOME, and the embedded database stopped however it ends -------------
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again once its own
+    # handler is gone: with the default action the process would die on the spot, skipping
+    # every ``finally`` and exit hook, and the embedded PostgreSQL would be left running.
+    raise SystemExit(0)
+
+
+@contextlib.contextmanager
+def _owning_home(settings: Settings, *, host: str, port: int) -> Iterator[None]:
+    """Serve from OFFERD_HOME: with the embedded database, refuse if another ``offerd serve``
+    holds the home (``serve_lock``), and on the way out, whatever the reason (SIGTERM, Ctrl-C,
+    an error), give up this process's handle on the embedded PostgreSQL, which stops it if no
+    other offerd process still uses it."""
+    from offerd.cli.serve_lock import lock_home
+    from offerd.db import release_embedded
+
+    if settings.database_url is None:
+        lock_home(settings.home, host=host, port=port)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        release_embedded()
 
 
 @cli.command()
@@ -175,10 +200,11 @@ def demo(
         os.environ["OFFERD_PORT"] = str(port)
         get_settings.cache_clear()
     os.environ[_DEMO_ENV] = "1"
-    url = _prepare(settings, migrate=True)
-    keys = asyncio.run(seed(url, settings))
-    typer.echo(walkthrough(settings, keys))
-    _serve(settings, host=settings.host, port=settings.port, worker=True, workers=1)
+    with _owning_home(settings, host=settings.host, port=settings.port):
+        url = _prepare(settings, migrate=True)
+        keys = asyncio.run(seed(url, settings))
+        typer.echo(walkthrough(settings, keys))
+        _serve(settings, host=settings.host, port=settings.port, worker=True, workers=1)
 
 
 @cli.command("apply")
@@ -340,6 +366,7 @@ def _settings_error_line(exc: ValidationError) -> str:
 def main() -> None:
     from pydantic import ValidationError
 
+    from offerd.cli.serve_lock import HomeInUse
     from offerd.db import DatabaseUnreachable
 
     try:
@@ -352,3 +379,6 @@ def main() -> None:
     except DatabaseUnreachable as exc:
         typer.echo(f"offerd: {exc}", err=True)
         raise SystemExit(CONFIG_ERROR_EXIT) from None
+    except HomeInUse as exc:
+        typer.echo(f"offerd: {exc}", err=True)
+        raise SystemExit(1) from None
