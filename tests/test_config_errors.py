@@ -35,3 +35,11 @@ def test_an_unreachable_database_is_one_line_without_the_password(
     assert result.returncode != 0
     assert_one_clear_line(result.stderr, "cannot connect to the database", "127.0.0.1:1/offerd")
     assert "hunter2" not in result.stderr
+
+
+def test_an_unusable_home_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("OFFERD_HOME", str(tmp_path / "a-file" / "home"))
+    result = run_offerd("", tmp_path, "migrate")  # no URL: the embedded PostgreSQL
+    assert result.returncode != 0
+    assert_one_clear_line(result.stderr, "cannot start the embedded PostgreSQL", "a-file")

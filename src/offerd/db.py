@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -175,7 +176,13 @@ def resolve_database_url(database_url: str | None, home: Path) -> str:
     """The configured URL, or the embedded server's (started on demand)."""
     if database_url:
         return database_url
-    url = start_embedded(home)
+    try:
+        url = start_embedded(home)
+    except (OSError, subprocess.SubprocessError, psycopg.Error) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatabaseUnreachable(
+            f"cannot start the embedded PostgreSQL in {home}: {reason} (or set OFFERD_DATABASE_URL)"
+        ) from None
     # Child processes (uvicorn workers, `offerd worker` started from `serve`) reuse the server.
     os.environ["OFFERD_DATABASE_URL"] = url
     return url

@@ -123,12 +123,15 @@ def _owning_home(settings: Settings, *, host: str, port: int) -> Iterator[None]:
     from offerd.cli.serve_lock import lock_home
     from offerd.db import release_embedded
 
-    if settings.database_url is None:
+    if not settings.database_url:
         lock_home(settings.home, host=host, port=port)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         yield
     finally:
+        # a second Ctrl-C or SIGTERM must not cut the stop of PostgreSQL short
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         release_embedded()
 
 

@@ -8,12 +8,14 @@ site well under its limit on one process while another sits idle. One UPSERT per
 *limited* site is exact and costs one round trip on a pooled connection. bench/ratelimit_upsert.py
 on the 2-core dev VM: p50 0.23 ms / p99 0.35 ms one at a time (SELECT 1: p50 0.10 ms), p50 2.5 ms
 / p99 4.9 ms with 16 at once on the same site's row (SELECT 1: 1.3 / 1.8 ms), next to the ~8 ms
-p99 of personalized_offers. Sites without
-a limit (the default) pay nothing: no query, no lock.
+p99 of personalized_offers. Sites without a limit (the default) pay nothing: no query, no lock.
 
 Two things keep the cost down under a flood: once a process has seen a site over its limit it
 answers 429 from memory until the window ends (no query per refused request), and the old
 windows of a site are deleted when its next window starts (once a minute per site).
+
+A process that has refused a site keeps refusing it from memory until that window ends, even
+if the limit is raised meanwhile (at most a minute).
 
 Windows follow the database's clock (``now()``), as every process must agree where a minute
 starts; the injected clock of each host could not give them that.
