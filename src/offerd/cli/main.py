@@ -361,7 +361,8 @@ def _settings_error_line(exc: ValidationError) -> str:
     for error in exc.errors():
         field = str(error["loc"][0]) if error.get("loc") else "?"
         given = error.get("input")
-        value = f"={given!r}" if isinstance(given, str | int | float) else ""
+        secret = "token" in field or "password" in field
+        value = f"={given!r}" if isinstance(given, str | int | float) and not secret else ""
         parts.append(f"OFFERD_{field.upper()}{value}: {error['msg']}")
     return "; ".join(parts)
 
