@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Any
@@ -31,6 +32,7 @@ from offerd.edge.auth import Authenticator
 from offerd.edge.deps import Services
 from offerd.edge.errors import (
     APIError,
+    AuthenticationFailed,
     MethodNotAllowed,
     NotFound,
     ServiceUnavailable,
@@ -41,7 +43,7 @@ from offerd.fulfillments import api as fulfillments_api
 from offerd.fulfillments import pages as fulfillment_pages
 from offerd.notifications import api as notifications_api
 from offerd.notifications.channels.email import SmtpMailer
-from offerd.observability import Edge, metrics_payload, queue_gauges
+from offerd.observability import Edge, metrics_payload, observe_pool, queue_gauges, sample_pool
 from offerd.offers import api as offers_api
 from offerd.offers.catalog import Catalog
 from offerd.queue import api as jobs_api
@@ -96,8 +98,14 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = resolve_database_url(settings.database_url, settings.home)
-        db = Database(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        db = Database(
+            url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            acquire_timeout=settings.db_acquire_timeout_seconds,
+        )
         await db.open()
+        pool_gauge = asyncio.create_task(sample_pool(db.pool), name="offerd-pool-gauge")
         services = build_services(settings, db, clock)
         if demo:
             services.mailer = InboxMailer(inbox)
@@ -119,6 +127,7 @@ def create_app(
             if worker_task is not None:
                 services.extras["worker"].stop()
                 await worker_task
+            pool_gauge.cancel()
             await services.aclose()
             await db.close()
 
@@ -198,7 +207,7 @@ def install_error_handlers(app: FastAPI) -> None:
             request,
             ServiceUnavailable(
                 "The database is unavailable; nothing was changed. Retry with backoff",
-                headers={"retry-after": "1"},
+                headers={"retry-after": DB_RETRY_AFTER},
             ),
         )
 
@@ -238,19 +247,35 @@ def install_ops(app: FastAPI) -> None:
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> Response:
         services: Services = request.app.state.services
+        # the pool gives up after the same time; this also bounds a connection that hangs
+        wait = services.settings.db_acquire_timeout_seconds
         try:
-            async with asyncio.timeout(2.0), services.db.connection() as conn:
+            async with asyncio.timeout(wait), services.db.connection() as conn:
                 await conn.execute("SELECT 1")
         except Exception as exc:
+            with contextlib.suppress(Exception):  # drop dead idle connections, as db_down does
+                await services.db.check()
             return JSONResponse(
-                {"status": "unavailable", "database": str(exc)[:200]}, status_code=503
+                {"status": "unavailable", "database": str(exc)[:200] or type(exc).__name__},
+                status_code=503,
+                headers={"retry-after": DB_RETRY_AFTER},
             )
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
+        services: Services = request.app.state.services
+        token = services.settings.metrics_token
+        if token is not None and not bearer_matches(
+            request.headers.get("authorization"), token.get_secret_value()
+        ):
+            raise AuthenticationFailed(
+                "/metrics needs Authorization: Bearer $OFFERD_METRICS_TOKEN",
+                headers={"www-authenticate": "Bearer"},
+            )
+        observe_pool(services.db.pool)
         payload, content_type = metrics_payload()
-        payload += await queue_gauges(request.app.state.services.db)
+        payload += await queue_gauges(services.db)
         return Response(payload, media_type=content_type)
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -266,6 +291,19 @@ def install_ops(app: FastAPI) -> None:
             swagger_css_url="/static/docs/swagger-ui.css",
             swagger_favicon_url="/static/docs/favicon.png",
         )
+
+
+# What a 503 db_connection_failure (and /readyz's 503) asks clients to wait, in seconds: the pool
+# reconnects in the background, so a retry a second later may well succeed.
+DB_RETRY_AFTER = "1"
+
+
+def bearer_matches(header: str | None, token: str) -> bool:
+    """Whether ``Authorization`` is ``Bearer <token>`` (compared in constant time)."""
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(
+        given.strip().encode(), token.encode()
+    )
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

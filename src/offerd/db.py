@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -40,12 +41,19 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
 class Database:
     """One pool per process; ``connection()`` lends a connection for the length of a block."""
 
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 20) -> None:
+    def __init__(
+        self, url: str, *, min_size: int = 2, max_size: int = 20, acquire_timeout: float = 30.0
+    ) -> None:
+        """``acquire_timeout``: how long ``connection()`` waits for a connection before it raises
+        ``PoolTimeout`` (an ``OperationalError``). The API gives it OFFERD_DB_ACQUIRE_TIMEOUT_SECONDS
+        so that, with PostgreSQL down, a request gets its 503 in seconds instead of after the
+        pool's default 30 s; the pool keeps reconnecting in the background meanwhile."""
         self.url = url
         self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
+            timeout=acquire_timeout,
             open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
             configure=_configure,
@@ -108,10 +116,50 @@ def start_embedded(home: Path) -> str:
 
     home = home.expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
+    forget_dead_handles(home / "pgdata")
     server = get_server(home / "pgdata", cleanup_mode="stop")
+    _EMBEDDED.append(server)
     _ensure_database(server.get_uri(), "offerd")
     uri: str = server.get_uri("offerd")
     return uri
+
+
+# The embedded servers this process holds a handle on (pgserver counts handles per process).
+_EMBEDDED: list[Any] = []
+
+
+def release_embedded() -> None:
+    """Give up this process's handle on the embedded server now; if it was the last process
+    using it, pgserver stops PostgreSQL. pgserver does this at exit too (``atexit``), but a
+    process ended by a signal's default action never gets there: ``offerd serve`` calls this on
+    its way out, whatever stopped it. Safe to call twice (pgserver's own exit hook then finds
+    this process already gone from its list)."""
+    while _EMBEDDED:
+        _EMBEDDED.pop()._cleanup()
+
+
+def forget_dead_handles(pgdata: Path) -> None:
+    """Drop processes that no longer exist from pgserver's list of the server's users
+    (``pgdata/.handle_pids.json``). pgserver stops the server when the last process on that
+    list exits, and a process killed with SIGKILL never takes itself off it: without this, after
+    one ``kill -9`` the server would never be stopped again. Done under pgserver's own lock."""
+    path = pgdata / ".handle_pids.json"
+    if not path.exists():
+        return
+    import json
+
+    import psutil  # type: ignore[import-untyped]
+    from pgserver.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        try:
+            pids = [int(p) for p in json.loads(path.read_text())]
+        except (ValueError, TypeError):
+            pids = []
+        alive = [p for p in pids if psutil.pid_exists(p)]
+        if alive != pids:
+            log.info("embedded_db.forgot_dead_processes", pids=sorted(set(pids) - set(alive)))
+            path.write_text(json.dumps(alive))
 
 
 def _ensure_database(admin_uri: str, name: str) -> None:
@@ -128,7 +176,13 @@ def resolve_database_url(database_url: str | None, home: Path) -> str:
     """The configured URL, or the embedded server's (started on demand)."""
     if database_url:
         return database_url
-    url = start_embedded(home)
+    try:
+        url = start_embedded(home)
+    except (OSError, subprocess.SubprocessError, psycopg.Error) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatabaseUnreachable(
+            f"cannot start the embedded PostgreSQL in {home}: {reason} (or set OFFERD_DATABASE_URL)"
+        ) from None
     # Child processes (uvicorn workers, `offerd worker` started from `serve`) reuse the server.
     os.environ["OFFERD_DATABASE_URL"] = url
     return url
@@ -145,3 +199,34 @@ async def wait_until_reachable(url: str, *, timeout: float = 30.0) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.5)
+
+
+class DatabaseUnreachable(Exception):
+    """The configured database cannot be connected to (the command says so in one line)."""
+
+
+def ensure_reachable(url: str, *, timeout: int = 5) -> None:
+    """Connect once, so that a wrong or unreachable OFFERD_DATABASE_URL is one clear error at
+    startup rather than a migration's (or the pool's, 30 s later) traceback. The message names
+    host, port and database, never the password."""
+    try:
+        with psycopg.connect(url, connect_timeout=timeout):
+            return
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatabaseUnreachable(
+            f"cannot connect to the database {describe(url)}: {reason}"
+        ) from None
+
+
+def describe(url: str) -> str:
+    """``user@host:port/dbname`` of a connection string, without its password."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "(unparsable OFFERD_DATABASE_URL)"
+    host = str(info.get("host") or "localhost")
+    port = info.get("port")
+    where = f"{host}:{port}" if port else host
+    user = info.get("user")
+    return f"{str(user) + '@' if user else ''}{where}/{info.get('dbname') or ''}"

@@ -19,6 +19,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -288,3 +289,41 @@ class Edge:
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+# --- the database pool gauge --------------------------------------------------------------------
+
+DB_POOL_CONNECTIONS = Gauge(
+    "offerd_db_pool_connections",
+    "The API process's database pool: connections idle and in use, requests waiting for one, "
+    "and the pool's maximum (summed over live server processes)",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+_POOL_STATES = {
+    state: DB_POOL_CONNECTIONS.labels(state) for state in ("idle", "in_use", "waiting", "max")
+}
+POOL_SAMPLE_SECONDS = 5.0
+
+
+def observe_pool(pool: Any) -> None:
+    """Set the gauge from ``psycopg_pool``'s own counters (cheap: no I/O). Called at scrape time
+    in the process that serves the scrape, and every few seconds in every server process (with
+    several processes, a scrape reaches one of them but the gauge sums them all)."""
+    stats = pool.get_stats()
+    size = stats.get("pool_size", 0)
+    idle = stats.get("pool_available", 0)
+    _POOL_STATES["idle"].set(idle)
+    _POOL_STATES["in_use"].set(max(0, size - idle))
+    _POOL_STATES["waiting"].set(stats.get("requests_waiting", 0))
+    _POOL_STATES["max"].set(stats.get("pool_max", 0))
+
+
+async def sample_pool(pool: Any) -> None:
+    """The lifespan's background refresh of the pool gauge (see ``observe_pool``)."""
+    import asyncio
+
+    while True:
+        with contextlib.suppress(Exception):
+            observe_pool(pool)
+        await asyncio.sleep(POOL_SAMPLE_SECONDS)

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
 
     db_pool_min: int = 2
     db_pool_max: int = 20
+    db_acquire_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Longest a request waits for a database connection: past it (PostgreSQL "
+        "down or every connection busy) it gets 503 db_connection_failure with Retry-After.",
+    )
     max_body_bytes: int = 1024 * 1024
     idempotency_ttl_seconds: int = 1800
     auth_cache_seconds: float = Field(
@@ -81,6 +87,12 @@ class Settings(BaseSettings):
         default=False,
         description="Allow webhook/Slack/Segment destinations on private, loopback and "
         "link-local addresses and plain http (tests, local development).",
+    )
+
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token /metrics requires. Unset: /metrics is open (scrape it on a "
+        "private network only).",
     )
 
     @property

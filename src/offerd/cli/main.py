@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -19,6 +20,7 @@ from offerd.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from psycopg.rows import DictRow
+    from pydantic import ValidationError
 
     from offerd.db import Conn
 
@@ -32,12 +34,13 @@ _DEMO_ENV = "OFFERD_SERVE_DEMO_INBOX"
 
 
 def _prepare(settings: Settings, *, migrate: bool) -> str:
-    from offerd.db import resolve_database_url
+    from offerd.db import ensure_reachable, resolve_database_url
     from offerd.observability import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
     with console.status("Starting the database…" if not settings.database_url else "Connecting…"):
         url = resolve_database_url(settings.database_url, settings.home)
+        ensure_reachable(url)
     if migrate:
         from offerd import migrate as migrations
 
@@ -95,14 +98,41 @@ def serve(
 ) -> None:
     """Run the API (and, unless --no-worker, the job worker) after migrating the schema."""
     settings = get_settings()
-    _prepare(settings, migrate=True)
-    _serve(
-        settings,
-        host=host or settings.host,
-        port=port or settings.port,
-        worker=worker,
-        workers=workers,
-    )
+    host, port = host or settings.host, port or settings.port
+    with _owning_home(settings, host=host, port=port):
+        _prepare(settings, migrate=True)
+        _serve(settings, host=host, port=port, worker=worker, workers=workers)
+
+
+# --- one server per OFFERD_HOME, and the embedded database stopped however it ends -------------
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again once its own
+    # handler is gone: with the default action the process would die on the spot, skipping
+    # every ``finally`` and exit hook, and the embedded PostgreSQL would be left running.
+    raise SystemExit(0)
+
+
+@contextlib.contextmanager
+def _owning_home(settings: Settings, *, host: str, port: int) -> Iterator[None]:
+    """Serve from OFFERD_HOME: with the embedded database, refuse if another ``offerd serve``
+    holds the home (``serve_lock``), and on the way out, whatever the reason (SIGTERM, Ctrl-C,
+    an error), give up this process's handle on the embedded PostgreSQL, which stops it if no
+    other offerd process still uses it."""
+    from offerd.cli.serve_lock import lock_home
+    from offerd.db import release_embedded
+
+    if not settings.database_url:
+        lock_home(settings.home, host=host, port=port)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        # a second Ctrl-C or SIGTERM must not cut the stop of PostgreSQL short
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        release_embedded()
 
 
 @cli.command()
@@ -177,10 +207,11 @@ def demo(
         os.environ["OFFERD_PORT"] = str(port)
         get_settings.cache_clear()
     os.environ[_DEMO_ENV] = "1"
-    url = _prepare(settings, migrate=True)
-    keys = asyncio.run(seed(url, settings))
-    typer.echo(walkthrough(settings, keys))
-    _serve(settings, host=settings.host, port=settings.port, worker=True, workers=1)
+    with _owning_home(settings, host=settings.host, port=settings.port):
+        url = _prepare(settings, migrate=True)
+        keys = asyncio.run(seed(url, settings))
+        typer.echo(walkthrough(settings, keys))
+        _serve(settings, host=settings.host, port=settings.port, worker=True, workers=1)
 
 
 @cli.command("apply")
@@ -380,5 +411,39 @@ def jobs_retry(job_id: Annotated[int, typer.Argument(help="The job's id", min=1)
     console.print(f"job {job_id} ({row['kind']}) is queued again")
 
 
+# --- configuration errors: one line on stderr and a non-zero exit, never a traceback ----------
+
+CONFIG_ERROR_EXIT = 2
+
+
+def _settings_error_line(exc: ValidationError) -> str:
+    """``OFFERD_LOG_FORMAT='bogus': Input should be 'json' or 'console'`` for each bad setting."""
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error.get("loc") else "?"
+        given = error.get("input")
+        secret = "token" in field or "password" in field
+        value = f"={given!r}" if isinstance(given, str | int | float) and not secret else ""
+        parts.append(f"OFFERD_{field.upper()}{value}: {error['msg']}")
+    return "; ".join(parts)
+
+
 def main() -> None:
-    cli()
+    from pydantic import ValidationError
+
+    from offerd.cli.serve_lock import HomeInUse
+    from offerd.db import DatabaseUnreachable
+
+    try:
+        cli()
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        typer.echo(f"offerd: configuration error: {_settings_error_line(exc)}", err=True)
+        raise SystemExit(CONFIG_ERROR_EXIT) from None
+    except DatabaseUnreachable as exc:
+        typer.echo(f"offerd: {exc}", err=True)
+        raise SystemExit(CONFIG_ERROR_EXIT) from None
+    except HomeInUse as exc:
+        typer.echo(f"offerd: {exc}", err=True)
+        raise SystemExit(1) from None

@@ -14,6 +14,7 @@ from offerd.db import Database
 from offerd.edge.auth import Authenticator, Caller, check_admin_token
 from offerd.edge.errors import NotFound
 from offerd.edge.headers import RequestMeta, read_meta
+from offerd.edge.ratelimit import RateLimiter
 from offerd.notifications.channels.email import Mailer
 from offerd.offers.catalog import Catalog
 from offerd.settings import Settings
@@ -34,6 +35,7 @@ class Services:
     http: httpx.AsyncClient
     mailer: Mailer
     extras: dict[str, Any] = field(default_factory=dict)
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -63,6 +65,10 @@ async def public_caller(request: Request) -> Caller:
         request.headers.get("authorization"), request.headers.get("host")
     )
     request.state.site_id = caller.site.id
+    limit = caller.site.settings.rate_limit_per_minute
+    if limit is not None:  # unset (the default): no query at all
+        async with svc.db.connection() as conn:
+            await svc.rate_limiter.check(conn, caller.site.id, limit)
     return caller
 
 

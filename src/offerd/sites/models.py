@@ -61,6 +61,14 @@ class SiteSettings(BaseModel):
         description="Origins allowed to embed in_app hosted checkout pages in an iframe: "
         "https://host[:port] or https://*.example.com (http:// with test_mode)",
     )
+    rate_limit_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Requests to /api/v2 the site may make per minute, across all offerd "
+        "processes; past it 429 api_request_limit_exceeded with Retry-After. Unset: no limit "
+        "(Chargebee's plans use 150, 1000 or 3500)",
+    )
 
     @field_validator("checkout_frame_ancestors")
     @classmethod
