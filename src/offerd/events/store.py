@@ -8,15 +8,12 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from offerd.db import Conn, fetchall
+from offerd.events.fragments import COLUMNS
 
-INSERT_EVENT = """
-INSERT INTO offer_events (id, site_id, type, personalized_offer_id, offer_id, option_id,
-    fulfillment_id, customer_id, subscription_id, business_entity_id, experiment_id,
-    experiment_arm, origin, occurred_at)
-VALUES (%(id)s, %(site_id)s, %(type)s, %(personalized_offer_id)s, %(offer_id)s, %(option_id)s,
-    %(fulfillment_id)s, %(customer_id)s, %(subscription_id)s, %(business_entity_id)s,
-    %(experiment_id)s, %(experiment_arm)s, %(origin)s, %(occurred_at)s)
-"""
+INSERT_EVENT = (
+    f"INSERT INTO offer_events ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({c})s' for c in COLUMNS)})"
+)
 
 LIST_EVENTS = """
 SELECT * FROM offer_events

@@ -9,6 +9,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from offerd.db import Conn, fetchone
+from offerd.events import fragments as events
 from offerd.queue import jobs
 
 # What accepting needs of a personalized offer (not its context or origin: large, and only a
@@ -53,13 +54,25 @@ WITH f AS (
     ON CONFLICT (personalized_offer_id) WHERE status <> 'failed' DO NOTHING
     RETURNING id
 ), e AS (
-    INSERT INTO offer_events (id, site_id, type, personalized_offer_id, offer_id, option_id,
-        fulfillment_id, customer_id, subscription_id, business_entity_id, experiment_id,
-        experiment_arm, origin, occurred_at)
-    SELECT %(event_id)s, %(site_id)s, 'accepted', %(personalized_offer_id)s, %(offer_id)s,
-        %(option_id)s, f.id, %(customer_id)s, %(subscription_id)s, %(business_entity_id)s,
-        %(experiment_id)s, %(experiment_arm)s, %(event_origin)s, %(created_at)s
-    FROM f
+    """
+    + events.insert_select(
+        "f",
+        id="%(event_id)s",
+        site_id="%(site_id)s",
+        type="'accepted'",
+        personalized_offer_id="%(personalized_offer_id)s",
+        offer_id="%(offer_id)s",
+        option_id="%(option_id)s",
+        fulfillment_id="f.id",
+        customer_id="%(customer_id)s",
+        subscription_id="%(subscription_id)s",
+        business_entity_id="%(business_entity_id)s",
+        experiment_id="%(experiment_id)s",
+        experiment_arm="%(experiment_arm)s",
+        origin="%(event_origin)s",
+        occurred_at="%(created_at)s",
+    )
+    + """
 ), j AS (
     """
     + jobs.enqueue_select(
@@ -83,7 +96,8 @@ GET_FOR_UPDATE = GET + " FOR UPDATE"
 
 # A transition, its event and the channels listening to it, in one statement: the update only
 # if the fulfillment is still in progress (then the event is written too), the row as updated.
-APPLY_TRANSITION = """
+APPLY_TRANSITION = (
+    """
 WITH u AS (
     UPDATE offer_fulfillments
     SET status = %(status)s,
@@ -94,13 +108,17 @@ WITH u AS (
     WHERE id = %(id)s AND status = 'in_progress'
     RETURNING *
 ), e AS (
-    INSERT INTO offer_events (id, site_id, type, personalized_offer_id, offer_id, option_id,
-        fulfillment_id, customer_id, subscription_id, business_entity_id, experiment_id,
-        experiment_arm, origin, occurred_at)
-    SELECT %(event_id)s, u.site_id, %(event_type)s, u.personalized_offer_id, u.offer_id,
-        u.option_id, u.id, u.customer_id, u.subscription_id, u.business_entity_id,
-        u.experiment_id, u.experiment_arm, %(origin)s, %(now)s
-    FROM u
+    """
+    + events.insert_select(
+        "u",
+        id="%(event_id)s",
+        type="%(event_type)s",
+        origin="%(origin)s",
+        occurred_at="%(now)s",
+        **{c: f"u.{c}" for c in events.COLUMNS if c not in ("id", "type", "origin", "occurred_at")}
+        | {"fulfillment_id": "u.id"},
+    )
+    + """
 ), ch AS (
     SELECT coalesce(jsonb_agg(c ORDER BY c.id), '[]'::jsonb) AS channels
     FROM notification_channels c, u
@@ -116,6 +134,7 @@ SELECT u.*, ch.channels,
     ) END AS personalized_offer
 FROM u, ch
 """
+)
 
 # The fulfillment, locked, with the option as it was when the offer was issued.
 LOCK_WITH_OPTION = """
