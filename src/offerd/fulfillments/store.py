@@ -8,7 +8,7 @@ from typing import Any
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from offerd.db import Conn, fetchone
+from offerd.db import Conn, fetchall, fetchone
 from offerd.events import fragments as events
 from offerd.queue import jobs
 
@@ -235,3 +235,17 @@ LOCK = "SELECT * FROM offer_fulfillments WHERE id = %s FOR UPDATE"
 async def lock(conn: Conn, fulfillment_id: str) -> DictRow | None:
     """The fulfillment row, locked: whoever moves it next holds this lock until commit."""
     return await fetchone(conn, LOCK, (fulfillment_id,))
+
+
+OVERDUE = """
+SELECT * FROM offer_fulfillments
+WHERE status = 'in_progress' AND deadline_at <= %s
+ORDER BY deadline_at
+LIMIT %s
+FOR UPDATE SKIP LOCKED
+"""
+
+
+async def lock_overdue(conn: Conn, *, now: datetime, limit: int) -> list[DictRow]:
+    """In-progress fulfillments past their deadline, locked (others' locked ones skipped)."""
+    return await fetchall(conn, OVERDUE, (now, limit))

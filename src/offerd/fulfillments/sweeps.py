@@ -5,24 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from offerd.db import Conn, fetchall
-from offerd.fulfillments import transitions
+from offerd.db import Conn
+from offerd.fulfillments import store, transitions
 
 BATCH = 200
-
-_OVERDUE = """
-SELECT * FROM offer_fulfillments
-WHERE status = 'in_progress' AND deadline_at <= %s
-ORDER BY deadline_at
-LIMIT %s
-FOR UPDATE SKIP LOCKED
-"""
 
 
 async def expire_overdue(conn: Conn, now: datetime, _resources: Any) -> int:
     """Fail what is still in progress past its site's limit (7 days by default) as
     ``fulfillment_expired``; a batch per run, in the caller's transaction."""
-    rows = await fetchall(conn, _OVERDUE, (now, BATCH))
+    rows = await store.lock_overdue(conn, now=now, limit=BATCH)
     for row in rows:
         days = (row["deadline_at"] - row["created_at"]).days
         await transitions.fail(
