@@ -31,6 +31,12 @@ is processed), ``apply_then_drop_connection(n)`` (the next n changes are applied
 their idempotency key, then the connection is closed with no answer), ``latency(seconds)``,
 ``revoke_key()``. ``calls`` records every request and its answer.
 
+Fixtures: ``chargebee_fake`` (a running fake, site ``acme``, key ``test_cb_key``) and
+``chargebee_sdk`` (the SDK pointed at it, ``*.localhost`` resolving to 127.0.0.1 and
+``Chargebee.verify_ca_certs`` off for the test only); register them by importing them into a
+``conftest.py`` or test module (``from tests.fakes.chargebee_api import chargebee_fake,
+chargebee_sdk, localhost_dns  # noqa: F401``).
+
 Webhooks: every change queues the events Chargebee would send (``take_events()``);
 ``event_for(sub_id, type)`` builds one from the current state; ``post_events(url, events, user,
 password, duplicates=, order=)`` delivers them as Chargebee does (JSON, HTTP Basic).
@@ -145,6 +151,12 @@ class FakeChargebee:
                 ids.append(sub["id"])
             return ids
 
+    def update(self, kind: str, ident: str, **fields: Any) -> Obj:
+        """Change an object as if in Chargebee's UI (``kind``: customer, coupon, item_price or
+        subscription): bumps its version and queues the event Chargebee would send."""
+        with self._server.lock:
+            return copy.deepcopy(self.store.update(kind, ident, fields))
+
     def subscription(self, ident: str) -> Obj:
         with self._server.lock:
             return copy.deepcopy(self.store.subscriptions[ident])
@@ -161,10 +173,12 @@ class FakeChargebee:
 
     # --- faults ------------------------------------------------------------------------------
 
-    def fail_next(self, n: int = 1, status: int = 500, retry_after: int | None = None) -> None:
-        """The next ``n`` requests are answered ``status`` (500, 429, 503…) without processing."""
+    def fail_next(self, n: int = 1, status: int = 500, retry_after: int | None = None,
+                  method: str | None = None) -> None:
+        """The next ``n`` requests (only ``method`` ones, if given) are answered ``status`` (500,
+        429, 503…, with ``Retry-After`` if given) without being processed."""
         with self._server.lock:
-            self._server.faults.failures.extend([(status, retry_after)] * n)
+            self._server.faults.failures.extend([(status, retry_after, method)] * n)
 
     def apply_then_drop_connection(self, n: int = 1) -> None:
         with self._server.lock:
@@ -191,8 +205,14 @@ class FakeChargebee:
             return events
 
     def event_for(self, sub_id: str, event_type: str = "subscription_changed") -> Obj:
+        """An event carrying the subscription (and its customer) as they are now."""
         with self._server.lock:
             return self.store.event(event_type, self.store.subscriptions[sub_id])
+
+    def event(self, event_type: str, **content: Obj) -> Obj:
+        """An event with the given content, e.g. ``event("coupon_updated", coupon=c)``."""
+        with self._server.lock:
+            return self.store.make_event(event_type, content)
 
     @staticmethod
     def post_events(url: str, events: Iterable[Obj], username: str, password: str,

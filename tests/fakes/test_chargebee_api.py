@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -16,7 +17,12 @@ import pytest
 from chargebee import Chargebee
 from chargebee.api_error import APIError, InvalidRequestError, OperationFailedError
 
-from tests.fakes.chargebee_api import FakeChargebee
+from tests.fakes.chargebee_api import (  # noqa: F401  (fixtures registered by import)
+    FakeChargebee,
+    chargebee_fake,
+    chargebee_sdk,
+    localhost_dns,
+)
 from tests.support.receiver import Receiver
 
 DAY = 86_400
@@ -24,23 +30,27 @@ KEY = "chargebee-idempotency-key"
 
 
 @pytest.fixture
-def fake(chargebee_fake: FakeChargebee) -> FakeChargebee:
-    """Site acme: a monthly plan at 10.00, a yearly one at 100.00, an addon, two coupons."""
-    chargebee_fake.seed_item_price("basic-USD-monthly", 1000, item_id="basic")
-    chargebee_fake.seed_item_price("pro-USD-monthly", 3000, item_id="pro")
-    chargebee_fake.seed_item_price("basic-EUR-monthly", 900, item_id="basic", currency_code="EUR")
-    chargebee_fake.seed_item_price("seats-USD-monthly", 200, item_type="addon")
-    chargebee_fake.seed_coupon("TEN", discount_percentage=10.0)
-    chargebee_fake.seed_coupon("FIVE_OFF", discount_type="fixed_amount", discount_amount=500)
-    chargebee_fake.seed_coupon("OLD", status="expired")
-    chargebee_fake.seed_customer("cus_1", email="ada@example.com")
-    chargebee_fake.seed_subscription("sub_1", customer_id="cus_1", items="basic-USD-monthly")
-    return chargebee_fake
+def fake(request: pytest.FixtureRequest) -> FakeChargebee:
+    """Site acme: monthly plans at 10.00 and 30.00 (and one in EUR), an addon, three coupons
+    (one expired), customer cus_1 with an active monthly subscription sub_1."""
+    running: FakeChargebee = request.getfixturevalue("chargebee_fake")
+    running.seed_item_price("basic-USD-monthly", 1000, item_id="basic")
+    running.seed_item_price("pro-USD-monthly", 3000, item_id="pro")
+    running.seed_item_price("basic-EUR-monthly", 900, item_id="basic", currency_code="EUR")
+    running.seed_item_price("seats-USD-monthly", 200, item_type="addon")
+    running.seed_coupon("TEN", discount_percentage=10.0)
+    running.seed_coupon("FIVE_OFF", discount_type="fixed_amount", discount_amount=500)
+    running.seed_coupon("OLD", status="expired")
+    running.seed_customer("cus_1", email="ada@example.com")
+    running.seed_subscription("sub_1", customer_id="cus_1", items="basic-USD-monthly")
+    return running
 
 
 @pytest.fixture
-def cb(chargebee_sdk: Chargebee, fake: FakeChargebee) -> Chargebee:
-    return chargebee_sdk
+def cb(request: pytest.FixtureRequest, fake: FakeChargebee) -> Chargebee:
+    """The SDK pointed at the fake (``Chargebee.verify_ca_certs`` restored after the test)."""
+    sdk: Chargebee = request.getfixturevalue("chargebee_sdk")
+    return sdk
 
 
 def refused(call: Any) -> APIError:
@@ -129,6 +139,13 @@ def test_lists_paginate_with_next_offset(fake: FakeChargebee, cb: Chargebee) -> 
     assert seen[:10_000] == ids and seen[10_000:] == ["sub_1"]  # oldest first, each once
     newest = cb.Subscription.list({"limit": 2})
     assert [r.subscription.id for r in newest.list] == ["sub_1", ids[-1]] and newest.next_offset
+    fake.clock.advance(10)
+    fake.seed_subscription("sub_p", items="basic-USD-monthly", status="paused")
+    fake.update("subscription", "sub_1", auto_collection="off")
+    recent = cb.Subscription.list({"updated_at": {"after": fake.clock.now - 1}})
+    assert {r.subscription.id for r in recent.list} == {"sub_1", "sub_p"}
+    stopped = cb.Subscription.list({"status": {"in": ["paused", "cancelled"]}})
+    assert [r.subscription.id for r in stopped.list] == ["sub_p"]
     only = cb.Subscription.list({"customer_id": {"is": "cus_1"}})
     assert [r.subscription.id for r in only.list] == ["sub_1"] and only.next_offset is None
     assert refused(lambda: cb.Subscription.list({"limit": 101})).param == "limit"
@@ -347,6 +364,18 @@ def test_keys_expire_after_30_fake_minutes(fake: FakeChargebee, cb: Chargebee) -
     assert fake.subscription("sub_1")["status"] == "paused"
 
 
+def test_concurrent_retries_with_one_key_apply_once(fake: FakeChargebee, cb: Chargebee) -> None:
+    def call(_: int) -> bool:
+        got = cb.Subscription.change_term_end(
+            "sub_1", {"term_ends_at": fake.clock.now + 40 * DAY}, headers={KEY: "same"})
+        return bool(got.is_idempotency_replayed)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        replayed = list(pool.map(call, range(6)))
+    assert sorted(replayed) == [False] + [True] * 5
+    assert len(fake.history("sub_1")) == 1
+
+
 def test_refusals_are_not_stored_under_the_key(fake: FakeChargebee, cb: Chargebee) -> None:
     fake.seed_subscription("s", items="basic-USD-monthly", status="paused")
     refused(lambda: cb.Subscription.remove_scheduled_cancellation("s", headers={KEY: "k"}))
@@ -408,6 +437,15 @@ def test_fail_next_answers_errors_without_processing(
     assert fake.history("sub_1") == []
     got = cb.Subscription.update_for_items("sub_1", {"coupon_ids": ["TEN"]}, headers={KEY: "k"})
     assert got.is_idempotency_replayed is False and len(fake.history("sub_1")) == 1
+
+
+def test_fail_next_can_spare_reads(fake: FakeChargebee, cb: Chargebee) -> None:
+    fake.fail_next(1, status=503, method="POST")
+    assert cb.Subscription.retrieve("sub_1").subscription.status == "active"  # a re-read works
+    error = refused(lambda: cb.Subscription.pause("sub_1", {"pause_option": "immediately"}))
+    assert error.http_status_code == 503
+    assert cb.Subscription.pause("sub_1", {"pause_option": "immediately"}).subscription.status == (
+        "paused")
 
 
 def test_apply_then_drop_connection_applies_once_and_replays(
@@ -473,3 +511,22 @@ def test_post_events_duplicates_and_reorders_with_basic_auth(fake: FakeChargebee
     expected = "Basic " + base64.b64encode(b"hook-user:hook-pass").decode()
     assert {r.headers["authorization"] for r in got} == {expected}
     assert got[0].headers["content-type"] == "application/json"
+
+
+def test_out_of_band_changes_bump_versions_and_queue_events(
+    fake: FakeChargebee, cb: Chargebee
+) -> None:
+    before = cb.Coupon.retrieve("TEN").coupon.resource_version
+    fake.clock.advance(5)
+    fake.update("coupon", "TEN", status="archived")
+    fake.update("subscription", "sub_1", auto_collection="off")
+    coupon_event, sub_event = fake.take_events()
+    assert coupon_event["event_type"] == "coupon_updated"
+    assert coupon_event["content"]["coupon"]["status"] == "archived"
+    assert coupon_event["content"]["coupon"]["resource_version"] > before
+    assert sub_event["event_type"] == "subscription_changed"
+    assert [h["op"] for h in fake.history("sub_1")] == ["external_update"]
+    error = refused(lambda: cb.Subscription.update_for_items("sub_1", {"coupon_ids": ["TEN"]}))
+    assert (error.api_error_code, error.param) == ("param_wrong_value", "coupon_ids[0]")
+    custom = fake.event("customer_changed", customer=fake.seed_customer("cus_9"))
+    assert custom["content"]["customer"]["id"] == "cus_9" and custom["api_version"] == "v2"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import threading
 import time
@@ -70,9 +71,16 @@ class Faults:
     """What the test asked to go wrong next (read and consumed under the fake's lock)."""
 
     def __init__(self) -> None:
-        self.failures: list[tuple[int, int | None]] = []
+        self.failures: list[tuple[int, int | None, str | None]] = []
         self.drops = 0
         self.latency = 0.0
+
+    def take_failure(self, method: str) -> tuple[int, int | None] | None:
+        for n, (status, retry_after, only) in enumerate(self.failures):
+            if only is None or only == method:
+                del self.failures[n]
+                return status, retry_after
+        return None
 
 
 class Server:
@@ -85,6 +93,7 @@ class Server:
         self.faults = Faults()
         self.calls: list[Call] = []
         self.idempotency: dict[str, _Stored] = {}
+        self.list_cache: dict[str, dict[Any, Any]] = {}
 
     # --- one request ---------------------------------------------------------------------------
 
@@ -96,7 +105,7 @@ class Server:
         key = headers.get("chargebee-idempotency-key")
         with self.lock:
             latency = self.faults.latency
-            failure = self.faults.failures.pop(0) if self.faults.failures else None
+            failure = self.faults.take_failure(method)
         if latency:
             time.sleep(latency)
         try:
@@ -147,7 +156,9 @@ class Server:
                 objects, wrap, what = getters[parts[0]]
                 with self.lock:
                     if len(parts) == 1:
-                        return Reply(200, listing(list(objects.values()), params, wrap))
+                        cache = self.list_cache.setdefault(parts[0], {})
+                        return Reply(200, listing(list(objects.values()), params, wrap, cache,
+                                                  store.generation))
                     if parts[1] not in objects:
                         raise not_found(what, parts[1])
                     return Reply(200, json.loads(json.dumps(wrap(objects[parts[1]]))))
@@ -191,9 +202,14 @@ class Server:
         return Reply(200, body, drop=drop)
 
 
-def listing(objects: list[Obj], params: dict[str, str], wrap: Callable[[Obj], Obj]) -> Obj:
+def listing(objects: list[Obj], params: dict[str, str], wrap: Callable[[Obj], Obj],
+            cache: dict[Any, Any] | None = None, generation: Any = None) -> Obj:
     """A list page: ``limit`` (1–100, default 10), ``offset`` = a previous ``next_offset``,
-    ``field[op]`` filters, ``sort_by[asc|desc]`` (default newest ``created_at`` first)."""
+    ``field[op]`` filters, ``sort_by[asc|desc]`` (default newest ``created_at`` first).
+
+    The offset names the last row seen (Chargebee's is opaque too), so pages stay stable while
+    rows are added. The sorted rows are cached per ``generation`` so a 10,000-row sync pages fast.
+    """
     limit = forms.integer(params, "limit") or 10
     if not 1 <= limit <= 100:
         raise wrong("limit", "should be between 1 and 100")
@@ -204,12 +220,16 @@ def listing(objects: list[Obj], params: dict[str, str], wrap: Callable[[Obj], Ob
             if value not in ("created_at", "updated_at"):
                 raise wrong(f"sort_by[{direction}]", f"cannot sort by {value}")
             sort_field, descending = value, direction == "desc"
-
-    def order(obj: Obj) -> tuple[int, str]:
-        return (int(obj.get(sort_field) or 0), str(obj["id"]))
-
-    rows = [o for o in objects if _matches(o, params)]
-    rows.sort(key=order, reverse=descending)
+    checks = _filters(params)
+    cache_key = (id(objects) if generation is None else generation, sort_field)
+    rows = cache.get(cache_key) if cache is not None else None
+    if rows is None:
+        rows = sorted(((int(o.get(sort_field) or 0), str(o["id"])), o) for o in objects)
+        if cache is not None:
+            cache.clear()
+            cache[cache_key] = rows
+    order = list(reversed(rows)) if descending else rows
+    start = 0
     offset = forms.text(params, "offset")
     if offset is not None:
         try:
@@ -217,32 +237,56 @@ def listing(objects: list[Obj], params: dict[str, str], wrap: Callable[[Obj], Ob
             mark = (int(mark_at), str(mark_id))
         except (ValueError, TypeError):
             raise wrong("offset", "invalid offset") from None
-        rows = [o for o in rows if (order(o) < mark if descending else order(o) > mark)]
-    page = rows[:limit]
-    body: Obj = {"list": [json.loads(json.dumps(wrap(o))) for o in page]}
-    if len(rows) > limit:
-        last = order(page[-1])
+        keys = [k for k, _ in rows]
+        if descending:
+            start = len(rows) - bisect.bisect_left(keys, mark)
+        else:
+            start = bisect.bisect_right(keys, mark)
+    page: list[tuple[tuple[int, str], Obj]] = []
+    more = False
+    for row in order[start:]:
+        if all(check(row[1]) for check in checks):
+            if len(page) == limit:
+                more = True
+                break
+            page.append(row)
+    body: Obj = {"list": [json.loads(json.dumps(wrap(o))) for _, o in page]}
+    if more:
+        last = page[-1][0]
         body["next_offset"] = json.dumps([str(last[0]), last[1]])
     return body
 
 
-def _matches(obj: Obj, params: dict[str, str]) -> bool:
+def _filters(params: dict[str, str]) -> list[Callable[[Obj], bool]]:
+    """``status[is]=active``, ``id[in]=[…]``, ``updated_at[after]=t``… as predicates."""
+    checks: list[Callable[[Obj], bool]] = []
     for name, value in params.items():
         attr, _, rest = name.partition("[")
         op = rest.rstrip("]")
-        if attr == "sort_by" or op not in _FILTER_OPS:
-            continue
-        have = obj.get(attr)
-        if op in ("is", "is_not") and (str(have).lower() == value.lower()) != (op == "is"):
-            return False
-        if op in ("in", "not_in") and (str(have) in forms.string_list(value, name)) != (op == "in"):
-            return False
-        if op in ("after", "before"):
-            if have is None or (int(have) > int(value)) != (op == "after") or int(have) == int(value):
-                return False
-        if op == "starts_with" and not str(have).startswith(value):
-            return False
-    return True
+        if attr != "sort_by" and op in _FILTER_OPS:
+            checks.append(_predicate(attr, op, value, name))
+    return checks
+
+
+def _predicate(attr: str, op: str, value: str, name: str) -> Callable[[Obj], bool]:
+    if op in ("after", "before"):
+        bound = forms.integer({name: value}, name) or 0
+
+        def timed(obj: Obj) -> bool:
+            have = obj.get(attr)
+            return have is not None and (have > bound if op == "after" else have < bound)
+
+        return timed
+    values = forms.string_list(value, name) if op in ("in", "not_in") else [value]
+    wanted = {v.lower() for v in values}
+
+    def compared(obj: Obj) -> bool:
+        have = str(obj.get(attr)).lower()
+        if op == "starts_with":
+            return have.startswith(value.lower())
+        return (have in wanted) == (op in ("is", "in"))
+
+    return compared
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -56,6 +56,7 @@ class Store:
         self.histories: dict[str, list[Obj]] = {}
         self.scheduled: dict[str, Obj] = {}  # end_of_term changes waiting for the term end
         self.events: list[Obj] = []
+        self.generation = 0  # bumped on every write: list pages cache their sort by it
         self._ids = itertools.count(1)
         self._versions = itertools.count(1)
 
@@ -104,6 +105,7 @@ class Store:
         }
         obj.update(fields)
         self.customers[ident] = prune(obj)
+        self.generation += 1
         return self.customers[ident]
 
     def seed_item_price(
@@ -123,6 +125,7 @@ class Store:
         }
         obj.update(fields)
         self.item_prices[ident] = prune(obj)
+        self.generation += 1
         return self.item_prices[ident]
 
     def seed_coupon(
@@ -151,6 +154,7 @@ class Store:
         }
         obj.update(fields)
         self.coupons[ident] = prune(obj)
+        self.generation += 1
         return self.coupons[ident]
 
     def seed_subscription(
@@ -208,6 +212,7 @@ class Store:
         sub.update(fields)
         self._finish(sub)
         self.subscriptions[ident] = sub
+        self.generation += 1
         self.histories.setdefault(ident, [])
         return sub
 
@@ -253,6 +258,7 @@ class Store:
                  events: Iterable[str]) -> None:
         self._finish(sub)
         sub["updated_at"] = self.clock.now
+        self.generation += 1
         sub["resource_version"] = max(self.version(), sub["resource_version"] + 1)
         self.histories[sub["id"]].append({
             "op": op, "at": self.clock.now, "resource_version": sub["resource_version"],
@@ -263,15 +269,38 @@ class Store:
 
     def event(self, event_type: str, sub: Obj) -> Obj:
         """An event as Chargebee posts it to a webhook, carrying the objects as they are now."""
+        return self.make_event(
+            event_type, {"subscription": sub, "customer": self.customers[sub["customer_id"]]}
+        )
+
+    def make_event(self, event_type: str, content: Mapping[str, Obj]) -> Obj:
         return {
             "id": self.new_id("ev"), "occurred_at": self.clock.now, "source": "api",
             "object": "event", "api_version": "v2", "event_type": event_type,
-            "webhook_status": "scheduled",
-            "content": {
-                "subscription": copy.deepcopy(sub),
-                "customer": copy.deepcopy(self.customers[sub["customer_id"]]),
-            },
+            "webhook_status": "scheduled", "content": copy.deepcopy(dict(content)),
         }
+
+    def update(self, kind: str, ident: str, fields: Mapping[str, Any]) -> Obj:
+        """An out-of-band change (Chargebee's UI, another integration) and its event."""
+        if kind == "subscription":
+            sub = self.subscription(ident)
+            sub.update(fields)
+            self._changed(sub, "external_update", {}, None, ["subscription_changed"])
+            return sub
+        objects, event_type = {
+            "customer": (self.customers, "customer_changed"),
+            "coupon": (self.coupons, "coupon_updated"),
+            "item_price": (self.item_prices, "item_price_updated"),
+        }[kind]
+        if ident not in objects:
+            raise KeyError(f"no {kind} {ident}")
+        obj = objects[ident]
+        obj.update(fields)
+        obj["updated_at"] = self.clock.now
+        obj["resource_version"] = max(self.version(), obj["resource_version"] + 1)
+        self.generation += 1
+        self.events.append(self.make_event(event_type, {kind: obj}))
+        return obj
 
     def wrapped(self, sub: Obj) -> Obj:
         return {"subscription": sub, "customer": self.customers[sub["customer_id"]]}
@@ -415,12 +444,12 @@ class Store:
 
     def resume(self, sub_id: str, params: forms.Params, key: str | None) -> Obj:
         sub = self.subscription(sub_id)
-        option = forms.choice(params, "resume_option", ("immediately", "specific_date"), None)
+        option = forms.choice(
+            params, "resume_option", ("immediately", "specific_date"), "immediately"
+        )
         if sub["status"] != "paused":
             raise bad_state(f"Subscription in {sub['status']} state cannot be resumed")
         now = self.clock.now
-        if option is None:
-            raise missing("resume_option")
         if option == "specific_date":
             at = forms.integer(params, "resume_date", required=True) or 0
             if at <= now:
