@@ -21,10 +21,13 @@ naming ``param``), unknown objects (404 ``resource_not_found``), the subscriptio
 clock with ``chargebee-idempotency-replayed: true``; other parameters under the same key → 422
 ``unable_to_process_request``). Objects are shaped like Chargebee's documented ones.
 
-Ending a trial now: Chargebee's ``change_term_end`` needs a future ``term_ends_at``, so the fake
-refuses "now" there; ``update_for_items`` with a backdated ``trial_end`` (e.g. the current time
-or 0) on an ``in_trial`` subscription activates it now — the fake implements that as the
-documented way to convert a trial.
+Ending a trial now: Chargebee's ``change_term_end`` reference requires a future
+``term_ends_at``, so the fake refuses "now" there (400 ``param_wrong_value``). The fake ends a
+trial when ``update_for_items`` gets a ``trial_end`` at or before now (e.g. 0) on an ``in_trial``
+subscription: it turns ``active`` with a fresh term. That follows our reading of the
+``update_for_items`` reference (a backdated ``trial_end`` is allowed for ``in_trial``
+subscriptions and activates them); it could not be confirmed against the stored reference pages,
+so check it before offerd relies on it.
 
 Faults, from the test's thread: ``fail_next(n, status, retry_after)`` (answered before anything
 is processed), ``apply_then_drop_connection(n)`` (the next n changes are applied and stored under
