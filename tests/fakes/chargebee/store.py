@@ -168,6 +168,9 @@ class Store:
             raise ValueError(f"unknown status {status!r}")
         now = self.clock.now
         ident = ident or self.new_id("sub")
+        coupon_ids = list(coupon_ids)
+        for c in coupon_ids:
+            self.coupon(c)
         if customer_id is None:
             customer_id = self.seed_customer()["id"]
         self.customer(customer_id)
@@ -191,8 +194,6 @@ class Store:
             "due_invoices_count": 0, "auto_collection": "on", "exchange_rate": 1.0,
             "base_currency_code": plan["currency_code"],
         }
-        for c in coupon_ids:
-            self.coupon(c)
         if status == "in_trial":
             trial_end = trial_end or now + 14 * 86_400
             sub.update(trial_start=start, trial_end=trial_end, current_term_end=trial_end,
@@ -206,7 +207,7 @@ class Store:
             sub.update(cancelled_at=now, current_term_start=None, current_term_end=None,
                        next_billing_at=None)
         elif status == "paused":
-            sub.update(pause_date=pause_date or now, resume_date=resume_date)
+            sub.update(pause_date=pause_date or now, resume_date=resume_date, next_billing_at=None)
         if pause_date is not None and status != "paused":
             sub["pause_date"] = pause_date
         sub.update(fields)
