@@ -1,0 +1,1 @@
+"""Stateful fakes of the billing providers' APIs, driven by their unmodified SDKs in tests."""

@@ -1,0 +1,1 @@
+"""A stateful fake of the Chargebee Billing API (see ``tests/fakes/chargebee_api.py``)."""
