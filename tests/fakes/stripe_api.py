@@ -39,8 +39,12 @@ __all__ = ["API_VERSION", "FakeStripe", "fake_stripe"]
 
 
 class FakeStripe:
-    def __init__(self, api_key: str = "sk_test_fake_4242424242424242",
-                 webhook_secret: str = "whsec_fake_secret", now: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        api_key: str = "sk_test_fake_4242424242424242",
+        webhook_secret: str = "whsec_fake_secret",
+        now: Callable[[], int] | None = None,
+    ) -> None:
         self.api_key, self.webhook_secret = api_key, webhook_secret
         self.store = Store(now)
         self.faults = Faults()
@@ -54,8 +58,15 @@ class FakeStripe:
 
     def start(self) -> FakeStripe:
         self.port = free_port()
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None,
-                                access_log=False, lifespan="off", loop="asyncio")
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            loop="asyncio",
+        )
         self._server = server = uvicorn.Server(config)
         self._thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
         self._thread.start()
@@ -86,7 +97,9 @@ class FakeStripe:
     def client(self, api_key: str | None = None, **options: Any) -> stripe.StripeClient:
         """The unmodified SDK pointed here; no SDK retries unless ``max_network_retries`` is given."""
         options.setdefault("max_network_retries", 0)
-        return stripe.StripeClient(api_key or self.api_key, base_addresses={"api": self.url}, **options)
+        return stripe.StripeClient(
+            api_key or self.api_key, base_addresses={"api": self.url}, **options
+        )
 
     # --- seeding (no HTTP, no events) ------------------------------------------------------
 
@@ -99,8 +112,9 @@ class FakeStripe:
     def seed_coupon(self, **fields: Any) -> dict[str, Any]:
         return seed.coupon(self.store, **fields)
 
-    def seed_subscription(self, customer: str | dict[str, Any], price: str | dict[str, Any],
-                          **fields: Any) -> dict[str, Any]:
+    def seed_subscription(
+        self, customer: str | dict[str, Any], price: str | dict[str, Any], **fields: Any
+    ) -> dict[str, Any]:
         return seed.subscription(self.store, customer, price, **fields)
 
     def seed_many(self, count: int, price: str | dict[str, Any], **fields: Any) -> list[str]:
@@ -137,14 +151,24 @@ class FakeStripe:
 
     # --- faults ----------------------------------------------------------------------------
 
-    def fail_next(self, n: int = 1, status: int = 500, *, retry_after: int | None = None,
-                  should_retry: bool | None = None, apply: bool = False, store: bool | None = None,
-                  methods: tuple[str, ...] = ("POST", "DELETE")) -> None:
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 500,
+        *,
+        retry_after: int | None = None,
+        should_retry: bool | None = None,
+        apply: bool = False,
+        store: bool | None = None,
+        methods: tuple[str, ...] = ("POST", "DELETE"),
+    ) -> None:
         """Answer the next ``n`` matching requests with ``status``. A 500 is stored against the
         idempotency key (Stripe replays it) unless ``store=False``; 429/503 come before the API
         runs and are never stored. ``apply=True``: the change is made, then the error answered."""
         stored = status == 500 if store is None else store
-        self.faults.add(Fault("status", status, retry_after, should_retry, apply, stored, methods), n)
+        self.faults.add(
+            Fault("status", status, retry_after, should_retry, apply, stored, methods), n
+        )
 
     def apply_then_drop_connection(self, n: int = 1) -> None:
         """The next ``n`` mutating requests are applied and their answer stored against the
@@ -167,21 +191,36 @@ class FakeStripe:
     def undelivered(self) -> list[dict[str, Any]]:
         """Events recorded since the last ``deliver`` (or since the start)."""
         with self.store.lock:
-            return list(self.store.events[self._delivered:])
+            return list(self.store.events[self._delivered :])
 
-    def signed(self, event: dict[str, Any], secret: str | None = None,
-               timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    def event_for(self, kind: str, oid: str, event_type: str | None = None) -> dict[str, Any]:
+        """An event carrying the object's current state (not recorded): for hand-made deliveries."""
+        with self.store.lock:
+            obj = self.store.get(kind, oid)
+            self.store.emit(event_type or f"{kind}.updated", obj)
+            return self.store.events.pop()
+
+    def signed(
+        self, event: dict[str, Any], secret: str | None = None, timestamp: int | None = None
+    ) -> tuple[bytes, dict[str, str]]:
         return signed(event, secret or self.webhook_secret, timestamp)
 
-    def post_events(self, url: str, events: list[dict[str, Any]], *, secret: str | None = None,
-                    timestamp: int | None = None) -> list[httpx.Response]:
+    def post_events(
+        self,
+        url: str,
+        events: list[dict[str, Any]],
+        *,
+        secret: str | None = None,
+        timestamp: int | None = None,
+    ) -> list[httpx.Response]:
         return post_events(url, events, secret or self.webhook_secret, timestamp=timestamp)
 
-    def deliver(self, url: str, *, reverse: bool = False, duplicate: bool = False,
-                secret: str | None = None) -> list[httpx.Response]:
+    def deliver(
+        self, url: str, *, reverse: bool = False, duplicate: bool = False, secret: str | None = None
+    ) -> list[httpx.Response]:
         """POST the undelivered events: in order, reversed, and/or each twice (as Stripe may)."""
         with self.store.lock:
-            events = self.store.events[self._delivered:]
+            events = self.store.events[self._delivered :]
             self._delivered = len(self.store.events)
         if reverse:
             events = events[::-1]

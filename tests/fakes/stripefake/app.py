@@ -69,7 +69,11 @@ class StripeApp:
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        raw = (scope["query_string"] or b"").decode() if scope["method"] in ("GET", "DELETE") else body.decode()
+        raw = (
+            (scope["query_string"] or b"").decode()
+            if scope["method"] in ("GET", "DELETE")
+            else body.decode()
+        )
         status, payload, extra, drop = self.handle(scope["method"], scope["path"], raw, headers)
         if drop and _cut(send):
             await asyncio.sleep(0)
@@ -80,11 +84,15 @@ class StripeApp:
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": data})
 
-    def handle(self, method: str, path: str, raw: str,
-               headers: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str], bool]:
+    def handle(
+        self, method: str, path: str, raw: str, headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str], bool]:
         request_id = new_id("req")
         key = headers.get("idempotency-key") if method == "POST" else None
-        extra = {"Request-Id": request_id, "Stripe-Version": headers.get("stripe-version", API_VERSION)}
+        extra = {
+            "Request-Id": request_id,
+            "Stripe-Version": headers.get("stripe-version", API_VERSION),
+        }
         if key:
             extra["Idempotency-Key"] = key
         params: dict[str, Any] = {}
@@ -97,19 +105,25 @@ class StripeApp:
                     status, payload = self._fault(early, extra, request_id)
                 else:
                     route, args, params = self._route(method, path, raw)
-                    status, payload, replayed, drop = self._run(route, args, params, key, method, path,
-                                                                raw, request_id, extra)
+                    status, payload, replayed, drop = self._run(
+                        route, args, params, key, method, path, raw, request_id, extra
+                    )
             except StripeError as err:
                 status, payload = err.status, err.body(request_id)
-            self.requests.append(Logged(method, path, params, key, 0 if drop else status, replayed, request_id))
+            self.requests.append(
+                Logged(method, path, params, key, 0 if drop else status, replayed, request_id)
+            )
         return status, payload, extra, drop
 
     def _authenticate(self, header: str) -> None:
         given = header.removeprefix("Bearer ").strip()
         if not header.startswith("Bearer ") or not self.key_valid or given != self.api_key:
             masked = f"{given[:8]}{'*' * max(len(given) - 12, 0)}{given[-4:]}" if given else ""
-            message = (f"Invalid API Key provided: {masked}" if given else
-                       "You did not provide an API key. Provide it in the Authorization header.")
+            message = (
+                f"Invalid API Key provided: {masked}"
+                if given
+                else "You did not provide an API key. Provide it in the Authorization header."
+            )
             raise StripeError(401, message, stored=False)
 
     def _route(self, method: str, path: str, raw: str) -> tuple[Any, list[str], dict[str, Any]]:
@@ -118,22 +132,38 @@ class StripeApp:
             if match and m == method:
                 params = check(parse_form(raw), schema)
                 return handler, [unquote(g) for g in match.groups()], params
-        raise StripeError(404, f"Unrecognized request URL ({method}: {path}). Please see "
-                               "https://stripe.com/docs or we can help at https://support.stripe.com/.",
-                          stored=False)
+        raise StripeError(
+            404,
+            f"Unrecognized request URL ({method}: {path}). Please see "
+            "https://stripe.com/docs or we can help at https://support.stripe.com/.",
+            stored=False,
+        )
 
-    def _run(self, handler: Handler, args: list[str], params: dict[str, Any], key: str | None,
-             method: str, path: str, raw: str, request_id: str,
-             extra: dict[str, str]) -> tuple[int, dict[str, Any], bool, bool]:
+    def _run(
+        self,
+        handler: Handler,
+        args: list[str],
+        params: dict[str, Any],
+        key: str | None,
+        method: str,
+        path: str,
+        raw: str,
+        request_id: str,
+        extra: dict[str, str],
+    ) -> tuple[int, dict[str, Any], bool, bool]:
         fingerprint = (method, path, tuple(sorted(parse_qsl(raw, keep_blank_values=True))))
         if key is not None:
             stored = self.idempotency.get((self.api_key, key))
             if stored is not None:
                 if stored.fingerprint != fingerprint:
                     raise StripeError(
-                        400, "Keys for idempotent requests can only be used with the same parameters "
+                        400,
+                        "Keys for idempotent requests can only be used with the same parameters "
                         f"they were first used with. Try using a key other than '{key}' if you meant "
-                        "to execute a different request.", type_="idempotency_error", stored=False)
+                        "to execute a different request.",
+                        type_="idempotency_error",
+                        stored=False,
+                    )
                 extra.update({"Idempotent-Replayed": "true", "Original-Request": stored.request_id})
                 return stored.status, stored.body, True, False
         fault = self.faults.take(method, during=True)
@@ -153,14 +183,20 @@ class StripeApp:
             self.idempotency[(self.api_key, key)] = Stored(fingerprint, status, payload, request_id)
         return status, payload, False, fault is not None and fault.kind == "drop"
 
-    def _fault(self, fault: Fault, extra: dict[str, str], request_id: str) -> tuple[int, dict[str, Any]]:
+    def _fault(
+        self, fault: Fault, extra: dict[str, str], request_id: str
+    ) -> tuple[int, dict[str, Any]]:
         if fault.retry_after is not None:
             extra["Retry-After"] = str(fault.retry_after)
         if fault.should_retry is not None:
             extra["Stripe-Should-Retry"] = "true" if fault.should_retry else "false"
         if fault.status == 429:
-            err = StripeError(429, "Request rate limit exceeded. Learn more about rate limits here "
-                                   "https://stripe.com/docs/rate-limits.", code="rate_limit")
+            err = StripeError(
+                429,
+                "Request rate limit exceeded. Learn more about rate limits here "
+                "https://stripe.com/docs/rate-limits.",
+                code="rate_limit",
+            )
         else:
             err = StripeError(fault.status, "An unknown error occurred", type_="api_error")
         return fault.status, err.body(request_id)

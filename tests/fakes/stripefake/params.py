@@ -22,10 +22,24 @@ Schema = Any
 class StripeError(Exception):
     """An error answer in Stripe's shape: ``{"error": {"type", "code", "message", "param"}}``."""
 
-    def __init__(self, status: int, message: str, *, type_: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None, stored: bool = True) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        stored: bool = True,
+    ) -> None:
         super().__init__(message)
-        self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
+        self.status, self.message, self.type, self.code, self.param = (
+            status,
+            message,
+            type_,
+            code,
+            param,
+        )
         self.stored = stored  # False: refused before "endpoint execution began" (never replayed)
 
     def body(self, request_id: str) -> dict[str, Any]:
@@ -40,8 +54,13 @@ class StripeError(Exception):
 
 
 def missing(param: str) -> StripeError:
-    return StripeError(400, f"Missing required param: {param}.", code="parameter_missing",
-                       param=param, stored=False)
+    return StripeError(
+        400,
+        f"Missing required param: {param}.",
+        code="parameter_missing",
+        param=param,
+        stored=False,
+    )
 
 
 def no_such(kind: str, oid: str, param: str | None = "id", *, status: int = 404) -> StripeError:
@@ -62,8 +81,13 @@ def parse_form(raw: str) -> dict[str, Any]:
     for name, value in parse_qsl(raw, keep_blank_values=True):
         m = _KEY.match(name)
         if not m:
-            raise StripeError(400, f"Invalid parameter name: {name}", code="parameter_unknown",
-                              param=name, stored=False)
+            raise StripeError(
+                400,
+                f"Invalid parameter name: {name}",
+                code="parameter_unknown",
+                param=name,
+                stored=False,
+            )
         path = [m.group(1), *re.findall(r"\[([^\[\]]*)\]", m.group(2))]
         node = out
         for i, part in enumerate(path[:-1]):
@@ -83,8 +107,13 @@ def check(params: dict[str, Any], schema: dict[str, Schema], prefix: str = "") -
     for key, value in params.items():
         name = f"{prefix}[{key}]" if prefix else key
         if key not in schema and "*" not in schema:
-            raise StripeError(400, f"Received unknown parameter: {name}", code="parameter_unknown",
-                              param=name, stored=False)
+            raise StripeError(
+                400,
+                f"Received unknown parameter: {name}",
+                code="parameter_unknown",
+                param=name,
+                stored=False,
+            )
         sub = schema.get(key, schema.get("*"))
         clean[key] = _check_value(value, sub, name)
     return clean
@@ -94,8 +123,13 @@ def _check_value(value: Any, sub: Schema, name: str) -> Any:
     if sub is None:
         if isinstance(value, dict):
             inner = next(iter(value))
-            raise StripeError(400, f"Received unknown parameter: {name}[{inner}]",
-                              code="parameter_unknown", param=f"{name}[{inner}]", stored=False)
+            raise StripeError(
+                400,
+                f"Received unknown parameter: {name}[{inner}]",
+                code="parameter_unknown",
+                param=f"{name}[{inner}]",
+                stored=False,
+            )
         return value
     if value == "":
         return ""
@@ -109,15 +143,21 @@ def _check_value(value: Any, sub: Schema, name: str) -> Any:
     return check(value, sub, name)
 
 
-def integer(params: dict[str, Any], name: str, default: int | None = None, *,
-            label: str | None = None) -> int | None:
+def integer(
+    params: dict[str, Any], name: str, default: int | None = None, *, label: str | None = None
+) -> int | None:
     if name not in params or params[name] == "":
         return default
     try:
         return int(params[name])
     except (TypeError, ValueError):
-        raise StripeError(400, f"Invalid integer: {params[name]}", code="parameter_invalid_integer",
-                          param=label or name, stored=False) from None
+        raise StripeError(
+            400,
+            f"Invalid integer: {params[name]}",
+            code="parameter_invalid_integer",
+            param=label or name,
+            stored=False,
+        ) from None
 
 
 def boolean(params: dict[str, Any], name: str, *, label: str | None = None) -> bool | None:
@@ -128,11 +168,14 @@ def boolean(params: dict[str, Any], name: str, *, label: str | None = None) -> b
     raise StripeError(400, f"Invalid boolean: {params[name]}", param=label or name, stored=False)
 
 
-def one_of(params: dict[str, Any], name: str, allowed: tuple[str, ...], *,
-           label: str | None = None) -> str | None:
+def one_of(
+    params: dict[str, Any], name: str, allowed: tuple[str, ...], *, label: str | None = None
+) -> str | None:
     value = params.get(name)
     if value is None:
         return None
     if value not in allowed:
-        raise invalid(label or name, f"Invalid {label or name}: must be one of {', '.join(allowed)}")
+        raise invalid(
+            label or name, f"Invalid {label or name}: must be one of {', '.join(allowed)}"
+        )
     return str(value)

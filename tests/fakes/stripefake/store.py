@@ -77,22 +77,33 @@ class Store:
     def add(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             if obj["id"] in self.objects[kind]:
-                raise StripeError(400, f"A {kind} with id {obj['id']} already exists.",
-                                  code="resource_already_exists", param="id")
+                raise StripeError(
+                    400,
+                    f"A {kind} with id {obj['id']} already exists.",
+                    code="resource_already_exists",
+                    param="id",
+                )
             self.objects[kind][obj["id"]] = obj
             self._position[kind][obj["id"]] = len(self._order[kind])
             self._order[kind].append(obj["id"])
             self.versions[obj["id"]] = 1
             return obj
 
-    def get(self, kind: str, oid: str, *, param: str | None = "id", status: int = 404) -> dict[str, Any]:
+    def get(
+        self, kind: str, oid: str, *, param: str | None = "id", status: int = 404
+    ) -> dict[str, Any]:
         obj = self.objects[kind].get(oid)
         if obj is None:
             raise no_such(kind, oid, param, status=status)
         return obj
 
-    def page(self, kind: str, limit: int, starting_after: str | None,
-             keep: Callable[[dict[str, Any]], bool]) -> tuple[list[dict[str, Any]], bool]:
+    def page(
+        self,
+        kind: str,
+        limit: int,
+        starting_after: str | None,
+        keep: Callable[[dict[str, Any]], bool],
+    ) -> tuple[list[dict[str, Any]], bool]:
         """Newest first, ``limit`` objects after ``starting_after``; and whether there are more."""
         order, objs = self._order[kind], self.objects[kind]
         start = len(order) - 1
@@ -118,32 +129,59 @@ class Store:
 
     # --- commits and events ----------------------------------------------------------------
 
-    def _commit(self, old: dict[str, Any], new: dict[str, Any], action: str,
-                params: dict[str, Any], ctx: Ctx, event_type: str) -> dict[str, Any]:
+    def _commit(
+        self,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        action: str,
+        params: dict[str, Any],
+        ctx: Ctx,
+        event_type: str,
+    ) -> dict[str, Any]:
         sid = new["id"]
         for effect in ctx.after_commit:
             effect()
         self.objects["subscription"][sid] = new
         self.versions[sid] += 1
         self.histories.setdefault(sid, []).append(
-            Change(self.versions[sid], action, params, ctx.request_id, ctx.idempotency_key, self.now()))
+            Change(
+                self.versions[sid], action, params, ctx.request_id, ctx.idempotency_key, self.now()
+            )
+        )
         previous = {k: old[k] for k in new if old.get(k) != new[k]}
         self.emit(event_type, new, previous=previous, ctx=ctx)
         return new
 
-    def emit(self, event_type: str, obj: dict[str, Any], *, previous: dict[str, Any] | None = None,
-             ctx: Ctx | None = None) -> None:
+    def emit(
+        self,
+        event_type: str,
+        obj: dict[str, Any],
+        *,
+        previous: dict[str, Any] | None = None,
+        ctx: Ctx | None = None,
+    ) -> None:
         ctx = ctx or Ctx()
-        self.events.append(o.event(event_type, _copy(obj), created=self.now(), previous=previous,
-                                   request_id=ctx.request_id, idempotency_key=ctx.idempotency_key,
-                                   api_version=API_VERSION))
+        self.events.append(
+            o.event(
+                event_type,
+                _copy(obj),
+                created=self.now(),
+                previous=previous,
+                request_id=ctx.request_id,
+                idempotency_key=ctx.idempotency_key,
+                api_version=API_VERSION,
+            )
+        )
 
     # --- subscriptions ---------------------------------------------------------------------
 
     def update_subscription(self, sid: str, p: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
         old = self.get("subscription", sid)
         if old["status"] == "canceled" and set(p) - {"metadata", "cancellation_details", "expand"}:
-            raise StripeError(400, "A canceled subscription can only update its cancellation_details and metadata.")
+            raise StripeError(
+                400,
+                "A canceled subscription can only update its cancellation_details and metadata.",
+            )
         new, now = _copy(old), self.now()
         one_of(p, "proration_behavior", ("always_invoice", "create_prorations", "none"))
         if "discounts" in p:
@@ -157,7 +195,9 @@ class Store:
         flag = boolean(p, "cancel_at_period_end")
         if flag is not None:
             new["cancel_at_period_end"] = flag
-            new["cancel_at"] = max(i["current_period_end"] for i in new["items"]["data"]) if flag else None
+            new["cancel_at"] = (
+                max(i["current_period_end"] for i in new["items"]["data"]) if flag else None
+            )
         if "metadata" in p:
             new["metadata"] = _merge_metadata(new["metadata"], p["metadata"])
         if "cancellation_details" in p:
@@ -165,34 +205,52 @@ class Store:
             new["cancellation_details"] = {**new["cancellation_details"], **details}
         return self._commit(old, new, "update", p, ctx, "customer.subscription.updated")
 
-    def discounts_for(self, sub: dict[str, Any], wanted: Any, now: int, ctx: Ctx, name: str) -> list[str]:
+    def discounts_for(
+        self, sub: dict[str, Any], wanted: Any, now: int, ctx: Ctx, name: str
+    ) -> list[str]:
         if wanted == "":
             return []
         ids: list[str] = []
         for i, entry in enumerate(wanted):
             if set(entry) - {"coupon", "discount"} or len(entry) != 1:
-                raise invalid(f"{name}[{i}]", f"Provide exactly one of coupon or discount in {name}[{i}].")
+                raise invalid(
+                    f"{name}[{i}]", f"Provide exactly one of coupon or discount in {name}[{i}]."
+                )
             if "discount" in entry:
                 if entry["discount"] not in sub["discounts"]:
-                    raise no_such("discount", entry["discount"], f"{name}[{i}][discount]", status=400)
+                    raise no_such(
+                        "discount", entry["discount"], f"{name}[{i}][discount]", status=400
+                    )
                 ids.append(entry["discount"])
                 continue
             coupon = self.get("coupon", entry["coupon"], param=f"{name}[{i}][coupon]", status=400)
             if not coupon["valid"]:
-                raise StripeError(400, f"Coupon expired: {coupon['id']}", code="coupon_expired",
-                                  param=f"{name}[{i}][coupon]")
-            kept = [d for d in sub["discounts"] if self.discounts[d]["source"]["coupon"] == coupon["id"]]
+                raise StripeError(
+                    400,
+                    f"Coupon expired: {coupon['id']}",
+                    code="coupon_expired",
+                    param=f"{name}[{i}][coupon]",
+                )
+            kept = [
+                d for d in sub["discounts"] if self.discounts[d]["source"]["coupon"] == coupon["id"]
+            ]
             if kept:
                 ids.append(kept[0])
                 continue
             disc = o.discount(coupon, sub=sub, now=now)
             ids.append(disc["id"])
             ctx.pending[disc["id"]] = disc
-            ctx.after_commit.append(lambda d=disc, c=coupon: (
-                self.discounts.__setitem__(d["id"], d), c.__setitem__("times_redeemed", c["times_redeemed"] + 1)))
+            ctx.after_commit.append(self._redeemer(disc, coupon))
         if len(set(ids)) != len(ids):
             raise invalid(name, "The same discount or coupon can't be applied more than once.")
         return ids
+
+    def _redeemer(self, disc: dict[str, Any], coupon: dict[str, Any]) -> Callable[[], None]:
+        def redeem() -> None:
+            self.discounts[disc["id"]] = disc
+            coupon["times_redeemed"] += 1
+
+        return redeem
 
     def apply_items(self, sub: dict[str, Any], wanted: Any, now: int, name: str) -> None:
         """``items[i][id|price|quantity|deleted]`` onto ``sub`` (a copy); also used by the preview."""
@@ -202,8 +260,11 @@ class Store:
         for i, entry in enumerate(wanted):
             label = f"{name}[{i}]"
             qty = integer(entry, "quantity", label=f"{label}[quantity]")
-            price = (self.get("price", entry["price"], param=f"{label}[price]", status=400)
-                     if entry.get("price") else None)
+            price = (
+                self.get("price", entry["price"], param=f"{label}[price]", status=400)
+                if entry.get("price")
+                else None
+            )
             if "id" in entry:
                 matches = [it for it in items if it["id"] == entry["id"]]
                 if not matches:
@@ -216,13 +277,19 @@ class Store:
                 if price is None:
                     raise missing(f"{label}[price]")
                 first = items[0] if items else None
-                period = ((first["current_period_start"], first["current_period_end"]) if first
-                          else (now, now + INTERVAL_SECONDS[price["recurring"]["interval"]]))
+                period = (
+                    (first["current_period_start"], first["current_period_end"])
+                    if first
+                    else (now, now + INTERVAL_SECONDS[price["recurring"]["interval"]])
+                )
                 item = o.subscription_item(sub["id"], price, quantity=1, created=now, period=period)
                 items.append(item)
             if price is not None:
                 if price["currency"] != sub["currency"]:
-                    raise invalid(f"{label}[price]", "All prices on a subscription must have the same currency.")
+                    raise invalid(
+                        f"{label}[price]",
+                        "All prices on a subscription must have the same currency.",
+                    )
                 item["price"], item["plan"] = dict(price), o.plan_of(price)
             if qty is not None:
                 if qty < 0:
@@ -240,8 +307,12 @@ class Store:
         behavior = value.get("behavior")
         if behavior is None:
             raise missing("pause_collection[behavior]")
-        one_of(value, "behavior", ("keep_as_draft", "mark_uncollectible", "void"),
-               label="pause_collection[behavior]")
+        one_of(
+            value,
+            "behavior",
+            ("keep_as_draft", "mark_uncollectible", "void"),
+            label="pause_collection[behavior]",
+        )
         resumes_at = integer(value, "resumes_at", label="pause_collection[resumes_at]")
         return {"behavior": behavior, "resumes_at": resumes_at}
 
@@ -257,10 +328,15 @@ class Store:
         end = integer({"trial_end": value}, "trial_end")
         assert end is not None
         if end <= now:
-            raise invalid("trial_end", "Invalid timestamp: must be an integer Unix timestamp in the future.")
+            raise invalid(
+                "trial_end", "Invalid timestamp: must be an integer Unix timestamp in the future."
+            )
         if sub["status"] not in ("active", "trialing"):
-            raise StripeError(400, f"A subscription with status {sub['status']} can't be given a trial.",
-                              param="trial_end")
+            raise StripeError(
+                400,
+                f"A subscription with status {sub['status']} can't be given a trial.",
+                param="trial_end",
+            )
         sub["status"], sub["trial_end"] = "trialing", end
         sub["trial_start"] = sub["trial_start"] or now
         for item in sub["items"]["data"]:
@@ -274,8 +350,11 @@ class Store:
         boolean(p, "prorate")
         new, now = _copy(old), self.now()
         new.update(status="canceled", canceled_at=now, ended_at=now, cancel_at=None)
-        new["cancellation_details"] = {**new["cancellation_details"], **(p.get("cancellation_details") or {}),
-                                       "reason": "cancellation_requested"}
+        new["cancellation_details"] = {
+            **new["cancellation_details"],
+            **(p.get("cancellation_details") or {}),
+            "reason": "cancellation_requested",
+        }
         return self._commit(old, new, "cancel", p, ctx, "customer.subscription.deleted")
 
     def pause_subscription(self, sid: str, p: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
@@ -290,10 +369,15 @@ class Store:
     def resume_subscription(self, sid: str, p: dict[str, Any], ctx: Ctx) -> dict[str, Any]:
         old = self.get("subscription", sid)
         if old["status"] != "paused":
-            raise StripeError(400, f"Only a paused subscription can be resumed; this one is {old['status']}.")
+            raise StripeError(
+                400, f"Only a paused subscription can be resumed; this one is {old['status']}."
+            )
         anchor = (p.get("billing_cycle_anchor") or {}).get("type", "now")
         if anchor not in ("now", "unchanged"):
-            raise invalid("billing_cycle_anchor[type]", "Invalid billing_cycle_anchor[type]: must be now or unchanged")
+            raise invalid(
+                "billing_cycle_anchor[type]",
+                "Invalid billing_cycle_anchor[type]: must be now or unchanged",
+            )
         new, now = _copy(old), self.now()
         new["status"] = "active"
         if anchor == "now":

@@ -23,7 +23,9 @@ def signature_header(payload: bytes, secret: str, timestamp: int | None = None) 
     return f"t={t},v1={mac}"
 
 
-def signed(event: dict[str, Any], secret: str, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+def signed(
+    event: dict[str, Any], secret: str, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
     """The body and headers Stripe would send for ``event``."""
     payload = orjson.dumps(event, option=orjson.OPT_INDENT_2)
     return payload, {
@@ -33,8 +35,14 @@ def signed(event: dict[str, Any], secret: str, timestamp: int | None = None) -> 
     }
 
 
-def post_events(url: str, events: Iterable[dict[str, Any]], secret: str, *,
-                timestamp: int | None = None, timeout: float = 30.0) -> list[httpx.Response]:
+def post_events(
+    url: str,
+    events: Iterable[dict[str, Any]],
+    secret: str,
+    *,
+    timestamp: int | None = None,
+    timeout: float = 30.0,
+) -> list[httpx.Response]:
     """POST each event, in the order given (reorder or repeat the list to test out-of-order and
     duplicate delivery); returns the responses."""
     responses = []
