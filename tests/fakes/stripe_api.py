@@ -182,6 +182,10 @@ class FakeStripe:
         """Every request then gets 401 (a rolled or revoked key)."""
         self.app.key_valid = not invalid
 
+    def add_api_key(self, api_key: str) -> None:
+        """Another key of the same account (objects shared, idempotency keys not)."""
+        self.app.api_keys.add(api_key)
+
     def clear_faults(self) -> None:
         self.faults.clear()
         self.app.key_valid = True

@@ -289,6 +289,20 @@ def test_the_same_key_replays_the_answer_and_applies_once(
     )
 
 
+def test_idempotency_keys_belong_to_one_api_key(
+    fake_stripe: FakeStripe, seeded: dict[str, Any]
+) -> None:
+    sub_id = seeded["sub"]["id"]
+    fake_stripe.add_api_key("sk_test_second_key_9999")
+    first, second = fake_stripe.client(), fake_stripe.client("sk_test_second_key_9999")
+    options: Any = {"idempotency_key": "shared"}
+    first.v1.subscriptions.update(sub_id, {"metadata": {"by": "first"}}, options)
+    by_second = second.v1.subscriptions.update(sub_id, {"metadata": {"by": "second"}}, options)
+    assert by_second.metadata["by"] == "second"  # not the first key's stored answer
+    assert "Idempotent-Replayed" not in by_second.last_response.headers
+    assert len(fake_stripe.history(sub_id)) == 2
+
+
 def test_a_stored_500_is_replayed_and_a_new_key_applies_once(
     fake_stripe: FakeStripe, seeded: dict[str, Any]
 ) -> None:

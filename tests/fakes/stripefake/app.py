@@ -50,7 +50,8 @@ class Stored:
 
 class StripeApp:
     def __init__(self, store: Store, faults: Faults, api_key: str) -> None:
-        self.store, self.faults, self.api_key = store, faults, api_key
+        self.store, self.faults = store, faults
+        self.api_keys = {api_key}  # several keys of one account (a rolled key's old and new)
         self.key_valid = True
         self.idempotency: dict[tuple[str, str], Stored] = {}
         self.requests: list[Logged] = []
@@ -99,14 +100,14 @@ class StripeApp:
         replayed, drop = False, False
         with self.store.lock:
             try:
-                self._authenticate(headers.get("authorization", ""))
+                caller = self._authenticate(headers.get("authorization", ""))
                 early = self.faults.take(method, during=False)
                 if early is not None:
                     status, payload = self._fault(early, extra, request_id)
                 else:
                     route, args, params = self._route(method, path, raw)
                     status, payload, replayed, drop = self._run(
-                        route, args, params, key, method, path, raw, request_id, extra
+                        route, args, params, (caller, key), method, path, raw, request_id, extra
                     )
             except StripeError as err:
                 status, payload = err.status, err.body(request_id)
@@ -115,16 +116,17 @@ class StripeApp:
             )
         return status, payload, extra, drop
 
-    def _authenticate(self, header: str) -> None:
+    def _authenticate(self, header: str) -> str:
         given = header.removeprefix("Bearer ").strip()
-        if not header.startswith("Bearer ") or not self.key_valid or given != self.api_key:
-            masked = f"{given[:8]}{'*' * max(len(given) - 12, 0)}{given[-4:]}" if given else ""
-            message = (
-                f"Invalid API Key provided: {masked}"
-                if given
-                else "You did not provide an API key. Provide it in the Authorization header."
-            )
-            raise StripeError(401, message, stored=False)
+        if header.startswith("Bearer ") and self.key_valid and given in self.api_keys:
+            return given
+        masked = f"{given[:8]}{'*' * max(len(given) - 12, 0)}{given[-4:]}" if given else ""
+        message = (
+            f"Invalid API Key provided: {masked}"
+            if given
+            else "You did not provide an API key. Provide it in the Authorization header."
+        )
+        raise StripeError(401, message, stored=False)
 
     def _route(self, method: str, path: str, raw: str) -> tuple[Any, list[str], dict[str, Any]]:
         for m, pattern, schema, handler in self.routes:
@@ -144,7 +146,7 @@ class StripeApp:
         handler: Handler,
         args: list[str],
         params: dict[str, Any],
-        key: str | None,
+        scoped: tuple[str, str | None],
         method: str,
         path: str,
         raw: str,
@@ -152,8 +154,9 @@ class StripeApp:
         extra: dict[str, str],
     ) -> tuple[int, dict[str, Any], bool, bool]:
         fingerprint = (method, path, tuple(sorted(parse_qsl(raw, keep_blank_values=True))))
+        key = scoped[1]  # idempotency keys are per API key, as Stripe keeps them
         if key is not None:
-            stored = self.idempotency.get((self.api_key, key))
+            stored = self.idempotency.get((scoped[0], key))
             if stored is not None:
                 if stored.fingerprint != fingerprint:
                     raise StripeError(
@@ -180,7 +183,7 @@ class StripeApp:
             if fault is not None and fault.kind == "status":
                 status, payload = self._fault(fault, extra, request_id)
         if key is not None:
-            self.idempotency[(self.api_key, key)] = Stored(fingerprint, status, payload, request_id)
+            self.idempotency[(scoped[0], key)] = Stored(fingerprint, status, payload, request_id)
         return status, payload, False, fault is not None and fault.kind == "drop"
 
     def _fault(
