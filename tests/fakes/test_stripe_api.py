@@ -4,6 +4,8 @@ what makes it worth testing against — it refuses what Stripe refuses."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import httpx
@@ -301,6 +303,43 @@ def test_idempotency_keys_belong_to_one_api_key(
     assert by_second.metadata["by"] == "second"  # not the first key's stored answer
     assert "Idempotent-Replayed" not in by_second.last_response.headers
     assert len(fake_stripe.history(sub_id)) == 2
+
+
+def test_a_delete_ignores_its_idempotency_key_as_stripe_does(
+    fake_stripe: FakeStripe, seeded: dict[str, Any]
+) -> None:
+    """Stripe: keys on GET and DELETE have no effect, so a retried cancel is refused, not replayed."""
+    client, sub_id = fake_stripe.client(), seeded["sub"]["id"]
+    options: Any = {"idempotency_key": "cancel-1"}
+    assert client.v1.subscriptions.cancel(sub_id, options=options).status == "canceled"
+    err = _error(
+        lambda: client.v1.subscriptions.cancel(sub_id, options=options), stripe.InvalidRequestError
+    )
+    assert (err.http_status, err.code) == (404, "resource_missing")
+    assert [c.action for c in fake_stripe.history(sub_id)] == ["cancel"]
+
+
+def test_a_key_still_running_is_refused_with_409(
+    fake_stripe: FakeStripe, seeded: dict[str, Any]
+) -> None:
+    client, sub_id = fake_stripe.client(), seeded["sub"]["id"]
+    fake_stripe.latency(1.0)
+    options: Any = {"idempotency_key": "slow-1"}
+    results: list[Any] = []
+    first = threading.Thread(
+        target=lambda: results.append(client.v1.subscriptions.pause(sub_id, options=options))
+    )
+    first.start()
+    while not fake_stripe.app.running:  # the first request has arrived and is being worked on
+        time.sleep(0.01)
+    err = _error(lambda: client.v1.subscriptions.pause(sub_id, options=options), stripe.StripeError)
+    assert err.http_status == 409 and err.json_body["error"]["type"] == "idempotency_error"
+    first.join()
+    fake_stripe.latency(0)
+    assert results[0].status == "paused"
+    again = client.v1.subscriptions.pause(sub_id, options=options)
+    assert again.last_response.headers["Idempotent-Replayed"] == "true"
+    assert [c.action for c in fake_stripe.history(sub_id)] == ["pause"]
 
 
 def test_a_stored_500_is_replayed_and_a_new_key_applies_once(

@@ -54,6 +54,7 @@ class StripeApp:
         self.api_keys = {api_key}  # several keys of one account (a rolled key's old and new)
         self.key_valid = True
         self.idempotency: dict[tuple[str, str], Stored] = {}
+        self.running: set[tuple[str, str]] = set()
         self.requests: list[Logged] = []
         self.routes: list[tuple[str, re.Pattern[str], dict[str, Any], Handler]] = [
             (m, re.compile(f"^{p}$"), schema, h) for m, p, schema, h in ROUTES
@@ -67,15 +68,27 @@ class StripeApp:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        if self.faults.latency:
-            await asyncio.sleep(self.faults.latency)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method = scope["method"]
         raw = (
             (scope["query_string"] or b"").decode()
-            if scope["method"] in ("GET", "DELETE")
+            if method in ("GET", "DELETE")
             else body.decode()
         )
-        status, payload, extra, drop = self.handle(scope["method"], scope["path"], raw, headers)
+        key = headers.get("idempotency-key") if method == "POST" else None
+        running = (headers.get("authorization", ""), key) if key else None
+        with self.store.lock:  # a second request with a key whose first is still running: 409
+            busy = running in self.running
+            if running and not busy:
+                self.running.add(running)
+        try:
+            if self.faults.latency:
+                await asyncio.sleep(self.faults.latency)
+            status, payload, extra, drop = self.handle(method, scope["path"], raw, headers, busy)
+        finally:
+            if running and not busy:
+                with self.store.lock:
+                    self.running.discard(running)
         if drop and _cut(send):
             await asyncio.sleep(0)
             return
@@ -86,7 +99,7 @@ class StripeApp:
         await send({"type": "http.response.body", "body": data})
 
     def handle(
-        self, method: str, path: str, raw: str, headers: dict[str, str]
+        self, method: str, path: str, raw: str, headers: dict[str, str], busy: bool = False
     ) -> tuple[int, dict[str, Any], dict[str, str], bool]:
         request_id = new_id("req")
         key = headers.get("idempotency-key") if method == "POST" else None
@@ -101,6 +114,14 @@ class StripeApp:
         with self.store.lock:
             try:
                 caller = self._authenticate(headers.get("authorization", ""))
+                if busy:
+                    raise StripeError(
+                        409,
+                        "There is currently another in-progress request using this Stripe "
+                        f"Idempotency Key ({key}). Please try again later.",
+                        type_="idempotency_error",
+                        stored=False,
+                    )
                 early = self.faults.take(method, during=False)
                 if early is not None:
                     status, payload = self._fault(early, extra, request_id)

@@ -184,6 +184,7 @@ class Store:
             )
         new, now = _copy(old), self.now()
         one_of(p, "proration_behavior", ("always_invoice", "create_prorations", "none"))
+        integer(p, "proration_date")
         if "discounts" in p:
             new["discounts"] = self.discounts_for(new, p["discounts"], now, ctx, "discounts")
         if "items" in p:
