@@ -467,8 +467,8 @@ async def test_a_deferred_run_is_not_an_attempt(db: Database) -> None:
 
     w = worker(db, clock, jobs.Task("k", busy, max_attempts=1))
     await enqueue(db, clock)
-    for _ in range(3):
-        assert await w.run_once() == 1
-        clock.advance(5)
+    # a drain takes a deferred job up again in its next batch, and stops when a batch only
+    # deferred (what holds the slots is outside it): two drains end deferred, the third runs it
+    assert [await w.run_once() for _ in range(3)] == [0, 0, 1]
     assert seen == [1, 1, 1]
     assert await rows(db, "SELECT * FROM jobs") == []

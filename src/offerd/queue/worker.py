@@ -101,6 +101,8 @@ class Worker:
         self._stopping = asyncio.Event()
         self._to_release: set[int] = set()
         self._periodic_due: dict[str, float] = {}
+        self._draining = False  # in run_once: a deferred job is due again at once
+        self._deferred_in_drain = 0
 
     @property
     def kinds(self) -> list[str]:
@@ -213,22 +215,39 @@ class Worker:
         """Run every job due now, one batch after another, until none is left; return how many ran.
 
         For tests and ``offerd worker --drain``: with an injected clock, this is how time passes.
+        A job deferred for want of capacity (its destination's slots) is due again at once here:
+        the batch that held those slots has ended when the next one is claimed. A batch in which
+        every job was deferred ends the drain (nothing else would free the slots).
         """
         done = 0
-        while True:
-            async with self.db.connection() as conn:
-                claimed = await jobs.claim(
-                    conn,
-                    me=self.id,
-                    kinds=self.kinds,
-                    limit=self.concurrency,
-                    now=self.clock.now(),
-                    lease=self.lease,
-                )
-            if not claimed:
-                return done
-            await asyncio.gather(*(self._dispatch(job) for job in claimed))
-            done += len(claimed)
+        self._draining = True
+        try:
+            while True:
+                ran = await self._drain_batch()
+                if ran is None:
+                    return done
+                done += ran
+        finally:
+            self._draining = False
+
+    async def _drain_batch(self) -> int | None:
+        """One batch of ``run_once``: how many ran (deferrals not counted), or None when no job
+        was due or every job of the batch was deferred."""
+        self._deferred_in_drain = 0
+        async with self.db.connection() as conn:
+            claimed = await jobs.claim(
+                conn,
+                me=self.id,
+                kinds=self.kinds,
+                limit=self.concurrency,
+                now=self.clock.now(),
+                lease=self.lease,
+            )
+        if not claimed:
+            return None
+        await asyncio.gather(*(self._dispatch(job) for job in claimed))
+        ran = len(claimed) - self._deferred_in_drain
+        return ran or None
 
     # --- one job ---------------------------------------------------------------------------
 
@@ -272,8 +291,10 @@ class Worker:
         """Retry, defer or give up; returns the run's outcome (for the metrics)."""
         job = ctx.job
         if isinstance(exc, jobs.Defer):
-            bound.info("job.deferred", reason=str(exc), delay=exc.delay)
-            return await self._put_back(job, exc.delay, None)
+            wait = 0.0 if self._draining else exc.delay
+            self._deferred_in_drain += self._draining
+            bound.info("job.deferred", reason=str(exc), delay=wait)
+            return await self._put_back(job, wait, None)
         permanent = isinstance(exc, jobs.Permanent)
         if not permanent and job.attempts < task.max_attempts:
             delay = exc.delay if isinstance(exc, jobs.Retry) and exc.delay is not None else None
