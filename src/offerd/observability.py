@@ -13,7 +13,13 @@ import uuid
 from typing import Any
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client import multiprocess as prom_multiprocess
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +33,12 @@ REQUEST_SECONDS = Histogram(
     "HTTP request latency by route template, method and status",
     ["route", "method", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+RULE_BUDGET_EXCEEDED = Counter(
+    "offerd_rule_budget_exceeded",
+    "Eligibility rules not run (and their offers not eligible) because their estimated cost was"
+    " over what was left of the request's evaluation budget",
 )
 
 _SECRET_PATHS = ("/hosted_pages/", "/fulfillment_actions/")

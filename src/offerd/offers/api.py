@@ -11,7 +11,7 @@ from starlette.responses import Response
 from offerd.db import Conn
 from offerd.edge.deps import Admin, AdminSite, PublicPost, Svc
 from offerd.edge.endpoint import body_docs, error_responses, read_params, run_post
-from offerd.edge.errors import NotFound
+from offerd.edge.errors import NotFound, ParamWrongValue
 from offerd.edge.headers import Origin, RequestMeta, Suppression
 from offerd.edge.params import (
     Blank,
@@ -25,7 +25,7 @@ from offerd.edge.params import (
     Required50,
 )
 from offerd.edge.wire import JSONResponse
-from offerd.offers import service, store
+from offerd.offers import budget, service, store
 from offerd.offers.models import ExperimentIn, OfferIn, OfferStatus
 
 
@@ -87,6 +87,12 @@ class PersonalizedOffersOut(BaseModel):
 
 
 def ask_from(params: PersonalizedOffersParams) -> service.Ask:
+    """The params as decisioning takes them; ``custom`` past its size limits is a 400 here,
+    before any database or rule work (see budget.check_custom)."""
+    try:
+        extent = budget.check_custom(params.custom)
+    except ValueError as exc:
+        raise ParamWrongValue("custom", str(exc)) from None
     user = {
         "first_name": params.first_name,
         "last_name": params.last_name,
@@ -102,6 +108,7 @@ def ask_from(params: PersonalizedOffersParams) -> service.Ask:
         request_context=(
             params.request_context.model_dump(exclude_none=True) if params.request_context else {}
         ),
+        custom_extent=extent,
     )
 
 

@@ -13,7 +13,7 @@ from offerd.db import Conn
 from offerd.offers import store
 from offerd.offers.experiments import Arm, Experiment
 from offerd.offers.guards import Guards
-from offerd.offers.targeting import Candidate, Reads, compile_rule, rank, reads
+from offerd.offers.targeting import Candidate, Reads, load_rule, rank, reads
 from offerd.sites.models import Site
 
 
@@ -76,7 +76,7 @@ def candidate(row: Mapping[str, Any]) -> Candidate:
         starts_at=starts if isinstance(starts, datetime) else None,
         ends_at=ends if isinstance(ends, datetime) else None,
         business_entity_id=row["business_entity_id"] or None,
-        program=compile_rule(expression) if expression else None,
+        program=load_rule(expression) if expression else None,
         definition=definition,
         brand_id=row.get("brand_id"),
         guards=Guards.from_definition(definition.get("guards")),
