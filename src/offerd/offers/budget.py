@@ -171,39 +171,34 @@ def check_rule(source: str) -> Cost:
 def check_custom(custom: Mapping[str, Any] | None) -> int:
     """``ValueError`` saying which limit ``custom`` is past, or the longest list or map in it.
 
-    One walk over the values with an explicit stack (no recursion, no allocation per scalar):
-    on a typical ``custom`` of ten keys it costs a few microseconds."""
+    One walk over the values with an explicit stack (no recursion); ``custom`` is decoded JSON,
+    so only dicts and lists nest. A typical ``custom`` of ten keys costs a few microseconds."""
     if not custom:
         return 0
-    longest = 0
-    values = 0
+    longest = values = 0
     stack: list[tuple[Any, int]] = [(custom, 1)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, Mapping):
-            size = len(node)
+        size = len(node)
+        if isinstance(node, dict):
             if size > CUSTOM_MAX_KEYS:
                 raise ValueError(f"an object has {size} keys; at most {CUSTOM_MAX_KEYS} allowed")
-            for key, value in node.items():
+            for key in node:
                 if len(key) > CUSTOM_MAX_STRING:
                     raise ValueError(f"a key is longer than {CUSTOM_MAX_STRING} characters")
-                if isinstance(value, (Mapping, list)):
-                    if depth >= CUSTOM_MAX_DEPTH:
-                        raise ValueError(f"is nested deeper than {CUSTOM_MAX_DEPTH} levels")
-                    stack.append((value, depth + 1))
-                elif isinstance(value, str) and len(value) > CUSTOM_MAX_STRING:
-                    raise ValueError(f"a string is longer than {CUSTOM_MAX_STRING} characters")
+            items: Any = node.values()
         else:
-            size = len(node)
             if size > CUSTOM_MAX_ITEMS:
                 raise ValueError(f"a list has {size} items; at most {CUSTOM_MAX_ITEMS} allowed")
-            for value in node:
-                if isinstance(value, (Mapping, list)):
-                    if depth >= CUSTOM_MAX_DEPTH:
-                        raise ValueError(f"is nested deeper than {CUSTOM_MAX_DEPTH} levels")
-                    stack.append((value, depth + 1))
-                elif isinstance(value, str) and len(value) > CUSTOM_MAX_STRING:
+            items = node
+        for value in items:
+            if isinstance(value, str):
+                if len(value) > CUSTOM_MAX_STRING:
                     raise ValueError(f"a string is longer than {CUSTOM_MAX_STRING} characters")
+            elif isinstance(value, (dict, list)):
+                if depth >= CUSTOM_MAX_DEPTH:
+                    raise ValueError(f"is nested deeper than {CUSTOM_MAX_DEPTH} levels")
+                stack.append((value, depth + 1))
         longest = max(longest, size)
         values += size
         if values > CUSTOM_MAX_VALUES:
