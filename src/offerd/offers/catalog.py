@@ -26,6 +26,18 @@ class Compiled:
     by_id: Mapping[str, Candidate] = field(default_factory=dict)
     # the variables (and their fields) the expressions read: only those go in a request's context
     reads: Reads = field(default_factory=dict)
+    _units: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def units(self, extent: int) -> int:
+        """What running every rule once costs for inputs of this extent (see budget.Cost): when
+        it fits a request's budget even twice over (an experiment's arm offer may be checked
+        twice), the request needs no accounting, and the serving path does none."""
+        hit = self._units.get(extent)
+        if hit is None:
+            hit = sum(c.cost.units(extent) for c in self.ranked if c.cost is not None)
+            if len(self._units) < 64:
+                self._units[extent] = hit
+        return hit
 
 
 class Catalog:

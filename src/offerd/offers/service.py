@@ -16,7 +16,7 @@ from offerd.edge.errors import InvalidState, NotFound, ParamMissing, ParamWrongV
 from offerd.edge.headers import RequestMeta
 from offerd.observability import RULE_BUDGET_EXCEEDED
 from offerd.offers import guards, store, targeting
-from offerd.offers.budget import RECORD_EXTENT, Allowance
+from offerd.offers.budget import RECORD_EXTENT, REQUEST_BUDGET, Allowance
 from offerd.offers.catalog import Catalog, Compiled
 from offerd.offers.catalog import load as load_catalog
 from offerd.offers.decide import Outcome, decide
@@ -125,6 +125,7 @@ async def _decide(
         guarded=compiled.offers_with_guards,
         reads=compiled.reads,
     )
+    allowance = seen.allowance
     outcome = decide(
         compiled.ranked,
         seen.ctx,
@@ -137,16 +138,17 @@ async def _decide(
         experiments_by_offer=compiled.experiments_by_offer,
         explain=explain,
         by_id=compiled.by_id,
-        allowance=seen.allowance,
+        # the typical request: every rule together fits the budget, so none is counted
+        allowance=allowance if 2 * compiled.units(allowance.extent) > REQUEST_BUDGET else None,
     )
-    for offer_id in seen.allowance.exceeded:
+    for offer_id in allowance.exceeded:
         RULE_BUDGET_EXCEEDED.inc()
         log.warning(
             "rule_budget_exceeded",
             site=site.id,
             offer=offer_id,
             customer_id=ask.customer_id,
-            extent=seen.allowance.extent,
+            extent=allowance.extent,
         )
     return seen, outcome
 
