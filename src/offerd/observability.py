@@ -66,6 +66,11 @@ FULFILLMENTS = Counter(
     "then completed or failed",
     ["processing_type", "status"],
 )
+RULE_BUDGET_EXCEEDED = Counter(
+    "offerd_rule_budget_exceeded",
+    "Eligibility rules not run (and their offers not eligible) because their estimated cost was"
+    " over what was left of the request's evaluation budget",
+)
 
 _SECRET_PATHS = ("/hosted_pages/", "/fulfillment_actions/")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")

@@ -26,7 +26,7 @@ from offerd.edge.params import (
     Required50,
 )
 from offerd.edge.wire import JSONResponse
-from offerd.offers import service
+from offerd.offers import budget, service
 from offerd.offers.models import ExperimentIn, OfferIn, OfferStatus
 
 
@@ -88,6 +88,12 @@ class PersonalizedOffersOut(BaseModel):
 
 
 def ask_from(params: PersonalizedOffersParams) -> service.Ask:
+    """The params as decisioning takes them; ``custom`` past its size limits is a 400 here,
+    before any database or rule work (see budget.check_custom)."""
+    try:
+        extent = budget.check_custom(params.custom)
+    except ValueError as exc:
+        raise ParamWrongValue("custom", str(exc)) from None
     user = {
         "first_name": params.first_name,
         "last_name": params.last_name,
@@ -103,6 +109,7 @@ def ask_from(params: PersonalizedOffersParams) -> service.Ask:
         request_context=(
             params.request_context.model_dump(exclude_none=True) if params.request_context else {}
         ),
+        custom_extent=extent,
     )
 
 

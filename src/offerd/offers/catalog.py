@@ -13,7 +13,7 @@ from offerd.db import Conn
 from offerd.offers import store
 from offerd.offers.experiments import Arm, Experiment
 from offerd.offers.guards import Guards
-from offerd.offers.targeting import Candidate, Reads, compile_rule, rank, reads
+from offerd.offers.targeting import Candidate, Reads, load_rule, rank, reads
 from offerd.sites.models import Site
 
 
@@ -26,6 +26,18 @@ class Compiled:
     by_id: Mapping[str, Candidate] = field(default_factory=dict)
     # the variables (and their fields) the expressions read: only those go in a request's context
     reads: Reads = field(default_factory=dict)
+    _units: dict[int, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def units(self, extent: int) -> int:
+        """What running every rule once costs for inputs of this extent (see budget.Cost): when
+        it fits a request's budget even twice over (an experiment's arm offer may be checked
+        twice), the request needs no accounting, and the serving path does none."""
+        hit = self._units.get(extent)
+        if hit is None:
+            hit = sum(c.cost.units(extent) for c in self.ranked if c.cost is not None)
+            if len(self._units) < 64:
+                self._units[extent] = hit
+        return hit
 
 
 class Catalog:
@@ -76,7 +88,7 @@ def candidate(row: Mapping[str, Any]) -> Candidate:
         starts_at=starts if isinstance(starts, datetime) else None,
         ends_at=ends if isinstance(ends, datetime) else None,
         business_entity_id=row["business_entity_id"] or None,
-        program=compile_rule(expression) if expression else None,
+        program=load_rule(expression) if expression else None,
         definition=definition,
         brand_id=row.get("brand_id"),
         guards=Guards.from_definition(definition.get("guards")),

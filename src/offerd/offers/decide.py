@@ -8,6 +8,9 @@ is eligible, nothing for the holdout arm (and that is the decision). Only when t
 is not eligible for this customer does the walk go on, past the experiment's other offers.
 
 With ``explain`` the walk judges every candidate and says why each is in or out.
+
+Each rule that runs takes its estimated cost from the request's ``allowance`` (see ``budget``);
+a rule it does not fit is not run, and its offer is not eligible.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 import cel
 
 from offerd.offers import experiments, guards, targeting
+from offerd.offers.budget import Allowance
 from offerd.offers.experiments import Arm, Experiment
 from offerd.offers.targeting import Candidate
 
@@ -81,6 +85,7 @@ def decide(
     experiments_by_offer: Mapping[str, Experiment],
     explain: bool = False,
     by_id: Mapping[str, Candidate] | None = None,
+    allowance: Allowance | None = None,
 ) -> Outcome:
     """``by_id``: the candidates by id (the catalog keeps one; built here when not given)."""
     if by_id is None:
@@ -94,6 +99,8 @@ def decide(
             return False
         program = offer.program
         if program is not None:
+            if allowance is not None and not allowance.spend(offer.id, offer.cost):
+                return False
             try:
                 if program.execute(ctx) is not True:
                     return False
@@ -110,7 +117,12 @@ def decide(
     def assess(offer: Candidate) -> _Assessment:
         """The same test, explained (for explain only)."""
         verdict = targeting.judge(
-            offer, ctx, now=now, business_entity_id=business_entity_id, brand_id=brand_id
+            offer,
+            ctx,
+            now=now,
+            business_entity_id=business_entity_id,
+            brand_id=brand_id,
+            allowance=allowance,
         )
         expression = None
         evaluated = verdict.expression_value is not None or verdict.expression_error is not None

@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from psycopg.rows import DictRow
 
 from offerd.common.ids import new_id
 from offerd.db import Conn, transaction
 from offerd.edge.errors import InvalidState, NotFound, ParamMissing, ParamWrongValue
 from offerd.edge.headers import RequestMeta
+from offerd.observability import RULE_BUDGET_EXCEEDED
 from offerd.offers import guards, store, targeting
+from offerd.offers.budget import RECORD_EXTENT, REQUEST_BUDGET, Allowance
 from offerd.offers.catalog import Catalog, Compiled
 from offerd.offers.catalog import load as load_catalog
 from offerd.offers.decide import Outcome, decide
@@ -23,6 +26,8 @@ from offerd.offers.models import ExperimentIn, OfferIn
 from offerd.offers.views import personalized_offer_resource
 from offerd.sites import service as sites
 from offerd.sites.models import Brand, Site
+
+log = structlog.get_logger("offerd.offers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,8 @@ class Ask:
     user: Mapping[str, Any]
     custom: Mapping[str, Any] | None
     request_context: Mapping[str, Any]
+    # the longest list or map in custom (see budget.check_custom): what the rules' cost scales by
+    custom_extent: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,7 @@ class Situation:
     subscription_id: str | None
     brand: Brand | None
     history: dict[str, list[guards.Seen]]
+    allowance: Allowance
 
 
 async def situation(
@@ -94,7 +102,8 @@ async def situation(
         context={**ask.request_context, "device": meta.origin.device},
         wanted=reads,
     )
-    return Situation(ctx, subscription_id, brand, history)
+    extent = max(ask.custom_extent, len(ask.user.get("roles") or ()), RECORD_EXTENT)
+    return Situation(ctx, subscription_id, brand, history, Allowance(extent))
 
 
 async def _decide(
@@ -117,6 +126,7 @@ async def _decide(
         guarded=compiled.offers_with_guards,
         reads=compiled.reads,
     )
+    allowance = seen.allowance
     outcome = decide(
         compiled.ranked,
         seen.ctx,
@@ -129,7 +139,18 @@ async def _decide(
         experiments_by_offer=compiled.experiments_by_offer,
         explain=explain,
         by_id=compiled.by_id,
+        # the typical request: every rule together fits the budget, so none is counted
+        allowance=allowance if 2 * compiled.units(allowance.extent) > REQUEST_BUDGET else None,
     )
+    for offer_id in allowance.exceeded:
+        RULE_BUDGET_EXCEEDED.inc()
+        log.warning(
+            "rule_budget_exceeded",
+            site=site.id,
+            offer=offer_id,
+            customer_id=ask.customer_id,
+            extent=allowance.extent,
+        )
     return seen, outcome
 
 

@@ -4,7 +4,9 @@ Eligibility rules are CEL expressions (``common-expression-language``), compiled
 is saved or loaded. The expression sees ``customer``, ``subscription``, ``user``, ``custom`` (keys
 lower-cased), ``context`` and ``now``; a field that is not known is absent, so ``has(x.f)`` tells.
 An expression that fails at evaluation (a missing field, a type mismatch) makes the offer
-ineligible for that request, never an error for the caller.
+ineligible for that request, never an error for the caller; so does one over the request's
+evaluation budget (see ``budget``: a rule is refused at save when it is too costly whatever the
+request, and a request's rules run only while their estimated cost fits its allowance).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 import cel
 
+from offerd.offers import budget
+from offerd.offers.budget import Allowance, Cost
 from offerd.offers.guards import Guards
 
 VARIABLES = ("customer", "subscription", "user", "custom", "context", "now")
@@ -41,6 +45,17 @@ class RuleError(ValueError):
 
 
 def compile_rule(expression: str) -> cel.Program:
+    """Compile a rule being saved: it must compile and be within the cost limits."""
+    program = load_rule(expression)
+    try:
+        budget.check_rule(expression)
+    except budget.OverBudget as exc:
+        raise RuleError(str(exc)) from None
+    return program
+
+
+def load_rule(expression: str) -> cel.Program:
+    """Compile a stored rule (saved under older limits, perhaps: the run budget bounds it)."""
     try:
         return cel.compile(expression)
     except Exception as exc:  # the binding raises ValueError; be safe with anything it raises
@@ -70,6 +85,7 @@ class Candidate:
     status: str = "active"
 
     always_on: bool = field(init=False, repr=False)
+    cost: Cost | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Active, with no window, entity or brand: only its expression and guards can rule it
@@ -82,6 +98,9 @@ class Candidate:
             and self.ends_at is None
             and self.business_entity_id is None
             and self.brand_id is None,
+        )
+        object.__setattr__(
+            self, "cost", Cost.of(self.program.source) if self.program is not None else None
         )
 
 
@@ -191,6 +210,7 @@ def fits(
     now: datetime,
     business_entity_id: str | None,
     brand_id: str | None = None,
+    allowance: Allowance | None = None,
 ) -> bool:
     """``judge(...).eligible`` without building the explanation (the serving path's check)."""
     if not offer.always_on and excluded(
@@ -199,6 +219,8 @@ def fits(
         return False
     if offer.program is None:
         return True
+    if allowance is not None and not allowance.spend(offer.id, offer.cost):
+        return False
     try:
         return offer.program.execute(ctx) is True
     except Exception:
@@ -212,6 +234,7 @@ def judge(
     now: datetime,
     business_entity_id: str | None,
     brand_id: str | None = None,
+    allowance: Allowance | None = None,
 ) -> Verdict:
     """Everything about an offer and a request except its guards and experiment (see decide)."""
     reason = excluded(offer, now=now, business_entity_id=business_entity_id, brand_id=brand_id)
@@ -219,6 +242,10 @@ def judge(
         return Verdict(False, reason)
     if offer.program is None:
         return Verdict(True)
+    if allowance is not None and offer.cost is not None:
+        why = allowance.reason(offer.cost)
+        if not allowance.spend(offer.id, offer.cost):
+            return Verdict(False, why, expression_error=why)
     try:
         result = offer.program.execute(ctx)
     except Exception as exc:
