@@ -12,8 +12,9 @@ from prometheus_client import REGISTRY
 
 from offerd.common.clock import FrozenClock
 from offerd.db import Database, execute, fetchall, fetchone, transaction
+from offerd.edge.idempotency import purge_expired
 from offerd.queue import jobs
-from offerd.queue.worker import Periodic, Worker, purge_idempotency_keys
+from offerd.queue.worker import Periodic, Worker
 
 
 @pytest.fixture
@@ -44,7 +45,13 @@ def worker(db: Database, clock: FrozenClock, *tasks: jobs.Task, **kw: Any) -> Wo
     registry = jobs.Registry()
     for task in tasks:
         registry.add(task)
-    return Worker(db, registry, clock, **{"concurrency": 4, "lease": 10.0, "idle_poll": 30.0, **kw})
+    return Worker(
+        db,
+        registry,
+        clock,
+        # these jobs use no services
+        **{"resources": None, "concurrency": 4, "lease": 10.0, "idle_poll": 30.0, **kw},
+    )
 
 
 async def expire_leases(db: Database) -> None:
@@ -299,7 +306,7 @@ async def test_periodic_sweeps(db: Database) -> None:
             ),
         )
     w = worker(db, clock)
-    assert await w.run_periodic(Periodic("purge", 60, purge_idempotency_keys)) == 1
+    assert await w.run_periodic(Periodic("purge", 60, purge_expired)) == 1
     assert [r["key"] for r in await rows(db, "SELECT key FROM idempotency_keys")] == ["new"]
 
 
@@ -343,7 +350,7 @@ async def test_a_failing_sweep_is_logged_and_counted_and_the_worker_goes_on(
     done = asyncio.Event()
     sweeps = 0
 
-    async def broken_sweep(_conn: Any, _now: Any, _resources: Any) -> int:
+    async def broken_sweep(_conn: Any, _now: Any) -> int:
         nonlocal sweeps
         sweeps += 1
         raise ValueError("a bug in a sweep")

@@ -43,6 +43,7 @@ from offerd.fulfillments import api as fulfillments_api
 from offerd.fulfillments import pages as fulfillment_pages
 from offerd.notifications import api as notifications_api
 from offerd.notifications.channels.email import SmtpMailer
+from offerd.notifications.hosts import HostSlots
 from offerd.observability import Edge, metrics_payload, observe_pool, queue_gauges, sample_pool
 from offerd.offers import api as offers_api
 from offerd.offers.catalog import Catalog
@@ -79,6 +80,7 @@ def build_services(settings: Settings, db: Database, clock: Clock) -> Services:
             ),
         ),
         mailer=SmtpMailer(settings),
+        delivery_hosts=HostSlots(settings.delivery_per_host_concurrency),
     )
 
 
@@ -114,9 +116,8 @@ def create_app(
         if run_worker:
             from offerd.queue.runtime import build_worker
 
-            worker = build_worker(services)
-            worker_task = asyncio.create_task(worker.run(), name="offerd-worker")
-            services.extras["worker"] = worker
+            services.worker = build_worker(services)
+            worker_task = asyncio.create_task(services.worker.run(), name="offerd-worker")
         if freeze_heap:
             from offerd.queue.runtime import freeze_startup_heap
 
@@ -124,8 +125,8 @@ def create_app(
         try:
             yield
         finally:
-            if worker_task is not None:
-                services.extras["worker"].stop()
+            if services.worker is not None and worker_task is not None:
+                services.worker.stop()
                 await worker_task
             pool_gauge.cancel()
             await services.aclose()

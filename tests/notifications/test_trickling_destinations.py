@@ -16,7 +16,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from offerd.notifications import hosts
 from offerd.queue.runtime import build_worker
 from tests.fault.harness import Api, add_subscribers, in_progress
 from tests.notifications.flows import (
@@ -126,7 +125,7 @@ async def test_a_host_with_every_slot_taken_waits_in_the_queue_not_in_a_slot(
             {"type": "webhook", "url": receiver.url_for("/h"), "event_types": ["offer_viewed"]},
         )
         await report(app, keys, "viewed")
-        slots = hosts.of(app.services)
+        slots = app.services.delivery_hosts
         for _ in range(PER_HOST):  # two deliveries to 127.0.0.1 are under way
             assert slots.take("127.0.0.1")
         assert await work(app) == 0  # deferred: the drain stops rather than spin on it

@@ -399,8 +399,14 @@ async def test_no_connection_is_held_while_the_destination_answers(
     try:
         for _ in range(3):
             assert await asyncio.to_thread(arrived.acquire, True, 30)
-        stats = pool.get_stats()
-        assert stats["pool_size"] - stats["pool_available"] == 0
+        # the pool's own upkeep (a connection checked or replaced) can take one for a moment:
+        # a delivery holding one would show in every sample
+        in_use = []
+        for _ in range(10):
+            stats = pool.get_stats()
+            in_use.append(stats["pool_size"] - stats["pool_available"])
+            await asyncio.sleep(0.01)
+        assert min(in_use) == 0, in_use
     finally:
         answer.set()
         assert await running == 3

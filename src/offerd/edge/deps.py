@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 from fastapi import Depends, Request
@@ -16,10 +16,14 @@ from offerd.edge.errors import NotFound
 from offerd.edge.headers import RequestMeta, read_meta
 from offerd.edge.ratelimit import RateLimiter
 from offerd.notifications.channels.email import Mailer
+from offerd.notifications.hosts import HostSlots
 from offerd.offers.catalog import Catalog
 from offerd.settings import Settings
 from offerd.sites import service as sites
 from offerd.sites.models import Site
+
+if TYPE_CHECKING:
+    from offerd.queue.worker import Worker
 
 
 @dataclass
@@ -34,7 +38,9 @@ class Services:
     billing: BillingProvider
     http: httpx.AsyncClient
     mailer: Mailer
-    extras: dict[str, Any] = field(default_factory=dict)
+    delivery_hosts: HostSlots
+    # the process's own worker, when it runs one (``offerd serve`` without ``--no-worker``)
+    worker: Worker | None = None
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
 
     async def aclose(self) -> None:

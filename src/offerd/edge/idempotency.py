@@ -18,7 +18,7 @@ import orjson
 from psycopg.types.json import Jsonb
 from starlette.responses import Response
 
-from offerd.db import Conn, fetchone, transaction
+from offerd.db import Conn, execute, fetchone, transaction
 from offerd.edge.errors import UnableToProcess
 
 REPLAYED = "chargebee-idempotency-replayed"
@@ -143,3 +143,8 @@ def _replay(scope: Scope, stored: dict[str, Any]) -> Response:
     headers = dict(stored["headers"])
     headers[REPLAYED] = "true"
     return Response(content=bytes(stored["body"]), status_code=stored["status"], headers=headers)
+
+
+async def purge_expired(conn: Conn, now: datetime) -> int:
+    """The periodic sweep: forget keys past their time (a replay after that is a new request)."""
+    return await execute(conn, "DELETE FROM idempotency_keys WHERE expires_at < %s", (now,))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from offerd.db import Conn
 from offerd.fulfillments import store, transitions
@@ -11,7 +10,7 @@ from offerd.fulfillments import store, transitions
 BATCH = 200
 
 
-async def expire_overdue(conn: Conn, now: datetime, _resources: Any) -> int:
+async def expire_overdue(conn: Conn, now: datetime) -> int:
     """Fail what is still in progress past its site's limit (7 days by default) as
     ``fulfillment_expired``; a batch per run, in the caller's transaction."""
     rows = await store.lock_overdue(conn, now=now, limit=BATCH)

@@ -107,7 +107,7 @@ async def send(ctx: jobs.JobContext) -> None:
     svc = ctx.resources
     delivery_id = ctx.job.payload["delivery_id"]
     outcome: Outcome | None = None
-    slots = hosts.of(svc)
+    slots = svc.delivery_hosts
     host: str | None = None
     try:
         async with svc.db.connection() as conn:

@@ -35,16 +35,6 @@ class HostSlots:
             self.busy.pop(host, None)
 
 
-def of(services: Any) -> HostSlots:
-    """The process's slots (kept with its services, built on first use)."""
-    slots: HostSlots | None = services.extras.get("delivery_hosts")
-    if slots is None:
-        slots = services.extras["delivery_hosts"] = HostSlots(
-            services.settings.delivery_per_host_concurrency
-        )
-    return slots
-
-
 def host_of(delivery: Mapping[str, Any]) -> str | None:
     """The host an HTTP delivery goes to; None for email (one relay, its own limits)."""
     config = delivery.get("channel_config") or {}

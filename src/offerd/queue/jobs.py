@@ -29,12 +29,15 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from offerd.db import Conn, execute, fetchall, fetchone
+
+if TYPE_CHECKING:  # the services are built by the app, which builds the queue too
+    from offerd.edge.deps import Services
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +313,7 @@ class JobContext:
     job: Job
     worker_id: str
     now: Callable[[], datetime]
-    resources: Any
+    resources: Services
     finished: bool = False
 
     async def finish(self, conn: Conn) -> None:

@@ -7,7 +7,7 @@ import gc
 
 from offerd.edge.deps import Services
 from offerd.queue import jobs
-from offerd.queue.worker import Periodic, Worker, purge_idempotency_keys
+from offerd.queue.worker import Periodic, Worker
 
 
 def freeze_startup_heap() -> None:
@@ -30,10 +30,11 @@ def build_registry() -> jobs.Registry:
 
 
 def periodic_tasks() -> list[Periodic]:
+    from offerd.edge.idempotency import purge_expired
     from offerd.fulfillments.sweeps import expire_overdue
 
     return [
-        Periodic("purge_idempotency_keys", 60.0, purge_idempotency_keys),
+        Periodic("purge_idempotency_keys", 60.0, purge_expired),
         Periodic("expire_fulfillments", 30.0, expire_overdue),
     ]
 

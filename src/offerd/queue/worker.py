@@ -21,19 +21,22 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import structlog
 
 from offerd.common.clock import Clock
-from offerd.db import Conn, Database, execute, fetchone, transaction
+from offerd.db import Conn, Database, fetchone, transaction
 from offerd.observability import JOB_RUNS, SWEEP_FAILURES
 from offerd.queue import jobs
 
+if TYPE_CHECKING:
+    from offerd.edge.deps import Services
+
 log = structlog.get_logger("offerd.queue.worker")
 
-PeriodicFn = Callable[[Conn, datetime, Any], Awaitable[int]]
+PeriodicFn = Callable[[Conn, datetime], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class Worker:
         registry: jobs.Registry,
         clock: Clock,
         *,
-        resources: Any = None,
+        resources: Services,
         concurrency: int = 32,
         delivery_concurrency: int | None = None,
         lease: float = 30.0,
@@ -440,11 +443,7 @@ class Worker:
             )
             if not got or not got["ok"]:
                 return 0
-            n = await p.fn(conn, self.clock.now(), self.resources)
+            n = await p.fn(conn, self.clock.now())
             if n:
                 log.info("worker.periodic", task=p.name, affected=n)
             return n
-
-
-async def purge_idempotency_keys(conn: Conn, now: datetime, _resources: Any) -> int:
-    return await execute(conn, "DELETE FROM idempotency_keys WHERE expires_at < %s", (now,))

@@ -3,9 +3,14 @@ payload) and returns an ``Outcome``; the dispatcher records it and decides about
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from offerd.notifications import outbound
+
+if TYPE_CHECKING:
+    from offerd.edge.deps import Services
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +28,52 @@ class Outcome:
 class Channel(Protocol):
     name: str
 
-    async def deliver(self, delivery: Mapping[str, Any], services: Any) -> Outcome: ...
+    async def deliver(self, delivery: Mapping[str, Any], services: Services) -> Outcome: ...
+
+
+async def post(
+    services: Services,
+    delivery: Mapping[str, Any],
+    url: str,
+    *,
+    content: bytes,
+    headers: dict[str, str],
+    auth: tuple[str, str] | None = None,
+    final_on: Container[int] = (),
+    disable_on: Container[int] = (),
+    disable_reason: str = "",
+    retry_after_on: Container[int] | None = None,
+) -> Outcome:
+    """POST through the outbound guard and map the answer to an outcome, the same way for every
+    HTTP channel: a refused destination is final; ``final_on`` statuses are not retried;
+    ``disable_on`` statuses also stop the channel (``disable_reason`` formatted with ``status``);
+    a Retry-After is honoured on the ``retry_after_on`` statuses (None: on any)."""
+    settings = delivery.get("site_settings") or {}
+    try:
+        result = await outbound.post(
+            services.http,
+            url,
+            content=content,
+            headers=headers,
+            allow_http=bool(settings.get("test_mode")),
+            allow_private=services.settings.allow_private_destinations,
+            auth=auth,
+        )
+    except outbound.DestinationRefused as exc:
+        return Outcome(False, error=str(exc), final=True)
+    status = result.status_code
+    disable = status is not None and status in disable_on
+    honour = retry_after_on is None or (status is not None and status in retry_after_on)
+    return Outcome(
+        ok=result.ok,
+        status_code=status,
+        latency_ms=result.latency_ms,
+        error=result.error,
+        excerpt=result.excerpt,
+        retry_after=result.retry_after if honour else None,
+        final=disable or (status is not None and status in final_on),
+        disable_channel=disable_reason.format(status=status) if disable else None,
+    )
 
 
 def delivery_url(base_url: str, delivery: Mapping[str, Any]) -> str:

@@ -7,7 +7,7 @@ import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiosmtplib
 
@@ -15,6 +15,9 @@ from offerd.common import templating
 from offerd.notifications import render
 from offerd.notifications.channels import Outcome, delivery_url
 from offerd.settings import Settings
+
+if TYPE_CHECKING:
+    from offerd.edge.deps import Services
 
 
 class MailerNotConfigured(Exception):
@@ -82,7 +85,7 @@ def build_message(
 class EmailChannel:
     name = "email"
 
-    async def deliver(self, delivery: Mapping[str, Any], services: Any) -> Outcome:
+    async def deliver(self, delivery: Mapping[str, Any], services: Services) -> Outcome:
         mailer = services.mailer
         payload = delivery["payload"]
         if delivery["purpose"] == "notification":

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from offerd.notifications import outbound, render
-from offerd.notifications.channels import Outcome
+from offerd.notifications import render
+from offerd.notifications.channels import Outcome, post
+
+if TYPE_CHECKING:
+    from offerd.edge.deps import Services
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -42,39 +45,27 @@ def fits(
 class SegmentChannel:
     name = "segment"
 
-    async def deliver(self, delivery: Mapping[str, Any], services: Any) -> Outcome:
+    async def deliver(self, delivery: Mapping[str, Any], services: Services) -> Outcome:
         return await self.deliver_batch([delivery], services)
 
     async def deliver_batch(
-        self, deliveries: Sequence[Mapping[str, Any]], services: Any
+        self, deliveries: Sequence[Mapping[str, Any]], services: Services
     ) -> Outcome:
         first = deliveries[0]
         config = first.get("channel_config") or {}
         body = orjson.dumps(
             {
                 "batch": [render.segment_track(d["payload"]) for d in deliveries],
-                "sentAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                "sentAt": services.clock.now().astimezone(UTC).isoformat().replace("+00:00", "Z"),
             }
         )
         key = base64.b64encode(f"{first['channel_secret']}:".encode()).decode()
-        settings = first.get("site_settings") or {}
-        try:
-            result = await outbound.post(
-                services.http,
-                config["endpoint"].rstrip("/") + "/v1/batch",
-                content=body,
-                headers={"content-type": "application/json", "authorization": f"Basic {key}"},
-                allow_http=bool(settings.get("test_mode")),
-                allow_private=services.settings.allow_private_destinations,
-            )
-        except outbound.DestinationRefused as exc:
-            return Outcome(False, error=str(exc), final=True)
-        return Outcome(
-            ok=result.ok,
-            status_code=result.status_code,
-            latency_ms=result.latency_ms,
-            error=result.error,
-            excerpt=result.excerpt,
-            retry_after=result.retry_after if result.status_code == 429 else None,
-            final=result.status_code in (400, 401, 403),
+        return await post(
+            services,
+            first,
+            config["endpoint"].rstrip("/") + "/v1/batch",
+            content=body,
+            headers={"content-type": "application/json", "authorization": f"Basic {key}"},
+            final_on=(400, 401, 403),
+            retry_after_on=(429,),
         )
