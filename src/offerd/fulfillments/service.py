@@ -100,14 +100,15 @@ async def accept(
         "experiment_arm": po["experiment_arm"],
     }
     event = transitions.event_for(values, "accepted", now, meta.origin)
-    more = po["notify"] or processors.follows_up(kind, site)
+    processor = processors.of(kind)
+    more = po["notify"] or processor.follows_up(site)
     async with transaction(conn) if more else nullcontext():
         row, channels = await store.insert_accepted(
             conn,
             values,
             event_id=event.id,
             event_origin=meta.origin.as_dict(),
-            job_kind=processors.accept_job(kind),
+            job_kind=processor.accept_job,
         )
         if row is None:  # a live fulfillment exists: this accept is a repeat, or a conflict
             existing = await _existing(conn, site, po, option_id, base_url)
@@ -127,7 +128,7 @@ async def accept(
                 suppression=suppression,
                 channels=channels,
             )
-        outcome = await processors.on_accept(
+        outcome = await processor.on_accept(
             processors.Accepting(conn, site, row, option, po, now, base_url)
         )
     return Accepted(outcome.fulfillment, created=True, extra=outcome.extra)
@@ -163,7 +164,7 @@ async def _existing(
         )
     existing = await store.get(conn, site.id, live["id"])
     assert existing is not None
-    extra = await processors.on_existing(conn, existing, base_url)
+    extra = await processors.of(existing["processing_type"]).on_existing(conn, existing, base_url)
     return Accepted(existing, created=False, extra=extra)
 
 

@@ -1,17 +1,18 @@
 """What happens to an accepted option, per processing type.
 
-Each processor module may have ``ACCEPT_JOB`` (the job the accept enqueues, in its own write
-statement), ``on_accept`` (more work in the accept transaction: a hosted page, or completing at
-once; ``follows_up(site)`` says whether it has any for this site), ``on_existing`` (what a repeated accept of the same option returns besides the
-fulfillment) and ``TASKS`` (the job handlers that carry it forward).
+Each processing type is a ``Processor`` (one per module beside this one), registered by its
+processing type in ``registry()``: the job the accept enqueues in its own write statement
+(``accept_job``), whether the accept does more in its transaction for a site (``follows_up``)
+and what (``on_accept``: a hosted page, or completing at once), what a repeated accept of the
+same option returns besides the fulfillment (``on_existing``), and the job handlers that carry it
+forward (``tasks``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import ModuleType
 from typing import Any
 
 from psycopg.rows import DictRow
@@ -41,59 +42,53 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-OnAccept = Callable[[Accepting], Awaitable[Outcome]]
-OnExisting = Callable[[Conn, DictRow, str], Awaitable[dict[str, Any]]]
+class Processor:
+    """The contract of a processing type; the defaults are a type that only enqueues its job."""
+
+    accept_job: str | None = None
+    tasks: Sequence[jobs.Task] = ()
+
+    def follows_up(self, site: Site) -> bool:  # noqa: ARG002 (a default)
+        """Whether the accept does more than its one write (then it takes a transaction)."""
+        return False
+
+    async def on_accept(self, accepting: Accepting) -> Outcome:
+        return Outcome(accepting.fulfillment)
+
+    async def on_existing(self, conn: Conn, row: DictRow, base_url: str) -> dict[str, Any]:  # noqa: ARG002
+        return {}
 
 
-_MODULES: dict[str, ModuleType] = {}
+_REGISTRY: dict[str, Processor] = {}
 
 
-def _modules() -> dict[str, ModuleType]:
-    if _MODULES:
-        return _MODULES
-    from offerd.fulfillments.processors import (
-        billing_update,
-        checkout,
-        email,
-        url_redirect,
-        webhook,
-    )
+def registry() -> dict[str, Processor]:
+    """The processors by processing type (imported on first use: they import this module)."""
+    if not _REGISTRY:
+        from offerd.fulfillments.processors import (
+            billing_update,
+            checkout,
+            email,
+            url_redirect,
+            webhook,
+        )
 
-    _MODULES.update(
-        billing_update=billing_update,
-        checkout=checkout,
-        url_redirect=url_redirect,
-        webhook=webhook,
-        email=email,
-    )
-    return _MODULES
-
-
-def follows_up(processing_type: str, site: Site) -> bool:
-    """Whether the accept does more than its one write (then it takes a transaction)."""
-    check: Callable[[Site], bool] | None = getattr(_modules()[processing_type], "follows_up", None)
-    return check(site) if check else hasattr(_modules()[processing_type], "on_accept")
+        _REGISTRY.update(
+            billing_update=billing_update.PROCESSOR,
+            checkout=checkout.PROCESSOR,
+            url_redirect=url_redirect.PROCESSOR,
+            webhook=webhook.PROCESSOR,
+            email=email.PROCESSOR,
+        )
+    return _REGISTRY
 
 
-def accept_job(processing_type: str) -> str | None:
-    job: str | None = getattr(_modules()[processing_type], "ACCEPT_JOB", None)
-    return job
-
-
-async def on_accept(accepting: Accepting) -> Outcome:
-    handler: OnAccept | None = getattr(
-        _modules()[accepting.fulfillment["processing_type"]], "on_accept", None
-    )
-    return await handler(accepting) if handler else Outcome(accepting.fulfillment)
-
-
-async def on_existing(conn: Conn, row: DictRow, base_url: str) -> dict[str, Any]:
-    handler: OnExisting | None = getattr(_modules()[row["processing_type"]], "on_existing", None)
-    return await handler(conn, row, base_url) if handler else {}
+def of(processing_type: str) -> Processor:
+    return registry()[processing_type]
 
 
 def tasks() -> list[jobs.Task]:
-    return [task for module in _modules().values() for task in getattr(module, "TASKS", [])]
+    return [task for processor in registry().values() for task in processor.tasks]
 
 
 EVENT_TYPE = "offer_fulfillment_requested"

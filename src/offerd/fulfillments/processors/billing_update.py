@@ -11,6 +11,7 @@ from offerd.billing.actions import parse_action
 from offerd.billing.provider import PermanentProviderError, TransientProviderError
 from offerd.db import Conn, transaction
 from offerd.fulfillments import store, transitions
+from offerd.fulfillments.processors import Processor
 from offerd.queue import jobs
 
 ACCEPT_JOB = KIND = "fulfillment.billing_update"
@@ -71,3 +72,11 @@ TASKS = [
         on_exhausted=exhausted,
     )
 ]
+
+
+class BillingUpdate(Processor):
+    accept_job = KIND
+    tasks = TASKS
+
+
+PROCESSOR = BillingUpdate()

@@ -9,13 +9,14 @@ from psycopg.rows import DictRow
 
 from offerd.checkout import service as checkout
 from offerd.db import Conn
-from offerd.fulfillments.processors import Accepting, Outcome
+from offerd.fulfillments.processors import Accepting, Outcome, Processor
 from offerd.queue import jobs
+from offerd.sites.models import Site
 
 KIND = "fulfillment.checkout"
 
 
-async def on_accept(a: Accepting) -> Outcome:
+async def _on_accept(a: Accepting) -> Outcome:
     page = await checkout.create(a.conn, fulfillment=a.fulfillment, option=a.option, now=a.now)
     await jobs.enqueue(
         a.conn, KIND, {"fulfillment_id": a.fulfillment["id"]}, now=a.now, run_at=page["expires_at"]
@@ -23,7 +24,7 @@ async def on_accept(a: Accepting) -> Outcome:
     return Outcome(a.fulfillment, {"hosted_page": checkout.resource(page, a.base_url)})
 
 
-async def on_existing(conn: Conn, row: DictRow, base_url: str) -> dict[str, Any]:
+async def _on_existing(conn: Conn, row: DictRow, base_url: str) -> dict[str, Any]:
     page = await checkout.page_of(conn, row["id"])
     return {"hosted_page": checkout.resource(page, base_url)} if page else {}
 
@@ -38,3 +39,21 @@ async def handle(ctx: jobs.JobContext) -> None:
 
 
 TASKS = [jobs.Task(KIND, handle)]
+
+
+class Checkout(Processor):
+    """The hosted page is made in the accept's transaction; its expiry job with it."""
+
+    tasks = TASKS
+
+    def follows_up(self, site: Site) -> bool:  # noqa: ARG002 (every site)
+        return True
+
+    async def on_accept(self, accepting: Accepting) -> Outcome:
+        return await _on_accept(accepting)
+
+    async def on_existing(self, conn: Conn, row: DictRow, base_url: str) -> dict[str, Any]:
+        return await _on_existing(conn, row, base_url)
+
+
+PROCESSOR = Checkout()

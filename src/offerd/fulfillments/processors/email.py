@@ -16,6 +16,7 @@ from offerd.fulfillments import links, requests
 from offerd.fulfillments.processors import (
     BuildRequest,
     MerchantRequest,
+    Processor,
     ask_merchant,
 )
 from offerd.queue import jobs
@@ -49,3 +50,13 @@ async def handle(ctx: jobs.JobContext) -> None:
 
 
 TASKS = [jobs.Task(KIND, handle)]
+
+
+class Email(Processor):
+    """The job asks the merchant to fulfil; the merchant reports back."""
+
+    accept_job = KIND
+    tasks = TASKS
+
+
+PROCESSOR = Email()

@@ -4,17 +4,22 @@ With the site setting ``url_redirect_auto_complete`` it is complete at once inst
 from __future__ import annotations
 
 from offerd.fulfillments import transitions
-from offerd.fulfillments.processors import Accepting, Outcome
+from offerd.fulfillments.processors import Accepting, Outcome, Processor
 from offerd.sites.models import Site
 
 
-def follows_up(site: Site) -> bool:
-    return site.settings.url_redirect_auto_complete
+class UrlRedirect(Processor):
+    """No job: the merchant reports back (or the site completes these at once)."""
+
+    def follows_up(self, site: Site) -> bool:
+        return site.settings.url_redirect_auto_complete
+
+    async def on_accept(self, accepting: Accepting) -> Outcome:
+        if not accepting.site.settings.url_redirect_auto_complete:
+            return Outcome(accepting.fulfillment)
+        done = await transitions.complete(accepting.conn, accepting.fulfillment, now=accepting.now)
+        assert done is not None  # created a moment ago in this transaction
+        return Outcome(done)
 
 
-async def on_accept(a: Accepting) -> Outcome:
-    if not a.site.settings.url_redirect_auto_complete:
-        return Outcome(a.fulfillment)
-    done = await transitions.complete(a.conn, a.fulfillment, now=a.now)
-    assert done is not None  # created a moment ago in this transaction
-    return Outcome(done)
+PROCESSOR = UrlRedirect()

@@ -16,6 +16,7 @@ from offerd.fulfillments import requests
 from offerd.fulfillments.processors import (
     EVENT_TYPE,
     MerchantRequest,
+    Processor,
     ask_merchant,
 )
 from offerd.notifications import payloads
@@ -46,3 +47,13 @@ async def handle(ctx: jobs.JobContext) -> None:
 
 
 TASKS = [jobs.Task(KIND, handle)]
+
+
+class Webhook(Processor):
+    """The job asks the merchant to fulfil; the merchant reports back."""
+
+    accept_job = KIND
+    tasks = TASKS
+
+
+PROCESSOR = Webhook()
