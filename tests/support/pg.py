@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -22,6 +23,11 @@ import psycopg
 from psycopg import sql
 
 TEMPLATE = "offerd_template"
+
+# Where the server keeps its data: in memory when the machine has a tmpfs at /dev/shm. The tests
+# need no durability, and on a disk each test's CREATE DATABASE (8 MB copied from the template)
+# took 0.2 to 1 s of waiting for writes instead of 0.02 s.
+TMPFS = Path("/dev/shm")
 
 
 @dataclass
@@ -67,11 +73,13 @@ class Cluster:
             return False
 
     def create_database(self, template: str | None = TEMPLATE) -> str:
+        """FILE_COPY copies the template's files as they are; the default (WAL_LOG, PostgreSQL
+        15+) writes every block of them to the WAL as well, twice the writing for a test."""
         name = f"t_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
             if template:
-                query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                query = sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
                     sql.Identifier(name), sql.Identifier(template)
                 )
             conn.execute(query)
@@ -82,6 +90,13 @@ class Cluster:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def data_folder(fallback: Path) -> Path:
+    """A new folder for a server's data: on the tmpfs if there is one, else in ``fallback``."""
+    if TMPFS.is_dir() and os.access(TMPFS, os.W_OK):
+        return Path(tempfile.mkdtemp(prefix="offerd-tests-pg-", dir=TMPFS))
+    return fallback
 
 
 def start_cluster(tmp: Path) -> Cluster:
@@ -149,7 +164,7 @@ def _attach_or_start(folder: Path) -> Cluster:
         if cluster.running():
             return cluster
         described.unlink()
-    cluster = start_cluster(folder)
+    cluster = start_cluster(data_folder(folder))
     build_template(cluster)
     fields = asdict(cluster) | {"pgdata": str(cluster.pgdata) if cluster.pgdata else None}
     described.write_text(json.dumps(fields))
@@ -162,7 +177,8 @@ def _shut_down(cluster: Cluster, folder: Path) -> None:
         assert cluster.pgdata is not None
         with contextlib.suppress(Exception):
             cluster.stop()
-        shutil.rmtree(cluster.pgdata, ignore_errors=True)
+        in_memory = cluster.pgdata.parent.parent == TMPFS  # the folder data_folder made
+        shutil.rmtree(cluster.pgdata.parent if in_memory else cluster.pgdata, ignore_errors=True)
 
 
 @contextlib.contextmanager
