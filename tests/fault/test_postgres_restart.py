@@ -39,6 +39,7 @@ from tests.support.pg import Cluster, shared_cluster
 
 pytestmark = [pytest.mark.fault, timeout_mark(300)]
 
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A server for this module alone (it overrides the session's; ``db_url`` and ``app`` use it):
