@@ -1,15 +1,38 @@
 from __future__ import annotations
 
-import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
 from offerd.observability import configure_logging
 from tests.support.app import TestApp, running_app
-from tests.support.pg import Cluster, build_template, start_cluster
+from tests.support.markers import SUMMARY_PROPERTY, refuse_mislabeled_units
+from tests.support.pg import Cluster, shared_cluster
 from tests.support.server import LiveServer, live_server
+
+pytest_plugins = ["pytester"]  # tests/test_markers.py runs pytest on a made-up test module
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects anything: every run checks every test
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    refuse_mislabeled_units(items)
+
+
+# Lines the tests asked to print at the end, gathered from their reports (which, under pytest-xdist,
+# the workers send to this process).
+SUMMARY: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    SUMMARY.extend(str(value) for name, value in report.user_properties if name == SUMMARY_PROPERTY)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SUMMARY:
+        terminalreporter.write_sep("-", "fault tests")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -20,13 +43,13 @@ def _quiet_logs() -> None:
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = start_cluster(Path(tmp_path_factory.mktemp("pg")))
-    build_template(cluster)
-    yield cluster
-    if cluster.restartable:
-        # stop the server we restarted ourselves (pgserver only stops the one it started)
-        with contextlib.suppress(Exception):
-            cluster.stop()
+    """One PostgreSQL and one migrated template for the run. Under pytest-xdist every worker has
+    its own base temp folder inside the run's: the workers meet in that parent folder and share
+    the server (see tests.support.pg.shared_cluster)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "pg"
+    with shared_cluster(folder) as cluster:
+        yield cluster
 
 
 @pytest.fixture

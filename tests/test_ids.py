@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from offerd.common.ids import _ALPHABET, _base62, new_id, secret_token
+
+pytestmark = pytest.mark.unit
 
 
 def _decode(text: str) -> int:

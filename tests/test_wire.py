@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from offerd.edge.errors import APIError, InvalidRequest, ParamWrongValue
 from offerd.edge.wire import decode_body, decode_form, param_name
 
+pytestmark = pytest.mark.unit
+
 FORM = "application/x-www-form-urlencoded"
 
 

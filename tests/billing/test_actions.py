@@ -21,6 +21,8 @@ from offerd.billing.actions import (
     parse_action,
 )
 
+pytestmark = pytest.mark.unit
+
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
 DAY = timedelta(days=1)
 

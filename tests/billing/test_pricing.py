@@ -10,6 +10,8 @@ from offerd.billing.actions import Coupon, Plan, SubscriptionState
 from offerd.billing.pricing import Summary, discounted, summarize
 from offerd.common.money import money
 
+pytestmark = pytest.mark.unit
+
 
 def pct(value: float, id: str = "P") -> Coupon:
     return Coupon(id, f"{value}% off", "percentage", value, None)

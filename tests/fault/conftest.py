@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.fault.harness import REPORT, Workers
+from tests.support.markers import SUMMARY_PROPERTY
 
 
 @pytest.fixture
@@ -18,8 +19,10 @@ def workers(db_url: str, tmp_path: Path) -> Iterator[Workers]:
         started.kill_all()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if REPORT:
-        terminalreporter.write_sep("-", "fault tests")
-        for line in REPORT:
-            terminalreporter.write_line(line)
+@pytest.fixture(autouse=True)
+def _report(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hand the test's REPORT lines to its report: under pytest-xdist the test ran in a worker and
+    the terminal summary (tests/conftest.py) is written by the controlling process."""
+    yield
+    while REPORT:
+        request.node.user_properties.append((SUMMARY_PROPERTY, REPORT.pop(0)))

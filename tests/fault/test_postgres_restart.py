@@ -3,15 +3,17 @@ restarted (its pool, its LISTEN connection and its in-flight jobs all recover), 
 503 ``db_connection_failure`` at worst and then serves again, and every billing_update still
 completes exactly once.
 
-This restarts the session's whole PostgreSQL cluster, so it skips against an external server
-(OFFERD_TEST_DATABASE_URL), and it must not run beside other tests of the same session.
+This restarts PostgreSQL, so the module runs on a server of its own (the ``cluster`` fixture below):
+the other tests of the run, on other pytest-xdist workers, share the session's server and never see
+it go. Against an external server (OFFERD_TEST_DATABASE_URL) it skips.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import psycopg
@@ -33,9 +35,20 @@ from tests.fault.harness import (
 )
 from tests.support.app import TestApp
 from tests.support.catalog import seed
-from tests.support.pg import Cluster
+from tests.support.pg import Cluster, shared_cluster
 
 pytestmark = [pytest.mark.fault, timeout_mark(300)]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A server for this module alone (it overrides the session's; ``db_url`` and ``app`` use it):
+    restarting the shared one would break whatever the other workers run meanwhile."""
+    if os.environ.get("OFFERD_TEST_DATABASE_URL"):
+        pytest.skip("the test database is external (OFFERD_TEST_DATABASE_URL): can't restart it")
+    with shared_cluster(tmp_path_factory.mktemp("pg-restarted")) as own:
+        yield own
+
 
 # What the worker logs when it notices the database is gone.
 OUTAGE_EVENTS = (

@@ -385,6 +385,7 @@ async def test_a_provider_that_keeps_failing_ends_in_internal_error(app: TestApp
     assert flaky.calls == attempts
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("attempt", "low", "high"),
     [

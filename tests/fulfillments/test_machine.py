@@ -7,6 +7,8 @@ import pytest
 from offerd.fulfillments import machine
 from offerd.fulfillments.machine import IllegalTransition, Transition
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("current", "processing_type", "requested", "reason", "expected"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,8 @@ from offerd.offers import guards, targeting
 from offerd.offers.decide import decide
 from offerd.offers.experiments import Arm, Experiment
 from offerd.offers.targeting import Candidate
+
+pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -24,6 +24,8 @@ from offerd.offers import experiments
 from offerd.offers.experiments import HOLDOUT, Arm, Experiment
 from offerd.offers.models import ExperimentIn
 
+pytestmark = pytest.mark.unit
+
 N = 100_000
 CUSTOMERS = [f"cus_{i}" for i in range(N)]
 SITE = "acme"

@@ -39,6 +39,7 @@ def assert_held_back_by(reason: str | None, expected: str | None) -> None:
         assert reason is not None and expected in reason
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("guards", "events", "expected"),
     [
@@ -95,6 +96,7 @@ def test_each_guard(guards: Guards | None, events: list[Seen], expected: str | N
     assert_held_back_by(blocked(guards, events, NOW), expected)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("events", "expected"),
     [
@@ -123,6 +125,7 @@ def test_several_guards_at_once(events: list[Seen], expected: str | None) -> Non
     assert_held_back_by(blocked(guards, events, NOW), expected)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("guards", "days"),
     [
@@ -140,6 +143,7 @@ def test_lookback_days(guards: Guards, days: int) -> None:
     assert guards.lookback_days == days
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [

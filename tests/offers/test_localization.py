@@ -13,6 +13,7 @@ from tests.support.app import TestApp
 from tests.support.catalog import offer, seed
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("requested", "available", "expected"),
     [
@@ -80,6 +81,7 @@ DEFINITION: dict[str, Any] = {
 }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("requested", "title", "description", "labels", "locale"),
     [
@@ -131,6 +133,7 @@ def test_localize(
     assert DEFINITION == pristine
 
 
+@pytest.mark.unit
 def test_localize_without_translations_or_default_locale() -> None:
     definition = {
         k: v for k, v in DEFINITION.items() if k not in ("translations", "default_locale")

@@ -10,6 +10,8 @@ from offerd.offers import targeting
 from offerd.offers.decide import decide
 from offerd.offers.targeting import Candidate, RuleError
 
+pytestmark = pytest.mark.unit
+
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
