@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import psycopg
 import pytest
 
 from tests.support.app import TestApp
+from tests.support.pg import Cluster, shared_cluster
 
 SITE = "acme"
 ASK = "/api/v2/personalized_offers"
@@ -373,3 +374,13 @@ async def connections_of(app: TestApp, app_name: str) -> list[dict[str, Any]]:
         "SELECT pid, state, query, backend_start FROM pg_stat_activity WHERE application_name = %s",
         app_name,
     )
+
+
+def server_of_its_own(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Cluster]:
+    """The body of a module's ``cluster`` fixture (overriding the session's, which ``db_url`` and
+    ``app`` then use) for a module that restarts or stops PostgreSQL: doing that to the shared
+    server would break whatever the other xdist workers run meanwhile."""
+    if os.environ.get("OFFERD_TEST_DATABASE_URL"):
+        pytest.skip("the test database is external (OFFERD_TEST_DATABASE_URL): can't stop it")
+    with shared_cluster(tmp_path_factory.mktemp(name)) as own:
+        yield own

@@ -3,20 +3,20 @@ with ``Retry-After`` within OFFERD_DB_ACQUIRE_TIMEOUT_SECONDS instead of waiting
 default 30 s, ``/readyz`` says so too, and once PostgreSQL is back requests succeed again without
 restarting offerd.
 
-This stops the session's whole PostgreSQL cluster, so it skips against an external server
-(OFFERD_TEST_DATABASE_URL), and it must not run beside other tests of the same session.
+This stops PostgreSQL, so the module runs on a server of its own (the ``cluster`` fixture below),
+and skips against an external server (OFFERD_TEST_DATABASE_URL).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from typing import TypeVar
 
 import pytest
 
-from tests.fault.harness import timeout_mark
+from tests.fault.harness import server_of_its_own, timeout_mark
 from tests.support.app import running_app
 from tests.support.catalog import seed
 from tests.support.pg import Cluster
@@ -28,6 +28,13 @@ ACQUIRE_TIMEOUT = 1.0
 # that every request waited out before the fix.
 ANSWERED_WITHIN = 20.0
 T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    yield from server_of_its_own(tmp_path_factory, "pg-stopped")
+
+
 FULFILLMENT = "/api/v2/offer_fulfillments/of_missing"
 
 

@@ -11,7 +11,6 @@ it go. Against an external server (OFFERD_TEST_DATABASE_URL) it skips.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -30,24 +29,20 @@ from tests.fault.harness import (
     in_progress,
     scalar,
     scaled,
+    server_of_its_own,
     timeout_mark,
     wait_until_final,
 )
 from tests.support.app import TestApp
 from tests.support.catalog import seed
-from tests.support.pg import Cluster, shared_cluster
+from tests.support.pg import Cluster
 
 pytestmark = [pytest.mark.fault, timeout_mark(300)]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A server for this module alone (it overrides the session's; ``db_url`` and ``app`` use it):
-    restarting the shared one would break whatever the other workers run meanwhile."""
-    if os.environ.get("OFFERD_TEST_DATABASE_URL"):
-        pytest.skip("the test database is external (OFFERD_TEST_DATABASE_URL): can't restart it")
-    with shared_cluster(tmp_path_factory.mktemp("pg-restarted")) as own:
-        yield own
+    yield from server_of_its_own(tmp_path_factory, "pg-restarted")
 
 
 # What the worker logs when it notices the database is gone.
