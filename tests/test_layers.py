@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import pytest
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 SLICES = frozenset(
     {"billing", "checkout", "events", "fulfillments", "notifications", "offers", "sites"}
@@ -27,6 +29,8 @@ Kind = Literal["top", "type_checking", "function"]
 # or fails its fulfillment through ``fulfillments.transitions``. Registering processors from
 # outside (the processors' typed registry) would turn the first edge around.
 ALLOWED_SLICE_EDGES_IN_CYCLES = frozenset({("fulfillments", "checkout")})
+
+pytestmark = pytest.mark.unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +174,11 @@ def stores_reached_from_outside(imports: Iterable[Import]) -> list[Import]:
     ]
 
 
+def routers_on_stores(imports: Iterable[Import]) -> list[Import]:
+    """Routers are thin: they call services, never a store (their own slice's either)."""
+    return [i for i in imports if i.source.endswith(".api") and _is_store(i.target)]
+
+
 def views_in_notifications(imports: Iterable[Import]) -> list[Import]:
     """Notifications render what they are given: no other slice's views."""
     return [
@@ -207,6 +216,16 @@ def test_the_ground_imports_no_slice() -> None:
 
 def test_no_slice_reaches_into_another_slices_store() -> None:
     assert [str(i) for i in stores_reached_from_outside(all_imports())] == []
+
+
+def test_routers_call_services_not_stores() -> None:
+    assert [str(i) for i in routers_on_stores(all_imports())] == []
+
+
+def test_a_router_on_a_store_is_caught() -> None:
+    bad = _imp("offerd.events.api", "offerd.events.store")
+    fine = _imp("offerd.events.api", "offerd.events.service")
+    assert routers_on_stores([bad, fine]) == [bad]
 
 
 def test_notifications_import_no_other_slices_views() -> None:

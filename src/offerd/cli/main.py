@@ -305,7 +305,7 @@ def deliveries_list(
     url = _prepare(settings, migrate=False)
 
     async def work(conn: Conn) -> list[DictRow]:
-        return await service.recent_deliveries(
+        return await service.list_deliveries(
             conn, site, status=status, channel=channel, event_type=event_type, limit=limit
         )
 

@@ -10,10 +10,10 @@ from starlette.responses import Response
 from offerd.db import Conn, transaction
 from offerd.edge.deps import Admin, AdminSite, PublicPost, Svc
 from offerd.edge.endpoint import body_docs, error_responses, read_params, run_post
-from offerd.edge.errors import ParamWrongValue
+from offerd.edge.paging import numeric_cursor, page
 from offerd.edge.params import Params, Required50
 from offerd.edge.wire import JSONResponse
-from offerd.events import reports, service, store
+from offerd.events import reports, service
 
 
 class OfferEventsParams(Params):
@@ -77,22 +77,20 @@ async def list_offer_events(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    before = None
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise ParamWrongValue("cursor", "is not a cursor this API gave out")
-        before = int(cursor)
     async with svc.db.connection() as conn:
-        rows = await store.list_events(
+        rows = await service.list_events(
             conn,
             site.id,
             personalized_offer_id=personalized_offer_id,
             type=type,
-            before=before,
+            before=numeric_cursor(cursor),
             limit=limit + 1,
         )
-    page = rows[:limit]
-    body: dict[str, object] = {"offer_events": [service.event_resource(r) for r in page]}
-    if len(rows) > limit:
-        body["next_cursor"] = str(page[-1]["seq"])
+    body = page(
+        "offer_events",
+        rows,
+        limit=limit,
+        render=service.event_resource,
+        cursor_of=lambda r: r["seq"],
+    )
     return JSONResponse(body)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from psycopg.rows import DictRow
+
 from offerd.common.ids import new_id
 from offerd.db import Conn
 from offerd.events import store
@@ -38,3 +40,23 @@ def event_resource(row: dict[str, Any]) -> dict[str, Any]:
         "origin": row["origin"],
         "occurred_at": int(row["occurred_at"].timestamp()),
     }
+
+
+async def list_events(
+    conn: Conn,
+    site_id: str,
+    *,
+    personalized_offer_id: str | None,
+    type: str | None,
+    before: int | None,
+    limit: int,
+) -> list[DictRow]:
+    """The event log, newest first, from before the ``before`` sequence number."""
+    return await store.list_events(
+        conn,
+        site_id,
+        personalized_offer_id=personalized_offer_id,
+        type=type,
+        before=before,
+        limit=limit,
+    )

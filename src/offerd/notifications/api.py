@@ -12,8 +12,9 @@ from offerd.common import addresses
 from offerd.edge.deps import Admin, AdminSite, Svc
 from offerd.edge.endpoint import error_responses
 from offerd.edge.errors import NotFound, ParamWrongValue
+from offerd.edge.paging import page
 from offerd.edge.wire import JSONResponse, decode_body, validation_error
-from offerd.notifications import service, store
+from offerd.notifications import service
 from offerd.notifications.models import ChannelIn, destination
 
 router = APIRouter(
@@ -100,7 +101,7 @@ async def list_deliveries(
     cursor: Annotated[str | None, Query(max_length=50)] = None,
 ) -> Response:
     async with svc.db.connection() as conn:
-        rows = await store.list_deliveries(
+        rows = await service.list_deliveries(
             conn,
             site.id,
             status=status,
@@ -110,10 +111,13 @@ async def list_deliveries(
             before=cursor,
             limit=limit + 1,
         )
-    page = rows[:limit]
-    body: dict[str, object] = {"deliveries": [service.delivery_resource(r) for r in page]}
-    if len(rows) > limit:
-        body["next_cursor"] = page[-1]["id"]
+    body = page(
+        "deliveries",
+        rows,
+        limit=limit,
+        render=service.delivery_resource,
+        cursor_of=lambda r: r["id"],
+    )
     return JSONResponse(body)
 
 

@@ -165,23 +165,25 @@ async def delete_channel(conn: Conn, site_id: str, channel_id: str) -> bool:
     return await channel_store.delete(conn, site_id, channel_id)
 
 
-async def recent_deliveries(
+async def list_deliveries(
     conn: Conn,
     site_id: str,
     *,
     status: str | None,
     channel: str | None,
     event_type: str | None,
+    fulfillment_id: str | None = None,
+    before: str | None = None,
     limit: int,
 ) -> list[DictRow]:
-    """The newest deliveries (the command line's list; the admin API pages through them)."""
+    """The delivery log, newest first, from before the ``before`` delivery."""
     return await store.list_deliveries(
         conn,
         site_id,
         status=status,
         channel=channel,
         event_type=event_type,
-        fulfillment_id=None,
-        before=None,
+        fulfillment_id=fulfillment_id,
+        before=before,
         limit=limit,
     )

@@ -13,7 +13,8 @@ from starlette.responses import Response
 from offerd.common.clock import unix
 from offerd.edge.deps import Admin, Svc
 from offerd.edge.endpoint import error_responses
-from offerd.edge.errors import InvalidState, NotFound, ParamWrongValue
+from offerd.edge.errors import InvalidState, NotFound
+from offerd.edge.paging import numeric_cursor, page
 from offerd.edge.wire import JSONResponse
 from offerd.queue import jobs
 
@@ -48,17 +49,9 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
-    before = None
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise ParamWrongValue("cursor", "is not a cursor this API gave out")
-        before = int(cursor)
     async with svc.db.connection() as conn:
-        rows = await jobs.list_failed(conn, before=before, limit=limit + 1)
-    page = rows[:limit]
-    body: dict[str, object] = {"jobs": [job_resource(r) for r in page]}
-    if len(rows) > limit:
-        body["next_cursor"] = str(page[-1]["id"])
+        rows = await jobs.list_failed(conn, before=numeric_cursor(cursor), limit=limit + 1)
+    body = page("jobs", rows, limit=limit, render=job_resource, cursor_of=lambda r: r["id"])
     return JSONResponse(body)
 
 
