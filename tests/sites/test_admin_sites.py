@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.app import TestApp
+from tests.support.app import ADMIN_TOKEN, TestApp
 
 
 async def test_put_site_creates_then_updates(app: TestApp) -> None:
@@ -64,3 +64,32 @@ async def test_create_key_shows_secret_once(app: TestApp) -> None:
     r = await app.admin("POST", "/sites/acme/api_keys", {"kind": "root", "name": "x"})
     assert r.status_code == 400
     assert r.json()["param"] == "kind"
+
+
+async def test_admin_api_refuses_a_form_body_saying_to_send_json(app: TestApp) -> None:
+    """curl's ``-d`` sends a form; the admin API must say to send JSON, not ``name : cannot be
+    blank``. The public API keeps taking forms."""
+    admin = {"authorization": "Bearer " + ADMIN_TOKEN}
+    body = '{"name": "Acme", "brand": {"id": "acme", "name": "Acme"}}'
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
+        headers = {**admin, **({"content-type": content_type} if content_type else {})}
+        r = await app.client.put("/admin/v1/sites/acme", content=body, headers=headers)
+        assert r.status_code == 400, r.text
+        error = r.json()
+        assert error["type"] == "invalid_request"
+        assert error["http_status_code"] == 400
+        assert "content-type: application/json" in error["message"]
+    keys = await app.create_site("acme")
+    r = await app.client.put(
+        "/admin/v1/sites/acme/notification_channels/ops",
+        content='{"type": "slack", "webhook_url": "https://hooks.slack.com/services/x"}',
+        headers={**admin, "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 400
+    assert "content-type: application/json" in r.json()["message"]
+    r = await app.post(
+        "/api/v2/personalized_offers",
+        keys["full_access"],
+        data={"customer_id": "cus_1", "subscription_id": "sub_1"},
+    )
+    assert r.status_code == 200, r.text
