@@ -191,7 +191,7 @@ def apply_catalog(
     """Upsert sites' plans, coupons, offers, experiments and channels from a YAML file."""
     from rich.progress import Progress, TaskID
 
-    from offerd import catalog_file
+    from offerd.cli import catalog_file
     from offerd.common.clock import SystemClock
 
     try:
