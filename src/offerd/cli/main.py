@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -176,23 +175,32 @@ def migrate() -> None:
 @cli.command()
 def demo(
     port: Annotated[int | None, typer.Option(help="Default OFFERD_PORT")] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Delete the demo site and all its data, then re-seed")
+    ] = False,
 ) -> None:
     """Serve with a demo site: plans, coupons, a customer, a subscription and an offer with one
     option of each processing type. Prints the keys and a curl walk-through."""
-    from offerd.cli.demo import seed, walkthrough
+    from offerd.cli.demo import TOKEN_FILE, admin_token, port_free, seed, walkthrough
 
     os.environ.setdefault("OFFERD_ALLOW_PRIVATE_DESTINATIONS", "1")
-    if not os.environ.get("OFFERD_ADMIN_TOKEN"):
-        os.environ["OFFERD_ADMIN_TOKEN"] = "adm_" + secrets.token_urlsafe(24)
+    if port is not None:
+        os.environ["OFFERD_PORT"] = str(port)
     get_settings.cache_clear()
     settings = get_settings()
-    if port is not None:
-        settings = settings.model_copy(update={"port": port})
-        os.environ["OFFERD_PORT"] = str(port)
+    if not port_free(settings.host, settings.port):
+        _fail(
+            f"{settings.host}:{settings.port} is already in use (another offerd demo?); "
+            f"choose another port: ./scripts/demo --port {settings.port + 1}"
+        )
+    if not os.environ.get("OFFERD_ADMIN_TOKEN"):
+        os.environ["OFFERD_ADMIN_TOKEN"] = admin_token(settings.home)
+        console.print(f"admin token kept in {settings.home / TOKEN_FILE}", markup=False)
         get_settings.cache_clear()
+        settings = get_settings()
     os.environ[_DEMO_ENV] = "1"
     url = _prepare(settings, migrate=True)
-    keys = asyncio.run(seed(url, settings))
+    keys = asyncio.run(seed(url, settings, reset=reset))
     typer.echo(walkthrough(settings, keys))
     _serve(settings, host=settings.host, port=settings.port, worker=True, workers=1)
 

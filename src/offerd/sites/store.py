@@ -71,6 +71,25 @@ async def get_site(conn: Conn, site_id: str) -> DictRow | None:
     return await fetchone(conn, GET_SITE, (site_id,))
 
 
+# Children first where a reference between two of the site's tables has no ON DELETE CASCADE;
+# the rest goes with the site.
+_DELETE_SITE = (
+    "DELETE FROM hosted_pages WHERE site_id = %s",
+    "DELETE FROM action_links WHERE site_id = %s",
+    "DELETE FROM offer_fulfillments WHERE site_id = %s",
+    "DELETE FROM personalized_offers WHERE site_id = %s",
+    "DELETE FROM subscriptions WHERE site_id = %s",
+    "DELETE FROM sites WHERE id = %s",
+)
+
+
+async def delete_site(conn: Conn, site_id: str) -> bool:
+    """Remove a site and everything it owns (``offerd demo --reset``); call in a transaction."""
+    for sql in _DELETE_SITE:
+        cur = await conn.execute(sql, (site_id,))
+    return cur.rowcount > 0
+
+
 async def bump_catalog(conn: Conn, site_id: str) -> None:
     await conn.execute(BUMP_CATALOG, (site_id,))
 
