@@ -93,3 +93,11 @@ async def test_admin_api_refuses_a_form_body_saying_to_send_json(app: TestApp) -
         data={"customer_id": "cus_1", "subscription_id": "sub_1"},
     )
     assert r.status_code == 200, r.text
+
+
+async def test_the_openapi_document_offers_admin_bodies_as_json_only(app: TestApp) -> None:
+    doc = (await app.client.get("/openapi.json")).json()
+    admin = doc["paths"]["/admin/v1/sites/{site}"]["put"]["requestBody"]["content"]
+    public = doc["paths"]["/api/v2/personalized_offers"]["post"]["requestBody"]["content"]
+    assert set(admin) == {"application/json"}
+    assert "application/x-www-form-urlencoded" in public
