@@ -307,6 +307,15 @@ def bearer_matches(header: str | None, token: str) -> bool:
     )
 
 
+def _json_only(operation: dict[str, Any]) -> None:
+    """The admin API takes JSON bodies only (edge.endpoint.is_admin): document just that."""
+    body = operation.get("requestBody")
+    if body is None:
+        return
+    body.get("content", {}).pop("application/x-www-form-urlencoded", None)
+    body["description"] = "JSON (send content-type: application/json)."
+
+
 def openapi_document(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -320,6 +329,7 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
             schemas.update(operation.pop("x-offerd-schemas", {}))
             if path.startswith("/admin/"):
                 operation["security"] = [{"adminToken": []}]
+                _json_only(operation)
             elif path.startswith("/api/"):
                 operation["security"] = [{"apiKey": []}]
             if method in ("post", "put") and path.startswith("/api/"):

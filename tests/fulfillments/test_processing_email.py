@@ -134,7 +134,8 @@ async def test_accept_sends_one_email_with_details_and_two_links(
     # two different links, the same in both parts, to this app's action pages
     complete, fail = mail.link("Mark fulfilled"), mail.link("Mark failed")
     assert complete != fail
-    assert mail.text_urls == [complete, fail]
+    api_url = f"{urlsplit(complete).scheme}://{urlsplit(complete).netloc}{PATH}/{f['id']}"
+    assert mail.text_urls == [complete, fail, api_url, api_url]
     for link in (complete, fail):
         url = urlsplit(link)
         assert url.path.startswith("/fulfillment_actions/")
@@ -427,3 +428,20 @@ async def test_every_address_in_email_to_gets_the_mail(mail_app: TestApp, smtp: 
     (mail,) = smtp.messages
     assert sorted(mail.rcpt_tos) == ["ops@merchant.example", MERCHANT]
     assert (await delivery_of(app, f["id"]))["status"] == "succeeded"
+
+
+async def test_the_email_shows_the_api_request_with_the_id_in_the_body(
+    mail_app: TestApp, smtp: MailSink
+) -> None:
+    """The spec requires ``id`` in the update's body as well as its path; the email's request
+    must carry it, and sent as written it must complete the fulfillment."""
+    keys, f, _, _ = await requested(mail_app, smtp)
+    (mail,) = smtp.messages
+    for part in (mail.text, mail.html):
+        assert f"{PATH}/{f['id']} -d id={f['id']} -d status=completed" in part
+        assert f"-d id={f['id']} -d status=failed -d 'failure_reason=" in part
+    line = next(x for x in mail.text.splitlines() if "status=completed" in x)
+    form = dict(arg.split("=", 1) for arg in line.split(" -d ")[1:])
+    r = await mail_app.post(f"{PATH}/{f['id']}", keys["full_access"], data=form)
+    assert r.status_code == 200, r.text
+    assert r.json()["offer_fulfillment"]["status"] == "completed"

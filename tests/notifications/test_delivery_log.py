@@ -4,6 +4,7 @@ the command line (``offerd deliveries list|retry``, run as a real subprocess).""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -405,3 +406,44 @@ async def test_cli_retry(app: TestApp, receiver: Receiver, db_url: str, tmp_path
     assert len(receiver.received("POST", "/gone")) == before + 1
     d = await delivery(app, gone_id)
     assert (d["status"], d["attempts"]) == ("failed", 2)
+
+
+async def test_cli_list_shows_full_ids_on_a_narrow_terminal_and_as_json(
+    app: TestApp, receiver: Receiver, db_url: str, tmp_path: Path
+) -> None:
+    s = await scenario(app, receiver)
+    narrow = offerd(db_url, tmp_path, "deliveries", "list", "--site", SITE, env={"COLUMNS": "40"})
+    assert narrow.returncode == 0, narrow.stdout + narrow.stderr
+    for delivery_id in s.ids.values():
+        assert delivery_id in narrow.stdout, narrow.stdout
+
+    done = offerd(db_url, tmp_path, "deliveries", "list", "--site", SITE, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {r["id"] for r in rows} == set(s.ids.values())
+    assert all(r["object"] == "delivery" for r in rows)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--site", "nosuchsite"], "unknown --site 'nosuchsite'"),
+        (["--site", SITE, "--status", "faild"], "unknown --status 'faild'"),
+        (["--site", SITE, "--channel", "sms"], "unknown --channel 'sms'"),
+    ],
+)
+async def test_cli_list_refuses_unknown_filters(
+    app: TestApp, db_url: str, tmp_path: Path, options: list[str], message: str
+) -> None:
+    await app.create_site(SITE)
+    done = offerd(db_url, tmp_path, "deliveries", "list", *options)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_version(db_url: str, tmp_path: Path) -> None:
+    from offerd import __version__
+
+    done = offerd(db_url, tmp_path, "--version")
+    assert (done.returncode, done.stdout.strip()) == (0, f"offerd {__version__}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.app import TestApp
+from tests.support.app import ADMIN_TOKEN, TestApp
 
 
 async def test_put_site_creates_then_updates(app: TestApp) -> None:
@@ -128,3 +128,40 @@ async def test_checkout_frame_ancestors_origins_are_saved(
     r = await app.admin("PUT", "/sites/acme", {"name": "Acme", "settings": settings})
     assert r.status_code == 201, r.text
     assert r.json()["settings"][FRAMERS] == sources
+
+
+async def test_admin_api_refuses_a_form_body_saying_to_send_json(app: TestApp) -> None:
+    """curl's ``-d`` sends a form; the admin API must say to send JSON, not ``name : cannot be
+    blank``. The public API keeps taking forms."""
+    admin = {"authorization": "Bearer " + ADMIN_TOKEN}
+    body = '{"name": "Acme", "brand": {"id": "acme", "name": "Acme"}}'
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
+        headers = {**admin, **({"content-type": content_type} if content_type else {})}
+        r = await app.client.put("/admin/v1/sites/acme", content=body, headers=headers)
+        assert r.status_code == 400, r.text
+        error = r.json()
+        assert error["type"] == "invalid_request"
+        assert error["http_status_code"] == 400
+        assert "content-type: application/json" in error["message"]
+    keys = await app.create_site("acme")
+    r = await app.client.put(
+        "/admin/v1/sites/acme/notification_channels/ops",
+        content='{"type": "slack", "webhook_url": "https://hooks.slack.com/services/x"}',
+        headers={**admin, "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 400
+    assert "content-type: application/json" in r.json()["message"]
+    r = await app.post(
+        "/api/v2/personalized_offers",
+        keys["full_access"],
+        data={"customer_id": "cus_1", "subscription_id": "sub_1"},
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_the_openapi_document_offers_admin_bodies_as_json_only(app: TestApp) -> None:
+    doc = (await app.client.get("/openapi.json")).json()
+    admin = doc["paths"]["/admin/v1/sites/{site}"]["put"]["requestBody"]["content"]
+    public = doc["paths"]["/api/v2/personalized_offers"]["post"]["requestBody"]["content"]
+    assert set(admin) == {"application/json"}
+    assert "application/x-www-form-urlencoded" in public

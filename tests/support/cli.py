@@ -10,13 +10,16 @@ from pathlib import Path
 OFFERD = Path(sys.executable).parent / "offerd"
 
 
-def run_offerd(db_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_offerd(
+    db_url: str, cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "OFFERD_DATABASE_URL": db_url,
         "OFFERD_LOG_LEVEL": "warning",
         "COLUMNS": "400",  # rich wraps messages and tables to the terminal's width
         "NO_COLOR": "1",
+        **(env or {}),
     }
     return subprocess.run(
         [str(OFFERD), *args],

@@ -7,9 +7,13 @@ demo server itself serves at ``/demo/inbox``, so the whole flow can be watched o
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections import deque
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -43,12 +47,13 @@ def demo_offer(base_url: str) -> dict[str, Any]:
         "eligibility": "subscription.status == 'active'",
         "content": {
             "title": "Before you go…",
-            "description": "Take 20% off, pause for a month, or move to Pro.",
+            "description": "Take 20% off for 3 months, move to Pro, talk to us, let us send "
+            "you a gift, or have us call you.",
         },
         "options": [
             {
                 "id": "discount",
-                "label": "Take 20% off",
+                "label": "Take 20% off for 3 months",
                 "processing_type": "billing_update",
                 "billing_action": {"type": "apply_coupon", "coupon_id": "SAVE20"},
             },
@@ -109,14 +114,51 @@ def demo_channels(base_url: str) -> dict[str, ChannelIn]:
     }
 
 
-async def seed(url: str, settings: Settings) -> dict[str, str]:
-    """Create or refresh the demo site; return fresh keys (the old ones keep working)."""
+TOKEN_FILE = "demo-admin-token"
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether ``offerd demo`` can listen there: checked before seeding, so a second demo on a
+    taken port changes nothing and says so, instead of dying after its walk-through."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError:
+        return False
+    return True
+
+
+def admin_token(home: Path) -> str:
+    """The demo's admin token, kept under ``OFFERD_HOME`` (mode 0600) so that the token a reader
+    copied from the last run keeps working after a restart."""
+    path = home / TOKEN_FILE
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        token = ""
+    if token:
+        return token
+    home.mkdir(parents=True, exist_ok=True)
+    token = "adm_" + secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token
+
+
+async def seed(url: str, settings: Settings, *, reset: bool = False) -> dict[str, str]:
+    """Create or refresh the demo site (``reset``: delete it and what it owns first); return
+    fresh keys (the old ones keep working unless reset)."""
     clock = SystemClock()
     now = clock.now()
     db = Database(url, min_size=1, max_size=2)
     await db.open()
     try:
         async with db.connection() as conn, transaction(conn):
+            if reset:
+                await sites.delete(conn, SITE)
             await sites.save(
                 conn,
                 SITE,
@@ -195,6 +237,9 @@ def walkthrough(settings: Settings, keys: dict[str, str]) -> str:
     base = settings.base_url
     full = keys["full_access"]
     admin = settings.admin_token.get_secret_value() if settings.admin_token else "(unset)"
+    # A fresh key per POST step and per run: a key reused with other parameters is a 422, and a
+    # replay of the last run's key would answer with the last run's ids.
+    run = secrets.token_hex(4)
     return f"""
 offerd demo — site "{SITE}" at {base}
 
@@ -214,12 +259,13 @@ offerd demo — site "{SITE}" at {base}
 2. Say it was viewed (use the personalized offer id from step 1 as PO):
 
   curl -s -u {full}: {base}/api/v2/offer_events \\
+    -H 'chargebee-idempotency-key: demo-{run}-view' \\
     -d personalized_offer_id=$PO -d type=viewed
 
 3. Accept the 20%-off option (billing_update; the worker applies the coupon):
 
   curl -s -u {full}: {base}/api/v2/offer_fulfillments \\
-    -H 'chargebee-idempotency-key: demo-1' \\
+    -H 'chargebee-idempotency-key: demo-{run}-accept' \\
     -d personalized_offer_id=$PO -d option_id=discount
 
 4. Poll it (use the fulfillment id from step 3 as OF):

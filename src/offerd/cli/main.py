@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -31,6 +30,24 @@ console = Console(stderr=True)
 
 _RUN_WORKER_ENV = "OFFERD_SERVE_IN_PROCESS_WORKER"
 _DEMO_ENV = "OFFERD_SERVE_DEMO_INBOX"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from offerd import __version__
+
+        typer.echo(f"offerd {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version"),
+    ] = False,
+) -> None:
+    """offerd: offers decisioning and fulfillment"""
 
 
 def _prepare(settings: Settings, *, migrate: bool) -> str:
@@ -192,24 +209,33 @@ def migrate() -> None:
 @cli.command()
 def demo(
     port: Annotated[int | None, typer.Option(help="Default OFFERD_PORT")] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Delete the demo site and all its data, then re-seed")
+    ] = False,
 ) -> None:
     """Serve with a demo site: plans, coupons, a customer, a subscription and an offer with one
     option of each processing type. Prints the keys and a curl walk-through."""
-    from offerd.cli.demo import seed, walkthrough
+    from offerd.cli.demo import TOKEN_FILE, admin_token, port_free, seed, walkthrough
 
     os.environ.setdefault("OFFERD_ALLOW_PRIVATE_DESTINATIONS", "1")
-    if not os.environ.get("OFFERD_ADMIN_TOKEN"):
-        os.environ["OFFERD_ADMIN_TOKEN"] = "adm_" + secrets.token_urlsafe(24)
+    if port is not None:
+        os.environ["OFFERD_PORT"] = str(port)
     get_settings.cache_clear()
     settings = get_settings()
-    if port is not None:
-        settings = settings.model_copy(update={"port": port})
-        os.environ["OFFERD_PORT"] = str(port)
+    if not port_free(settings.host, settings.port):
+        _fail(
+            f"{settings.host}:{settings.port} is already in use (another offerd demo?); "
+            f"choose another port: ./scripts/demo --port {settings.port + 1}"
+        )
+    if not os.environ.get("OFFERD_ADMIN_TOKEN"):
+        os.environ["OFFERD_ADMIN_TOKEN"] = admin_token(settings.home)
+        console.print(f"admin token kept in {settings.home / TOKEN_FILE}", markup=False)
         get_settings.cache_clear()
+        settings = get_settings()
     os.environ[_DEMO_ENV] = "1"
     with _owning_home(settings, host=settings.host, port=settings.port):
         url = _prepare(settings, migrate=True)
-        keys = asyncio.run(seed(url, settings))
+        keys = asyncio.run(seed(url, settings, reset=reset))
         typer.echo(walkthrough(settings, keys))
         _serve(settings, host=settings.host, port=settings.port, worker=True, workers=1)
 
@@ -288,6 +314,15 @@ async def _with_db(url: str, work: Callable[[Conn], Awaitable[T]]) -> T:
         await db.close()
 
 
+_DELIVERY_STATUSES = ("pending", "succeeded", "failed", "skipped")
+_CHANNELS = ("webhook", "slack", "email", "segment")
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(message, style="red", markup=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
 @deliveries.command("list")
 def deliveries_list(
     site: Annotated[str, typer.Option(help="Site id")],
@@ -295,22 +330,50 @@ def deliveries_list(
     channel: Annotated[str | None, typer.Option(help="webhook|slack|email|segment")] = None,
     event_type: Annotated[str | None, typer.Option(help="e.g. offer_fulfillment_completed")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line, as the admin API shows them")
+    ] = False,
 ) -> None:
-    """List deliveries, newest first."""
+    """List deliveries, newest first (full ids at any terminal width)."""
+    from typing import get_args
+
     from rich.table import Table
 
     from offerd.notifications import service
+    from offerd.notifications.models import NotificationType
+    from offerd.sites import service as sites
 
+    # A typo'd filter would list nothing, which reads as "no failures": refuse it instead.
+    for name, value, allowed in (
+        ("--status", status, _DELIVERY_STATUSES),
+        ("--channel", channel, _CHANNELS),
+        ("--event-type", event_type, (*get_args(NotificationType), "offer_fulfillment_requested")),
+    ):
+        if value is not None and value not in allowed:
+            _fail(f"unknown {name} {value!r}: use one of {', '.join(allowed)}")
     settings = get_settings()
     url = _prepare(settings, migrate=False)
 
-    async def work(conn: Conn) -> list[DictRow]:
+    async def work(conn: Conn) -> list[DictRow] | None:
+        if await sites.get(conn, site) is None:
+            return None
         return await service.list_deliveries(
             conn, site, status=status, channel=channel, event_type=event_type, limit=limit
         )
 
     rows = asyncio.run(_with_db(url, work))
+    if rows is None:
+        _fail(f"unknown --site {site!r}: no such site")
+    if as_json:
+        import orjson
+
+        for r in rows:
+            typer.echo(orjson.dumps(service.delivery_resource(r)).decode())
+        return
     table = Table("id", "channel", "event", "status", "attempts", "last error", "created")
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = max((len(r["id"]) for r in rows), default=2)
+    table.columns[5].overflow = "fold"
     for r in rows:
         table.add_row(
             r["id"],

@@ -21,9 +21,16 @@ from offerd.edge.wire import decode_body, parse_params
 M = TypeVar("M", bound=BaseModel)
 
 
+def is_admin(path: str) -> bool:
+    """The admin API takes JSON only; the public API takes forms too, as Chargebee's does."""
+    return path.startswith("/admin/")
+
+
 async def read_params(request: Request, model: type[M]) -> tuple[M, dict[str, Any]]:
     raw = await request.body()
-    data = decode_body(request.headers.get("content-type"), raw)
+    data = decode_body(
+        request.headers.get("content-type"), raw, forms=not is_admin(request.url.path)
+    )
     return parse_params(model, data), data
 
 

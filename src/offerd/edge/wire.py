@@ -46,12 +46,25 @@ def media_type(content_type: str | None) -> str | None:
 
 
 def decode_body(
-    content_type: str | None, raw: bytes, *, json_keys: frozenset[str] = JSON_KEYS
+    content_type: str | None,
+    raw: bytes,
+    *,
+    json_keys: frozenset[str] = JSON_KEYS,
+    forms: bool = True,
 ) -> dict[str, Any]:
-    """Decode a POST body into a dict, or raise ``InvalidRequest``."""
+    """Decode a POST body into a dict, or raise ``InvalidRequest``.
+
+    ``forms=False`` (the admin API) takes JSON only: curl's ``-d`` sends a form unless told
+    otherwise, and decoding that form as the JSON document it holds would end in a misleading
+    ``name : cannot be blank``, so the error says what to send instead."""
     kind = media_type(content_type)
-    if kind is None and not raw.strip():
+    if not raw.strip() and (kind is None or not forms):
         return {}
+    if not forms and kind not in JSON_TYPES:
+        raise InvalidRequest(
+            f"The admin API takes JSON: send the header 'content-type: application/json' "
+            f"(got {content_type or 'no content type'})"
+        )
     if kind in JSON_TYPES:
         if not raw.strip():
             return {}

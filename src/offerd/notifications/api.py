@@ -41,7 +41,7 @@ DeliveryEventType = Literal[
 async def put_channel(
     channel_id: ChannelId, site: AdminSite, request: Request, svc: Svc
 ) -> Response:
-    data = decode_body(request.headers.get("content-type"), await request.body())
+    data = decode_body(request.headers.get("content-type"), await request.body(), forms=False)
     try:
         channel = _CHANNEL.validate_python(data)
     except ValidationError as exc:

@@ -34,6 +34,11 @@ async def get(conn: Conn, site_id: str) -> Site | None:
     return Site.from_row(row) if row is not None else None
 
 
+async def delete(conn: Conn, site_id: str) -> None:
+    """The site and everything it owns (the demo's ``--reset``)."""
+    await store.delete_site(conn, site_id)
+
+
 async def catalog_changed(conn: Conn, site_id: str) -> None:
     """A new catalog version: every process recompiles the site's offers on its next request."""
     await store.bump_catalog(conn, site_id)

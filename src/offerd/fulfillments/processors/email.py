@@ -32,7 +32,10 @@ def _request_email(base_url: str) -> BuildRequest:
         if sending:
             urls = await links.issue(conn, row, base_url=base_url, now=now)
         content = await requests.content(conn, row)
-        context = {**content, "links": urls, "option": option}
+        # The exact request a merchant may send instead of the links: the spec requires the id
+        # in the body too, and a reader copying "POST .../{id}" would leave it out.
+        api_url = f"{base_url}/api/v2/offer_fulfillments/{row['id']}"
+        context = {**content, "links": urls, "option": option, "api_url": api_url}
         title = content["personalized_offer"]["content"]["title"]
         payload = {
             "to": option["email_to"],
