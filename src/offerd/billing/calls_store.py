@@ -25,12 +25,14 @@ VALUES (%(site)s, %(provider)s, %(sub)s, %(base)s, %(step)s, %(gen)s, %(key)s, %
 ON CONFLICT (base_key, step, generation) DO NOTHING
 RETURNING *
 """
-# Only a call still 'sent' is finished: a late outcome never overwrites a recorded one.
+# A call still 'sent' takes its outcome. A 'failed' one (a 5xx, a timeout, a lost answer: its
+# outcome unknown) becomes 'applied' when a later re-read finds its change there; its error is
+# kept. Nothing else is overwritten.
 _FINISH = """
 UPDATE provider_calls
 SET state = %(state)s, provider_request_id = coalesce(%(request_id)s, provider_request_id),
-    error = %(error)s, finished_at = %(now)s
-WHERE id = %(id)s AND state = 'sent'
+    error = coalesce(%(error)s, error), finished_at = %(now)s
+WHERE id = %(id)s AND (state = 'sent' OR (state = 'failed' AND %(state)s = 'applied'))
 """
 _FOR_SUBSCRIPTION = """
 SELECT * FROM provider_calls WHERE site_id = %s AND subscription_id = %s ORDER BY id
