@@ -161,7 +161,7 @@ async def test_each_action_applies_once(
     sub_id = _sub(fake_stripe, seeded, **seed)
     applied = await _apply(app, provider, sub_id, action)
     assert not applied.replayed
-    now = await provider.backend.read(sub_id)
+    now = (await provider.backend.read(sub_id)).state
     assert check(applied.before, now), now
     assert applied.after == now
     (change,) = fake_stripe.history(sub_id)

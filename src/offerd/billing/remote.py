@@ -73,6 +73,15 @@ STEP = "apply"
 
 
 @dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A subscription as just read: offerd's state, and the provider's object (opaque here) the
+    backend builds its call from (Stripe's item and discount ids)."""
+
+    state: SubscriptionState
+    raw: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Sent:
     after: SubscriptionState
     request_id: str | None
@@ -84,7 +93,7 @@ class RemoteBackend(Protocol):
 
     name: str
 
-    async def read(self, subscription_id: str) -> SubscriptionState: ...
+    async def read(self, subscription_id: str) -> Snapshot: ...
 
     async def catalog(
         self, state: SubscriptionState, action: BillingAction
@@ -94,7 +103,7 @@ class RemoteBackend(Protocol):
         self,
         subscription_id: str,
         action: BillingAction,
-        before: SubscriptionState,
+        current: Snapshot,
         target: SubscriptionState,
         idempotency_key: str,
     ) -> Sent: ...
@@ -158,7 +167,8 @@ async def apply_once(
             )
         if last is not None and last["state"] == "refused":
             raise PermanentProviderError(last["error"], request_id=last["provider_request_id"])
-        current = await backend.read(subscription_id)
+        snapshot = await backend.read(subscription_id)
+        current = snapshot.state
         if last is None:
             before = current
             plans, coupons = await backend.catalog(current, action)
@@ -191,7 +201,7 @@ async def apply_once(
         if call is None:
             raise TransientProviderError("another attempt of this change is in flight")
         try:
-            sent = await backend.send(subscription_id, action, before, target, key)
+            sent = await backend.send(subscription_id, action, snapshot, target, key)
         except ProviderError as exc:
             # 401 is not the subscription's answer: a retry after the key is fixed may send.
             refused = isinstance(exc, PermanentProviderError) and not isinstance(

@@ -47,7 +47,7 @@ from offerd.billing.provider import (
     ProviderUnauthorized,
     TransientProviderError,
 )
-from offerd.billing.remote import Sent, apply_once
+from offerd.billing.remote import Sent, Snapshot, apply_once
 from offerd.billing.stripe.mapping import NotMappable, subscription_state
 from offerd.db import Conn, Database
 
@@ -100,9 +100,8 @@ class StripeBackend:
 
     def __init__(self, client: stripe.StripeClient) -> None:
         self.client = client
-        self._raw: dict[str, dict[str, Any]] = {}  # the last read of each subscription
 
-    async def read(self, subscription_id: str) -> SubscriptionState:
+    async def read(self, subscription_id: str) -> Snapshot:
         try:
             sub = await self.client.v1.subscriptions.retrieve_async(
                 subscription_id, {"expand": _EXPAND}
@@ -110,8 +109,7 @@ class StripeBackend:
         except stripe.StripeError as exc:
             raise translate(exc) from exc
         raw = sub.to_dict()
-        self._raw[subscription_id] = raw
-        return _state(raw)
+        return Snapshot(_state(raw), raw)
 
     async def catalog(
         self, state: SubscriptionState, action: BillingAction
@@ -159,12 +157,12 @@ class StripeBackend:
         self,
         subscription_id: str,
         action: BillingAction,
-        before: SubscriptionState,  # noqa: ARG002 - the protocol's; the target says it all
+        current: Snapshot,
         target: SubscriptionState,
         idempotency_key: str,
     ) -> Sent:
         subs = self.client.v1.subscriptions
-        raw = self._raw[subscription_id]
+        raw = current.raw
         options: Any = {"idempotency_key": idempotency_key}
         expand: Any = {"expand": _EXPAND}
         try:
@@ -179,9 +177,9 @@ class StripeBackend:
                     sub = await subs.update_async(subscription_id, cast(Any, params), options)
         except stripe.StripeError as exc:
             raise translate(exc) from exc
-        after = sub.to_dict()
-        self._raw[subscription_id] = after
-        return Sent(_state(after), sub.last_response.request_id if sub.last_response else None)
+        return Sent(
+            _state(sub.to_dict()), sub.last_response.request_id if sub.last_response else None
+        )
 
 
 def _state(raw: Mapping[str, Any]) -> SubscriptionState:
