@@ -16,6 +16,7 @@ from offerd.billing.actions import SubscriptionState, add_months, parse_action
 from offerd.billing.provider import (
     Applied,
     PermanentProviderError,
+    Preview,
     ProviderUnauthorized,
     TransientProviderError,
 )
@@ -329,3 +330,56 @@ async def test_a_401_is_provider_unauthorized(
     assert (
         await _apply(app, provider, sub_id, {"type": "pause_subscription", "pause_months": 1})
     ).after.status == "paused"
+
+
+async def _preview(
+    app: TestApp, provider: StripeProvider, sub_id: str, action: dict[str, Any]
+) -> Preview:
+    async with app.services.db.connection() as conn:
+        return await provider.preview(
+            conn,
+            site_id=SITE,
+            subscription_id=sub_id,
+            action=parse_action(action),
+            now=datetime.now(UTC),
+        )
+
+
+async def test_a_preview_takes_the_next_charge_from_stripes_invoice_preview(
+    app: TestApp, provider: StripeProvider, fake_stripe: FakeStripe, seeded: dict[str, Any]
+) -> None:
+    sub_id = _sub(fake_stripe, seeded, coupons=["OLD"])
+    preview = await _preview(app, provider, sub_id, {"type": "change_plan", "plan_id": "price_pro"})
+    assert (preview.before.plan_name, preview.before.list_price) == ("Basic", 2000)
+    assert preview.before.next_charge == 1900  # 5 % off
+    assert (preview.after.plan_name, preview.after.list_price) == ("Pro", 3000)
+    invoice = fake_stripe.client().v1.invoices.create_preview(
+        {
+            "subscription": sub_id,
+            "subscription_details": {
+                "items": [
+                    {
+                        "id": fake_stripe.subscription(sub_id)["items"]["data"][0]["id"],
+                        "price": "price_pro",
+                        "quantity": 1,
+                    }
+                ],
+                "proration_behavior": "create_prorations",
+            },
+        }
+    )
+    assert preview.after.next_charge == invoice.amount_due != 2850  # prorations included
+    assert fake_stripe.history(sub_id) == []  # a preview changes nothing
+
+
+async def test_a_preview_without_a_price_change_asks_stripe_nothing_more(
+    app: TestApp, provider: StripeProvider, fake_stripe: FakeStripe, seeded: dict[str, Any]
+) -> None:
+    sub_id = _sub(fake_stripe, seeded)
+    preview = await _preview(
+        app, provider, sub_id, {"type": "pause_subscription", "pause_months": 1}
+    )
+    assert (preview.before.status, preview.after.status) == ("active", "paused")
+    assert _posts(fake_stripe) == 0
+    with pytest.raises(PermanentProviderError, match="needs an in_trial"):
+        await _preview(app, provider, sub_id, {"type": "convert_trial"})

@@ -15,17 +15,23 @@ The ``_async`` methods are used: give the client an async-capable HTTP client, e
 installed). Pausing uses ``pause_collection`` (works on every account, and keeps the date the
 offer promised in ``resumes_at``); a subscription Stripe itself paused (status ``paused``) is
 resumed with ``resume``.
+
+``preview`` summarizes before and after as the ledger does, from Stripe's prices and coupons; when
+the price or the discounts change, the next charge after is Stripe's own invoice preview
+(``invoices.create_preview``, prorations included).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
 import stripe
 
 from offerd.billing.actions import (
+    ActionError,
     ApplyCoupon,
     BillingAction,
     CancelSubscription,
@@ -38,7 +44,9 @@ from offerd.billing.actions import (
     RemoveScheduledCancellation,
     ResumeSubscription,
     SubscriptionState,
+    apply_action,
 )
+from offerd.billing.pricing import summarize
 from offerd.billing.provider import (
     Applied,
     PermanentProviderError,
@@ -127,8 +135,8 @@ class StripeBackend:
                     str(price.get("currency", "usd")),
                     "year" if interval == "year" else "month",
                 )
-        coupon_id = getattr(action, "coupon_id", None)
-        if coupon_id is not None:
+        wanted = {*state.coupon_ids, getattr(action, "coupon_id", None)} - {None}
+        for coupon_id in sorted(c for c in wanted if c is not None):
             coupon = await self._get(self.client.v1.coupons.retrieve_async, coupon_id)
             if coupon is not None and coupon.get("valid", True):
                 percent = coupon.get("percent_off")
@@ -272,8 +280,43 @@ class StripeProvider:
         conn: Conn,  # noqa: ARG002
         *,
         site_id: str,  # noqa: ARG002
-        subscription_id: str,  # noqa: ARG002
-        action: BillingAction,  # noqa: ARG002
-        now: datetime,  # noqa: ARG002
+        subscription_id: str,
+        action: BillingAction,
+        now: datetime,
     ) -> Preview:
-        raise PermanentProviderError("previews from Stripe are not implemented yet")
+        """The ledger's summaries of before and after, with the next charge after the change
+        taken from Stripe's invoice preview (prorations included) when the price changes."""
+        snapshot = await self.backend.read(subscription_id)
+        plans, coupons = await self.backend.catalog(snapshot.state, action)
+        try:
+            target = apply_action(snapshot.state, action, now=now, plans=plans, coupons=coupons)
+        except ActionError as exc:
+            raise PermanentProviderError(str(exc)) from None
+        before = summarize(snapshot.state, plans, coupons)
+        after = summarize(target, plans, coupons)
+        params = _preview_params(subscription_id, snapshot.raw, snapshot.state, target)
+        if params is not None:
+            try:
+                invoice = await self.backend.client.v1.invoices.create_preview_async(params)
+            except stripe.StripeError as exc:
+                raise translate(exc) from exc
+            after = replace(after, next_charge=int(invoice.amount_due))
+        return Preview(before, after)
+
+
+def _preview_params(
+    subscription_id: str,
+    raw: Mapping[str, Any],
+    state: SubscriptionState,
+    target: SubscriptionState,
+) -> Any:
+    """What to ask ``invoices.create_preview`` for a change of price or discounts, else None."""
+    params: dict[str, Any] = {"subscription": subscription_id}
+    if (target.plan_id, target.quantity) != (state.plan_id, state.quantity):
+        params["subscription_details"] = {
+            "items": _items(raw, target),
+            "proration_behavior": "create_prorations",
+        }
+    if target.coupon_ids != state.coupon_ids:
+        params["discounts"] = _discounts(raw, target.coupon_ids)
+    return params if len(params) > 1 else None
