@@ -5,6 +5,7 @@ refusal) never make a change apply twice or silently not at all."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -383,3 +384,35 @@ async def test_a_preview_without_a_price_change_asks_stripe_nothing_more(
     assert _posts(fake_stripe) == 0
     with pytest.raises(PermanentProviderError, match="needs an in_trial"):
         await _preview(app, provider, sub_id, {"type": "convert_trial"})
+
+
+async def test_a_generation_recorded_but_never_sent_is_followed_by_the_next_one(
+    app: TestApp, provider: StripeProvider, fake_stripe: FakeStripe, seeded: dict[str, Any]
+) -> None:
+    """The crash between recording a generation and sending it: the retry re-reads, finds the
+    change missing, and sends generation 2 with the target recorded at the first attempt."""
+    sub_id = _sub(fake_stripe, seeded, status="trialing")
+    trial_end = fake_stripe.subscription(sub_id)["trial_end"]
+    action = {"type": "extend_trial", "days": 7}
+    snapshot = await provider.backend.read(sub_id)
+    target = replace(snapshot.state, trial_end=snapshot.state.trial_end + timedelta(days=7))  # type: ignore[operator]
+    async with app.services.db.connection() as conn:
+        await calls_store.record(
+            conn,
+            site_id=SITE,
+            provider="stripe",
+            subscription_id=sub_id,
+            base_key="ful_1",
+            step="apply",
+            generation=1,
+            idempotency_key="ful_1:apply:1",
+            action=action,
+            before=snapshot.state.as_dict(),
+            target=target.as_dict(),
+            now=datetime.now(UTC),
+        )
+    applied = await _apply(app, provider, sub_id, action)
+    assert not applied.replayed and applied.before == snapshot.state
+    assert fake_stripe.subscription(sub_id)["trial_end"] == trial_end + 7 * DAY
+    assert [c.idempotency_key for c in fake_stripe.history(sub_id)] == ["ful_1:apply:2"]
+    assert await _calls(app, sub_id) == [(1, "sent"), (2, "applied")]

@@ -14,8 +14,8 @@ call and sent under its own key ``"{idempotency_key}:{step}:{generation}"``:
    Because the target is absolute (``extend_trial`` sends "trial_end = T", T computed from the trial
    end seen at the first attempt; never "add 7 days"), even a duplicate send applies once.
 
-The records go through their own pooled connection, each statement its own transaction, not the
-``conn`` the job passes (the job's transaction commits only after ``apply`` returns). What a crash
+The records go through their own pooled connections (borrowed per statement, never held across
+a provider call), each statement its own transaction, not the ``conn`` the job passes (the job's transaction commits only after ``apply`` returns). What a crash
 leaves at each point, and what the retry does:
 
 - before generation N is recorded: nothing; the retry starts over (N = 1: computes the target).
@@ -161,29 +161,31 @@ async def apply_once(
 ) -> Applied:
     async with db.connection() as log:
         last = await calls_store.latest(log, idempotency_key, step)
-        if last is not None and last["state"] == "applied":
-            return Applied(
-                state_from_dict(last["before"]), state_from_dict(last["target"]), replayed=True
-            )
-        if last is not None and last["state"] == "refused":
-            raise PermanentProviderError(last["error"], request_id=last["provider_request_id"])
-        snapshot = await backend.read(subscription_id)
-        current = snapshot.state
-        if last is None:
-            before = current
-            plans, coupons = await backend.catalog(current, action)
-            try:
-                target = apply_action(current, action, now=now, plans=plans, coupons=coupons)
-            except ActionError as exc:
-                raise PermanentProviderError(str(exc)) from None
-            generation = 1
-        else:
-            before, target = state_from_dict(last["before"]), state_from_dict(last["target"])
-            if reached(action, target, current):
+    if last is not None and last["state"] == "applied":
+        return Applied(
+            state_from_dict(last["before"]), state_from_dict(last["target"]), replayed=True
+        )
+    if last is not None and last["state"] == "refused":
+        raise PermanentProviderError(last["error"], request_id=last["provider_request_id"])
+    snapshot = await backend.read(subscription_id)
+    current = snapshot.state
+    if last is None:
+        before = current
+        plans, coupons = await backend.catalog(current, action)
+        try:
+            target = apply_action(current, action, now=now, plans=plans, coupons=coupons)
+        except ActionError as exc:
+            raise PermanentProviderError(str(exc)) from None
+        generation = 1
+    else:
+        before, target = state_from_dict(last["before"]), state_from_dict(last["target"])
+        if reached(action, target, current):
+            async with db.connection() as log:
                 await calls_store.finish(log, last["id"], state="applied", now=now)
-                return Applied(before, current, replayed=True)
-            generation = last["generation"] + 1
-        key = f"{idempotency_key}:{step}:{generation}"
+            return Applied(before, current, replayed=True)
+        generation = last["generation"] + 1
+    key = f"{idempotency_key}:{step}:{generation}"
+    async with db.connection() as log:
         call = await calls_store.record(
             log,
             site_id=site_id,
@@ -198,21 +200,27 @@ async def apply_once(
             target=target.as_dict(),
             now=now,
         )
-        if call is None:
-            raise TransientProviderError("another attempt of this change is in flight")
-        try:
-            sent = await backend.send(subscription_id, action, snapshot, target, key)
-        except ProviderError as exc:
-            # 401 is not the subscription's answer: a retry after the key is fixed may send.
-            refused = isinstance(exc, PermanentProviderError) and not isinstance(
-                exc, ProviderUnauthorized
-            )
-            state = "refused" if refused else "failed"
+    if call is None:
+        raise TransientProviderError("another attempt of this change is in flight")
+    try:
+        sent = await backend.send(subscription_id, action, snapshot, target, key)
+    except ProviderError as exc:
+        # 401 is not the subscription's answer: a retry after the key is fixed may send.
+        refused = isinstance(exc, PermanentProviderError) and not isinstance(
+            exc, ProviderUnauthorized
+        )
+        async with db.connection() as log:
             await calls_store.finish(
-                log, call["id"], state=state, now=now, request_id=exc.request_id, error=str(exc)
+                log,
+                call["id"],
+                state="refused" if refused else "failed",
+                now=now,
+                request_id=exc.request_id,
+                error=str(exc),
             )
-            raise
+        raise
+    async with db.connection() as log:
         await calls_store.finish(
             log, call["id"], state="applied", now=now, request_id=sent.request_id
         )
-        return Applied(before, sent.after, replayed=False)
+    return Applied(before, sent.after, replayed=False)
