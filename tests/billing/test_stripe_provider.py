@@ -416,3 +416,12 @@ async def test_a_generation_recorded_but_never_sent_is_followed_by_the_next_one(
     assert fake_stripe.subscription(sub_id)["trial_end"] == trial_end + 7 * DAY
     assert [c.idempotency_key for c in fake_stripe.history(sub_id)] == ["ful_1:apply:2"]
     assert await _calls(app, sub_id) == [(1, "sent"), (2, "applied")]
+
+
+async def test_an_incomplete_subscription_takes_no_action(
+    app: TestApp, provider: StripeProvider, fake_stripe: FakeStripe, seeded: dict[str, Any]
+) -> None:
+    sub_id = _sub(fake_stripe, seeded, status="incomplete")
+    with pytest.raises(PermanentProviderError, match="'incomplete' takes no actions"):
+        await _apply(app, provider, sub_id, {"type": "cancel_subscription", "end_of_term": False})
+    assert _posts(fake_stripe) == 0 and await _calls(app, sub_id) == []
