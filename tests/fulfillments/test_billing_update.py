@@ -236,9 +236,12 @@ class FlakyProvider:
     """The billing provider seam with an unreliable upstream: ``failures`` transient errors
     (``None``: forever), then the real ledger."""
 
-    def __init__(self, failures: int | None, *, after_write: bool = False) -> None:
+    def __init__(
+        self, failures: int | None, *, after_write: bool = False, retry_after: float | None = None
+    ) -> None:
         self.failures = failures
         self.after_write = after_write
+        self.retry_after = retry_after
         self.calls = 0
         self.ledger = LedgerProvider()
 
@@ -255,7 +258,7 @@ class FlakyProvider:
         self.calls += 1
         failing = self.failures is None or self.calls <= self.failures
         if failing and not self.after_write:
-            raise TransientProviderError("upstream busy (503)")
+            raise TransientProviderError("upstream busy (503)", retry_after=self.retry_after)
         applied = await self.ledger.apply(
             conn,
             site_id=site_id,
@@ -321,6 +324,24 @@ async def test_a_transient_error_is_retried_with_backoff_then_succeeds(app: Test
     assert (await subscription(app))["coupon_ids"] == ["SAVE20"]
     assert len(await changes(app)) == 1
     assert await jobs_of(app, f["id"]) == []
+
+
+async def test_a_transient_error_with_retry_after_waits_as_long_as_the_provider_asked(
+    app: TestApp,
+) -> None:
+    keys = await seed(app)
+    app.services.billing = FlakyProvider(failures=1, retry_after=600.0)
+    f = await accept(app, keys)
+    worker = build_worker(app.services)
+    start = app.clock.now()
+    assert await worker.run_once() == 1
+    end = app.clock.now()
+    (job,) = await jobs_of(app, f["id"])
+    assert job["attempts"] == 1  # an attempt (not a deferral), rescheduled at Retry-After
+    assert start + timedelta(seconds=600) <= job["run_at"] <= end + timedelta(seconds=600)
+    app.clock.advance(601)
+    assert await worker.run_once() == 1
+    assert (await retrieve(app, keys, f["id"]))["status"] == "completed"
 
 
 async def test_a_transient_error_after_writing_rolls_the_write_back(app: TestApp) -> None:

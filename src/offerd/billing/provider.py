@@ -18,15 +18,32 @@ from offerd.db import Conn
 
 
 class ProviderError(Exception):
-    pass
+    """``request_id``: the provider's id for the failed request (Stripe's ``req_…``), if any."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
 
 
 class PermanentProviderError(ProviderError):
     """The provider refused the change (a domain error): the fulfillment fails, no retry."""
 
 
+class ProviderUnauthorized(PermanentProviderError):  # noqa: N818 - reads as the outcome
+    """The provider rejected offerd's credentials (401): permanent, and the caller marks the
+    site's provider unhealthy — every other call with this key will fail the same way."""
+
+
 class TransientProviderError(ProviderError):
-    """The provider could not be reached or was busy: the job is retried with backoff."""
+    """The provider could not be reached or was busy: the job is retried with backoff.
+
+    ``retry_after``: seconds the provider asked to wait (``Retry-After``), used as the delay."""
+
+    def __init__(
+        self, message: str, *, request_id: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, request_id=request_id)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)

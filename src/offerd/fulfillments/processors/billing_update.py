@@ -1,7 +1,8 @@
 """billing_update: the worker applies the option's billing action through the billing provider.
 
 Success completes the fulfillment; a domain error fails it with ``billing_update_failed``; a
-transient error is retried with capped exponential backoff and jitter, then fails it with
+transient error is retried with capped exponential backoff and jitter (or after the
+provider's ``Retry-After``), then fails it with
 ``internal_error``. The change, the status, the event and the job's end are one transaction.
 """
 
@@ -50,7 +51,7 @@ async def handle(ctx: jobs.JobContext) -> None:
         except PermanentProviderError as exc:
             await transitions.fail(conn, row, "billing_update_failed", str(exc), now=now)
         except TransientProviderError as exc:
-            raise jobs.Retry(str(exc)) from exc
+            raise jobs.Retry(str(exc), delay=exc.retry_after) from exc
         else:
             await transitions.complete(conn, row, now=now)
         await ctx.finish(conn)

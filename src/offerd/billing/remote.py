@@ -1,0 +1,226 @@
+"""Exactly once against a remote billing provider (Stripe, Chargebee): provider-agnostic.
+
+A provider's idempotency key alone is not enough: Stripe stores a 500 against its key and replays
+it for 24 h, ignores the key on DELETE, and Chargebee forgets keys after 30 minutes. So each change
+is made as a sequence of *generations*, each recorded (committed) in ``provider_calls`` before its
+call and sent under its own key ``"{idempotency_key}:{step}:{generation}"``:
+
+1. First attempt: re-read the subscription from the provider, compute the **absolute** target
+   state once with ``apply_action`` (an ``ActionError`` is a ``PermanentProviderError``), record
+   generation 1 with that target, then send.
+2. Every later attempt (the job runs again; a 5xx, a timeout, a dropped connection) re-reads the
+   subscription: the fields the action changes already equal the target → done, ``replayed=True``,
+   nothing sent. Otherwise it records generation N+1 with the *same* target and sends that.
+   Because the target is absolute (``extend_trial`` sends "trial_end = T", T computed from the trial
+   end seen at the first attempt; never "add 7 days"), even a duplicate send applies once.
+
+The records go through their own pooled connections (borrowed per statement, never held across
+a provider call), each statement its own transaction, not the ``conn`` the job passes (the job's transaction commits only after ``apply`` returns). What a crash
+leaves at each point, and what the retry does:
+
+- before generation N is recorded: nothing; the retry starts over (N = 1: computes the target).
+- after the record, before the call: a 'sent' row never sent; the re-read shows the target not
+  reached, so generation N+1 is sent. Harmless.
+- after the provider applied, before the outcome is recorded (or the response was lost): a 'sent'
+  row; the re-read shows the target reached → replayed, nothing sent.
+- after 'applied' is recorded, before the job's transaction commits: the retry finds 'applied' and
+  returns replayed without sending (even if someone changed the subscription since).
+- a domain refusal ('refused') is final: the retry raises the same ``PermanentProviderError``.
+
+Two attempts of one job racing (the queue should prevent it): the unique (base key, step,
+generation) lets one of them record generation N+1; the other gets a ``TransientProviderError``
+and runs again later, when it will see the outcome.
+
+``provider_calls`` is the remote providers' change log: the ledger's ``subscription_changes`` is
+one row per key written with the new state in the job's transaction, which cannot record a call
+before it is made. Each row keeps the key, the provider's request id, the outcome and the error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from offerd.billing import calls_store
+from offerd.billing.actions import (
+    ActionError,
+    ApplyCoupon,
+    BillingAction,
+    CancelSubscription,
+    ChangePlan,
+    ConvertTrial,
+    Coupon,
+    ExtendTrial,
+    PauseSubscription,
+    Plan,
+    RemoveScheduledCancellation,
+    ResumeSubscription,
+    SubscriptionState,
+    apply_action,
+)
+from offerd.billing.provider import (
+    Applied,
+    PermanentProviderError,
+    ProviderError,
+    ProviderUnauthorized,
+    TransientProviderError,
+)
+from offerd.db import Database
+
+STEP = "apply"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A subscription as just read: offerd's state, and the provider's object (opaque here) the
+    backend builds its call from (Stripe's item and discount ids)."""
+
+    state: SubscriptionState
+    raw: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    after: SubscriptionState
+    request_id: str | None
+
+
+class RemoteBackend(Protocol):
+    """One provider's SDK calls. Errors are raised as ``PermanentProviderError`` (incl.
+    ``ProviderUnauthorized``) or ``TransientProviderError``, carrying the request id if any."""
+
+    name: str
+
+    async def read(self, subscription_id: str) -> Snapshot: ...
+
+    async def catalog(
+        self, state: SubscriptionState, action: BillingAction
+    ) -> tuple[Mapping[str, Plan], Mapping[str, Coupon]]: ...
+
+    async def send(
+        self,
+        subscription_id: str,
+        action: BillingAction,
+        current: Snapshot,
+        target: SubscriptionState,
+        idempotency_key: str,
+    ) -> Sent: ...
+
+
+_TIMES = ("trial_end", "current_term_start", "current_term_end", "pause_until", "cancel_at")
+
+
+def state_from_dict(raw: Mapping[str, Any]) -> SubscriptionState:
+    values = dict(raw)
+    for key in (*_TIMES, "cancelled_at"):
+        if values.get(key) is not None:
+            values[key] = datetime.fromtimestamp(values[key], UTC)
+    values["coupon_ids"] = tuple(values["coupon_ids"])
+    return SubscriptionState(**values)
+
+
+def reached(action: BillingAction, target: SubscriptionState, now: SubscriptionState) -> bool:
+    """Whether ``now`` shows the change: compared on the fields the action sets, to the second
+    (providers keep whole seconds), and never on what the provider computes itself (the new term
+    of a converted trial, the cancellation date of a cancel at period end)."""
+    t, n = target.as_dict(), now.as_dict()
+
+    def same(*fields: str) -> bool:
+        return all(t[f] == n[f] for f in fields)
+
+    match action:
+        case ApplyCoupon(coupon_id=coupon):
+            return coupon in now.coupon_ids
+        case ChangePlan():
+            return same("plan_id", "quantity")
+        case PauseSubscription():
+            return same("status", "pause_until")
+        case ResumeSubscription() | RemoveScheduledCancellation():
+            return now.status == "active" and same("status")
+        case ExtendTrial():
+            return same("trial_end")
+        case ConvertTrial():
+            return same("status", "plan_id") and set(target.coupon_ids) <= set(now.coupon_ids)
+        case CancelSubscription():
+            return same("status")
+    return False  # pragma: no cover
+
+
+async def apply_once(
+    db: Database,
+    backend: RemoteBackend,
+    *,
+    site_id: str,
+    subscription_id: str,
+    action: BillingAction,
+    idempotency_key: str,
+    now: datetime,
+    step: str = STEP,
+) -> Applied:
+    async with db.connection() as log:
+        last = await calls_store.latest(log, idempotency_key, step)
+    if last is not None and last["state"] == "applied":
+        return Applied(
+            state_from_dict(last["before"]), state_from_dict(last["target"]), replayed=True
+        )
+    if last is not None and last["state"] == "refused":
+        raise PermanentProviderError(last["error"], request_id=last["provider_request_id"])
+    snapshot = await backend.read(subscription_id)
+    current = snapshot.state
+    if last is None:
+        before = current
+        plans, coupons = await backend.catalog(current, action)
+        try:
+            target = apply_action(current, action, now=now, plans=plans, coupons=coupons)
+        except ActionError as exc:
+            raise PermanentProviderError(str(exc)) from None
+        generation = 1
+    else:
+        before, target = state_from_dict(last["before"]), state_from_dict(last["target"])
+        if reached(action, target, current):
+            async with db.connection() as log:
+                await calls_store.finish(log, last["id"], state="applied", now=now)
+            return Applied(before, current, replayed=True)
+        generation = last["generation"] + 1
+    key = f"{idempotency_key}:{step}:{generation}"
+    async with db.connection() as log:
+        call = await calls_store.record(
+            log,
+            site_id=site_id,
+            provider=backend.name,
+            subscription_id=subscription_id,
+            base_key=idempotency_key,
+            step=step,
+            generation=generation,
+            idempotency_key=key,
+            action=action.model_dump(),
+            before=before.as_dict(),
+            target=target.as_dict(),
+            now=now,
+        )
+    if call is None:
+        raise TransientProviderError("another attempt of this change is in flight")
+    try:
+        sent = await backend.send(subscription_id, action, snapshot, target, key)
+    except ProviderError as exc:
+        # 401 is not the subscription's answer: a retry after the key is fixed may send.
+        refused = isinstance(exc, PermanentProviderError) and not isinstance(
+            exc, ProviderUnauthorized
+        )
+        async with db.connection() as log:
+            await calls_store.finish(
+                log,
+                call["id"],
+                state="refused" if refused else "failed",
+                now=now,
+                request_id=exc.request_id,
+                error=str(exc),
+            )
+        raise
+    async with db.connection() as log:
+        await calls_store.finish(
+            log, call["id"], state="applied", now=now, request_id=sent.request_id
+        )
+    return Applied(before, sent.after, replayed=False)

@@ -1,0 +1,322 @@
+"""Stripe as a ``BillingProvider``: the eight actions through stripe-python's ``StripeClient``.
+
+Exactly once comes from ``offerd.billing.remote`` (generations recorded before each call, the
+subscription re-read on every retry); this module is only the SDK calls (DESIGN §7's table) and
+the translation of Stripe's errors:
+
+- 401 (``AuthenticationError``) → ``ProviderUnauthorized`` (permanent; mark the provider unhealthy);
+- 429, 5xx, 409 (a key still in flight), connection errors and timeouts → ``TransientProviderError``
+  carrying ``Retry-After``, unless Stripe answered ``Stripe-Should-Retry: false`` → permanent;
+- any other 4xx (``InvalidRequestError``, ``CardError``: wrong state, unknown coupon, card
+  declined) → ``PermanentProviderError`` with Stripe's message.
+
+The ``_async`` methods are used: give the client an async-capable HTTP client, e.g.
+``StripeClient(key, http_client=stripe.HTTPXClient())`` (the default one does too when httpx is
+installed). Pausing uses ``pause_collection`` (works on every account, and keeps the date the
+offer promised in ``resumes_at``); a subscription Stripe itself paused (status ``paused``) is
+resumed with ``resume``.
+
+``preview`` summarizes before and after as the ledger does, from Stripe's prices and coupons; when
+the price or the discounts change, the next charge after is Stripe's own invoice preview
+(``invoices.create_preview``, prorations included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, cast
+
+import stripe
+
+from offerd.billing.actions import (
+    ActionError,
+    ApplyCoupon,
+    BillingAction,
+    CancelSubscription,
+    ChangePlan,
+    ConvertTrial,
+    Coupon,
+    ExtendTrial,
+    PauseSubscription,
+    Plan,
+    RemoveScheduledCancellation,
+    ResumeSubscription,
+    SubscriptionState,
+    apply_action,
+)
+from offerd.billing.pricing import summarize
+from offerd.billing.provider import (
+    Applied,
+    PermanentProviderError,
+    Preview,
+    ProviderError,
+    ProviderUnauthorized,
+    TransientProviderError,
+)
+from offerd.billing.remote import Sent, Snapshot, apply_once
+from offerd.billing.stripe.mapping import NotMappable, subscription_state
+from offerd.db import Conn, Database
+
+_EXPAND = ["discounts"]
+
+
+def _header(exc: stripe.StripeError, name: str) -> str | None:
+    for key, value in (exc.headers or {}).items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+def translate(exc: stripe.StripeError) -> ProviderError:
+    """A Stripe SDK error as offerd's permanent / transient provider error."""
+    request_id = exc.request_id
+    message = exc.user_message or str(exc) or type(exc).__name__
+    if isinstance(exc, stripe.AuthenticationError) or exc.http_status == 401:
+        return ProviderUnauthorized(
+            f"Stripe rejected the API key: {message}", request_id=request_id
+        )
+    should_retry = _header(exc, "Stripe-Should-Retry")
+    retry_after_raw = _header(exc, "Retry-After")
+    try:
+        retry_after = float(retry_after_raw) if retry_after_raw is not None else None
+    except ValueError:
+        retry_after = None
+    status = exc.http_status
+    transient = (
+        isinstance(exc, stripe.APIConnectionError)
+        or status is None
+        or status in (409, 429)
+        or status >= 500
+    )
+    if should_retry == "false":
+        transient = False
+    elif should_retry == "true":
+        transient = True
+    if transient:
+        return TransientProviderError(
+            f"Stripe: {message}", request_id=request_id, retry_after=retry_after
+        )
+    return PermanentProviderError(message, request_id=request_id)
+
+
+class StripeBackend:
+    """The SDK calls for one Stripe account (``remote.RemoteBackend``)."""
+
+    name = "stripe"
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+
+    async def read(self, subscription_id: str) -> Snapshot:
+        try:
+            sub = await self.client.v1.subscriptions.retrieve_async(
+                subscription_id, {"expand": _EXPAND}
+            )
+        except stripe.StripeError as exc:
+            raise translate(exc) from exc
+        raw = sub.to_dict()
+        return Snapshot(_state(raw), raw)
+
+    async def catalog(
+        self, state: SubscriptionState, action: BillingAction
+    ) -> tuple[Mapping[str, Plan], Mapping[str, Coupon]]:
+        plans: dict[str, Plan] = {}
+        coupons: dict[str, Coupon] = {}
+        for price_id in {state.plan_id, getattr(action, "plan_id", None) or state.plan_id}:
+            price = await self._get(self.client.v1.prices.retrieve_async, price_id)
+            if price is not None:
+                interval = (price.get("recurring") or {}).get("interval")
+                plans[price_id] = Plan(
+                    price_id,
+                    price.get("nickname") or price_id,
+                    int(price.get("unit_amount") or 0),
+                    str(price.get("currency", "usd")),
+                    "year" if interval == "year" else "month",
+                )
+        wanted = {*state.coupon_ids, getattr(action, "coupon_id", None)} - {None}
+        for coupon_id in sorted(c for c in wanted if c is not None):
+            coupon = await self._get(self.client.v1.coupons.retrieve_async, coupon_id)
+            if coupon is not None and coupon.get("valid", True):
+                percent = coupon.get("percent_off")
+                coupons[coupon_id] = Coupon(
+                    coupon_id,
+                    coupon.get("name") or coupon_id,
+                    "percentage" if percent is not None else "fixed_amount",
+                    float(percent) if percent is not None else None,
+                    coupon.get("amount_off"),
+                )
+        return plans, coupons
+
+    async def _get(self, retrieve: Any, oid: str) -> dict[str, Any] | None:
+        """The object, or ``None`` if Stripe has no such id (the action's error says so)."""
+        try:
+            obj = await retrieve(oid)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise translate(exc) from exc
+        except stripe.StripeError as exc:
+            raise translate(exc) from exc
+        return cast(dict[str, Any], obj.to_dict())
+
+    async def send(
+        self,
+        subscription_id: str,
+        action: BillingAction,
+        current: Snapshot,
+        target: SubscriptionState,
+        idempotency_key: str,
+    ) -> Sent:
+        subs = self.client.v1.subscriptions
+        raw = current.raw
+        options: Any = {"idempotency_key": idempotency_key}
+        expand: Any = {"expand": _EXPAND}
+        try:
+            match action:
+                case CancelSubscription(end_of_term=False):
+                    # DELETE: Stripe ignores the key; a retry re-reads first (remote.py).
+                    sub = await subs.cancel_async(subscription_id, expand, options)
+                case ResumeSubscription() if raw["status"] == "paused":
+                    sub = await subs.resume_async(subscription_id, expand, options)
+                case _:
+                    params = {**_update_params(action, raw, target), **expand}
+                    sub = await subs.update_async(subscription_id, cast(Any, params), options)
+        except stripe.StripeError as exc:
+            raise translate(exc) from exc
+        return Sent(
+            _state(sub.to_dict()), sub.last_response.request_id if sub.last_response else None
+        )
+
+
+def _state(raw: Mapping[str, Any]) -> SubscriptionState:
+    try:
+        return subscription_state(raw)
+    except NotMappable as exc:
+        raise PermanentProviderError(str(exc)) from None
+
+
+def _ts(at: datetime | None) -> int:
+    assert at is not None
+    return int(at.timestamp())
+
+
+def _discounts(raw: Mapping[str, Any], coupon_ids: tuple[str, ...]) -> list[dict[str, str]]:
+    """``discounts`` replaces the list: keep the existing discounts (by id, so Stripe does not
+    restart their duration) and add a coupon for each new one."""
+    existing: dict[str, str] = {}
+    for disc in raw.get("discounts") or ():
+        source = disc.get("source") or {}
+        existing.setdefault(source.get("coupon") or "", disc["id"])
+    return [{"discount": existing[c]} if c in existing else {"coupon": c} for c in coupon_ids]
+
+
+def _items(raw: Mapping[str, Any], target: SubscriptionState) -> list[dict[str, Any]]:
+    (item,) = raw["items"]["data"]
+    return [{"id": item["id"], "price": target.plan_id, "quantity": target.quantity}]
+
+
+def _update_params(
+    action: BillingAction, raw: Mapping[str, Any], target: SubscriptionState
+) -> dict[str, Any]:
+    match action:
+        case ApplyCoupon():
+            return {"discounts": _discounts(raw, target.coupon_ids)}
+        case ChangePlan():
+            return {"items": _items(raw, target), "proration_behavior": "create_prorations"}
+        case PauseSubscription():
+            return {"pause_collection": {"behavior": "void", "resumes_at": _ts(target.pause_until)}}
+        case ResumeSubscription():
+            return {"pause_collection": ""}
+        case ExtendTrial():
+            return {"trial_end": _ts(target.trial_end), "proration_behavior": "none"}
+        case ConvertTrial(plan_id=plan_id, coupon_id=coupon_id):
+            params: dict[str, Any] = {"trial_end": "now"}
+            if plan_id is not None:
+                params["items"] = _items(raw, target)
+            if coupon_id is not None:
+                params["discounts"] = _discounts(raw, target.coupon_ids)
+            return params
+        case CancelSubscription():
+            return {"cancel_at_period_end": True}
+        case RemoveScheduledCancellation():
+            return {"cancel_at_period_end": False}
+    raise AssertionError(f"no Stripe call for {action!r}")  # pragma: no cover
+
+
+class StripeProvider:
+    """``BillingProvider`` for one Stripe account. ``db``: the pool ``provider_calls`` is written
+    through (its own transactions, never the job's ``conn``)."""
+
+    name = "stripe"
+
+    def __init__(self, client: stripe.StripeClient, db: Database) -> None:
+        self.backend = StripeBackend(client)
+        self.db = db
+
+    async def apply(
+        self,
+        conn: Conn,  # noqa: ARG002 - remote: the job's transaction is not where calls are recorded
+        *,
+        site_id: str,
+        subscription_id: str,
+        action: BillingAction,
+        idempotency_key: str,
+        now: datetime,
+    ) -> Applied:
+        return await apply_once(
+            self.db,
+            self.backend,
+            site_id=site_id,
+            subscription_id=subscription_id,
+            action=action,
+            idempotency_key=idempotency_key,
+            now=now,
+        )
+
+    async def preview(
+        self,
+        conn: Conn,  # noqa: ARG002
+        *,
+        site_id: str,  # noqa: ARG002
+        subscription_id: str,
+        action: BillingAction,
+        now: datetime,
+    ) -> Preview:
+        """The ledger's summaries of before and after, with the next charge after the change
+        taken from Stripe's invoice preview (prorations included) when the price changes."""
+        snapshot = await self.backend.read(subscription_id)
+        plans, coupons = await self.backend.catalog(snapshot.state, action)
+        try:
+            target = apply_action(snapshot.state, action, now=now, plans=plans, coupons=coupons)
+        except ActionError as exc:
+            raise PermanentProviderError(str(exc)) from None
+        before = summarize(snapshot.state, plans, coupons)
+        after = summarize(target, plans, coupons)
+        params = _preview_params(subscription_id, snapshot.raw, snapshot.state, target)
+        if params is not None:
+            try:
+                invoice = await self.backend.client.v1.invoices.create_preview_async(params)
+            except stripe.StripeError as exc:
+                raise translate(exc) from exc
+            after = replace(after, next_charge=int(invoice.amount_due))
+        return Preview(before, after)
+
+
+def _preview_params(
+    subscription_id: str,
+    raw: Mapping[str, Any],
+    state: SubscriptionState,
+    target: SubscriptionState,
+) -> Any:
+    """What to ask ``invoices.create_preview`` for a change of price or discounts, else None."""
+    params: dict[str, Any] = {"subscription": subscription_id}
+    if (target.plan_id, target.quantity) != (state.plan_id, state.quantity):
+        params["subscription_details"] = {
+            "items": _items(raw, target),
+            "proration_behavior": "create_prorations",
+        }
+    if target.coupon_ids != state.coupon_ids:
+        params["discounts"] = _discounts(raw, target.coupon_ids)
+    return params if len(params) > 1 else None
