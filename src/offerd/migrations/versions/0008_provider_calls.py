@@ -5,7 +5,7 @@ the job's transaction with the new state; a remote call must be recorded *before
 in its own transaction, so it cannot share that table's one-row-per-key shape.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
