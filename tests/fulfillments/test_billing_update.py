@@ -15,42 +15,22 @@ from offerd.billing.provider import Applied, Preview, TransientProviderError
 from offerd.db import Conn
 from offerd.fulfillments.processors import billing_update
 from offerd.queue.runtime import build_worker
+from tests.fulfillments.helpers import accept_option, event_types, retrieve
 from tests.support.app import TestApp
-from tests.support.catalog import offer, personalized_offer, seed
-
-PATH = "/api/v2/offer_fulfillments"
+from tests.support.catalog import offer, seed
 
 
 async def accept(
     app: TestApp, keys: dict[str, str], option: str = "discount", **ask: Any
 ) -> dict[str, Any]:
+    po = None
     if ask:
         r = await app.post("/api/v2/personalized_offers", keys["publishable"], json=ask)
         assert r.status_code == 200, r.text
         (po,) = r.json()["personalized_offers"]
-    else:
-        po = await personalized_offer(app, keys["publishable"])
-    r = await app.post(
-        PATH, keys["publishable"], json={"personalized_offer_id": po["id"], "option_id": option}
-    )
-    assert r.status_code == 202, r.text
-    f: dict[str, Any] = r.json()["offer_fulfillment"]
+    _, f = await accept_option(app, keys, option, po=po)
     assert f["status"] == "in_progress"
     return f
-
-
-async def retrieve(app: TestApp, keys: dict[str, str], fulfillment_id: str) -> dict[str, Any]:
-    r = await app.get(f"{PATH}/{fulfillment_id}", keys["full_access"])
-    assert r.status_code == 200, r.text
-    f: dict[str, Any] = r.json()["offer_fulfillment"]
-    return f
-
-
-async def event_types(app: TestApp, fulfillment_id: str) -> list[str]:
-    rows = await app.fetch(
-        "SELECT type FROM offer_events WHERE fulfillment_id = %s ORDER BY seq", fulfillment_id
-    )
-    return [r["type"] for r in rows]
 
 
 async def subscription(app: TestApp) -> dict[str, Any]:

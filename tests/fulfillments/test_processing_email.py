@@ -11,12 +11,18 @@ from urllib.parse import urlsplit
 import pytest
 
 from offerd.queue import jobs
-from offerd.queue.runtime import build_worker
+from tests.fulfillments.helpers import (
+    PATH,
+    accept_option,
+    delivery_of,
+    event_types,
+    retrieve,
+    work,
+)
 from tests.support.app import TestApp, running_app
-from tests.support.catalog import offer, personalized_offer, seed
+from tests.support.catalog import offer, seed
 from tests.support.smtp import MailSink, ReceivedMail
 
-PATH = "/api/v2/offer_fulfillments"
 MERCHANT = "success@merchant.example"
 SENDER = "offers@acme.example"
 
@@ -38,39 +44,7 @@ async def mail_app(db_url: str, smtp: MailSink) -> AsyncIterator[TestApp]:
 async def accept(
     app: TestApp, keys: dict[str, str], headers: dict[str, str] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    po = await personalized_offer(app, keys["publishable"])
-    r = await app.post(
-        PATH,
-        keys["publishable"],
-        json={"personalized_offer_id": po["id"], "option_id": "call"},
-        headers=headers,
-    )
-    assert r.status_code == 202, r.text
-    f: dict[str, Any] = r.json()["offer_fulfillment"]
-    return po, f
-
-
-async def work(app: TestApp) -> int:
-    return await build_worker(app.services).run_once()
-
-
-async def delivery_of(app: TestApp, fulfillment_id: str) -> dict[str, Any]:
-    (row,) = await app.fetch("SELECT * FROM deliveries WHERE fulfillment_id = %s", fulfillment_id)
-    return row
-
-
-async def fulfillment(app: TestApp, keys: dict[str, str], fulfillment_id: str) -> dict[str, Any]:
-    r = await app.get(f"{PATH}/{fulfillment_id}", keys["full_access"])
-    assert r.status_code == 200, r.text
-    f: dict[str, Any] = r.json()["offer_fulfillment"]
-    return f
-
-
-async def event_types(app: TestApp, fulfillment_id: str) -> list[str]:
-    rows = await app.fetch(
-        "SELECT type FROM offer_events WHERE fulfillment_id = %s ORDER BY seq", fulfillment_id
-    )
-    return [r["type"] for r in rows]
+    return await accept_option(app, keys, "call", headers=headers)
 
 
 def paths(mail: ReceivedMail) -> tuple[str, str]:
@@ -148,7 +122,7 @@ async def test_accept_sends_one_email_with_details_and_two_links(
         assert len(token) >= 32
         assert token not in repr(rows)
 
-    assert (await fulfillment(app, keys, f["id"]))["status"] == "in_progress"
+    assert (await retrieve(app, keys, f["id"]))["status"] == "in_progress"
 
 
 async def test_mark_fulfilled(mail_app: TestApp, smtp: MailSink) -> None:
@@ -165,7 +139,7 @@ async def test_mark_fulfilled(mail_app: TestApp, smtp: MailSink) -> None:
         assert "Mark fulfilled" in r.text
         assert "<form" in r.text
         assert "Before you go" in r.text and "cus_1" in r.text and "sub_1" in r.text
-    assert (await fulfillment(app, keys, f["id"]))["status"] == "in_progress"
+    assert (await retrieve(app, keys, f["id"]))["status"] == "in_progress"
     assert await event_types(app, f["id"]) == ["accepted"]
     links = await app.fetch("SELECT used_at FROM action_links")
     assert [link["used_at"] for link in links] == [None, None]
@@ -173,7 +147,7 @@ async def test_mark_fulfilled(mail_app: TestApp, smtp: MailSink) -> None:
     r = await app.client.post(complete)
     assert r.status_code == 303
     assert r.headers["location"] == complete
-    done = await fulfillment(app, keys, f["id"])
+    done = await retrieve(app, keys, f["id"])
     assert done["status"] == "completed"
     assert isinstance(done["completed_at"], int)
     assert "error" not in done
@@ -193,7 +167,7 @@ async def test_mark_fulfilled(mail_app: TestApp, smtp: MailSink) -> None:
     for link in (complete, fail):
         r = await app.client.post(link, data={"reason": "Out of stock"})
         assert r.status_code == 303
-    assert await fulfillment(app, keys, f["id"]) == done
+    assert await retrieve(app, keys, f["id"]) == done
     assert await event_types(app, f["id"]) == ["accepted", "fulfilled"]
 
 
@@ -221,14 +195,14 @@ async def test_mark_failed_needs_a_reason(mail_app: TestApp, smtp: MailSink) -> 
         r = await app.client.post(fail, data=form)
         assert r.status_code == 400, form
         assert "reason" in r.text
-    assert (await fulfillment(app, keys, f["id"]))["status"] == "in_progress"
+    assert (await retrieve(app, keys, f["id"]))["status"] == "in_progress"
     assert await event_types(app, f["id"]) == ["accepted"]
     # still usable
     assert "<form" in (await app.client.get(fail)).text
 
     r = await app.client.post(fail, data={"reason": "Out of stock"})
     assert r.status_code == 303
-    done = await fulfillment(app, keys, f["id"])
+    done = await retrieve(app, keys, f["id"])
     assert done["status"] == "failed"
     assert done["error"] == {"code": "external_fulfillment_failed", "message": "Out of stock"}
     assert isinstance(done["failed_at"], int)
@@ -239,7 +213,7 @@ async def test_mark_failed_needs_a_reason(mail_app: TestApp, smtp: MailSink) -> 
     assert r.status_code == 200 and "<form" not in r.text
     r = await app.client.post(complete)
     assert r.status_code == 303
-    assert await fulfillment(app, keys, f["id"]) == done
+    assert await retrieve(app, keys, f["id"]) == done
     assert await event_types(app, f["id"]) == ["accepted", "failed"]
 
 
@@ -260,7 +234,7 @@ async def test_links_expire_with_the_fulfillment(mail_app: TestApp, smtp: MailSi
     assert r.status_code in (303, 410)
     r = await app.client.post(fail, data={"reason": "late"})
     assert r.status_code in (303, 410)
-    assert (await fulfillment(app, keys, f["id"]))["status"] == "in_progress"
+    assert (await retrieve(app, keys, f["id"]))["status"] == "in_progress"
     assert await event_types(app, f["id"]) == ["accepted"]
 
 
@@ -301,7 +275,7 @@ async def test_suppression_headers(
         assert len(smtp.messages) == 1
         assert delivery["status"] == "succeeded"
     assert await app.fetch("SELECT * FROM jobs") == []
-    assert (await fulfillment(app, keys, f["id"]))["status"] == "in_progress"
+    assert (await retrieve(app, keys, f["id"]))["status"] == "in_progress"
 
 
 async def test_without_smtp_the_delivery_fails_and_the_api_still_works(app: TestApp) -> None:
@@ -313,7 +287,7 @@ async def test_without_smtp_the_delivery_fails_and_the_api_still_works(app: Test
     assert delivery["status"] == "failed"
     assert "OFFERD_SMTP_HOST" in delivery["last_error"]
     assert await app.fetch("SELECT * FROM jobs") == []  # no point retrying
-    assert (await fulfillment(app, keys, f["id"]))["status"] == "in_progress"
+    assert (await retrieve(app, keys, f["id"]))["status"] == "in_progress"
     r = await app.post(
         f"{PATH}/{f['id']}", keys["full_access"], json={"id": f["id"], "status": "completed"}
     )

@@ -12,12 +12,17 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from offerd.queue import jobs
-from offerd.queue.runtime import build_worker
+from tests.fulfillments.helpers import (
+    PATH,
+    accept_option,
+    delivery_of,
+    fulfillment_status,
+    work,
+)
 from tests.support.app import TestApp, running_app
-from tests.support.catalog import offer, personalized_offer, seed
+from tests.support.catalog import offer, seed
 from tests.support.receiver import Receiver, Reply
 
-PATH = "/api/v2/offer_fulfillments"
 SITE = "acme"
 
 
@@ -46,25 +51,7 @@ async def accept(
     app: TestApp, keys: dict[str, str], option: str = "gift", headers: dict[str, str] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Accept ``option`` of a fresh personalized offer: (the personalized offer, the fulfillment)."""
-    po = await personalized_offer(app, keys["publishable"])
-    r = await app.post(
-        PATH,
-        keys["publishable"],
-        json={"personalized_offer_id": po["id"], "option_id": option},
-        headers=headers,
-    )
-    assert r.status_code == 202, r.text
-    fulfillment: dict[str, Any] = r.json()["offer_fulfillment"]
-    return po, fulfillment
-
-
-async def work(app: TestApp) -> int:
-    return await build_worker(app.services).run_once()
-
-
-async def delivery_of(app: TestApp, fulfillment_id: str) -> dict[str, Any]:
-    (row,) = await app.fetch("SELECT * FROM deliveries WHERE fulfillment_id = %s", fulfillment_id)
-    return row
+    return await accept_option(app, keys, option, headers=headers)
 
 
 async def attempts_of(app: TestApp, delivery_id: str) -> list[dict[str, Any]]:
@@ -75,13 +62,6 @@ async def attempts_of(app: TestApp, delivery_id: str) -> list[dict[str, Any]]:
 
 async def send_jobs(app: TestApp) -> list[dict[str, Any]]:
     return await app.fetch("SELECT * FROM jobs WHERE kind = 'delivery.send'")
-
-
-async def fulfillment_status(app: TestApp, keys: dict[str, str], fulfillment_id: str) -> str:
-    r = await app.get(f"{PATH}/{fulfillment_id}", keys["full_access"])
-    assert r.status_code == 200, r.text
-    status: str = r.json()["offer_fulfillment"]["status"]
-    return status
 
 
 def signed_at(webhook: Webhook, request: Any) -> bool:

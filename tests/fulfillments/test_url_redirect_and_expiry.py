@@ -10,35 +10,16 @@ import pytest
 
 from offerd.queue.runtime import build_worker, periodic_tasks
 from offerd.queue.worker import Periodic
+from tests.fulfillments.helpers import PATH, accept_option, event_types, retrieve
 from tests.support.app import TestApp
 from tests.support.catalog import personalized_offer, seed
 
-PATH = "/api/v2/offer_fulfillments"
 DAY = timedelta(days=1)
 
 
 async def accept(app: TestApp, keys: dict[str, str], option: str = "talk") -> dict[str, Any]:
-    po = await personalized_offer(app, keys["publishable"])
-    r = await app.post(
-        PATH, keys["publishable"], json={"personalized_offer_id": po["id"], "option_id": option}
-    )
-    assert r.status_code == 202, r.text
-    f: dict[str, Any] = r.json()["offer_fulfillment"]
+    _, f = await accept_option(app, keys, option)
     return f
-
-
-async def retrieve(app: TestApp, keys: dict[str, str], fulfillment_id: str) -> dict[str, Any]:
-    r = await app.get(f"{PATH}/{fulfillment_id}", keys["full_access"])
-    assert r.status_code == 200, r.text
-    f: dict[str, Any] = r.json()["offer_fulfillment"]
-    return f
-
-
-async def event_types(app: TestApp, fulfillment_id: str) -> list[str]:
-    rows = await app.fetch(
-        "SELECT type FROM offer_events WHERE fulfillment_id = %s ORDER BY seq", fulfillment_id
-    )
-    return [r["type"] for r in rows]
 
 
 def expire_fulfillments() -> Periodic:
