@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from tests.fulfillments.helpers import accept_option
 from tests.support.app import TestApp
-from tests.support.catalog import personalized_offer, seed
+from tests.support.catalog import seed
 
 PATH = "/api/v2/offer_fulfillments"
 
@@ -15,15 +16,7 @@ PATH = "/api/v2/offer_fulfillments"
 async def accepted(
     app: TestApp, keys: dict[str, str], option: str = "talk", **headers: str
 ) -> dict[str, Any]:
-    po = await personalized_offer(app, keys["publishable"])
-    r = await app.post(
-        PATH,
-        keys["publishable"],
-        json={"personalized_offer_id": po["id"], "option_id": option},
-        headers=headers,
-    )
-    assert r.status_code == 202, r.text
-    f: dict[str, Any] = r.json()["offer_fulfillment"]
+    _, f = await accept_option(app, keys, option, headers=headers)
     return f
 
 
