@@ -7,7 +7,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -50,6 +50,9 @@ from offerd.offers.catalog import Catalog
 from offerd.queue import api as jobs_api
 from offerd.settings import Settings, get_settings
 from offerd.sites import api as sites_api
+
+if TYPE_CHECKING:
+    from offerd.cli.demo import Inbox
 
 log = structlog.get_logger("offerd.app")
 
@@ -96,6 +99,12 @@ def create_app(
     keep what startup built out of the garbage collector's full passes (see runtime)."""
     settings = settings or get_settings()
     clock = clock or SystemClock()
+    # the demo's inbox: where its mailer puts emails and its routes show everything sent
+    inbox: Inbox | None = None
+    if demo:
+        from offerd.cli.demo import Inbox
+
+        inbox = Inbox()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -109,7 +118,9 @@ def create_app(
         await db.open()
         pool_gauge = asyncio.create_task(sample_pool(db.pool), name="offerd-pool-gauge")
         services = build_services(settings, db, clock)
-        if demo:
+        if inbox is not None:
+            from offerd.cli.demo import InboxMailer
+
             services.mailer = InboxMailer(inbox)
         app.state.services = services
         worker_task = None
@@ -159,10 +170,9 @@ def create_app(
     ):
         app.include_router(router)
     install_ops(app)
-    if demo:
-        from offerd.cli.demo import Inbox, InboxMailer, inbox_router
+    if inbox is not None:
+        from offerd.cli.demo import inbox_router
 
-        inbox = Inbox()
         app.include_router(inbox_router(inbox))
     app.add_middleware(Edge, max_body_bytes=settings.max_body_bytes)
     return app
