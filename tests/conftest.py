@@ -1,15 +1,23 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from offerd.observability import configure_logging
-from tests.support.app import TestApp, running_app
+from tests.support.app import SECRET_KEY, TestApp, running_app
 from tests.support.pg import Cluster, build_template, start_cluster
 from tests.support.server import LiveServer, live_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _secret_key() -> None:
+    """The offerd processes tests start (CLI, servers, workers) run on an external database,
+    which needs OFFERD_SECRET_KEY; a test about its absence removes it."""
+    os.environ.setdefault("OFFERD_SECRET_KEY", SECRET_KEY)
 
 
 @pytest.fixture(scope="session", autouse=True)

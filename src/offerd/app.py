@@ -26,6 +26,7 @@ from offerd.billing import api as billing_api
 from offerd.billing.ledger import LedgerProvider
 from offerd.checkout import api as checkout_api
 from offerd.common.clock import Clock, SystemClock
+from offerd.common.secrets import box_for
 from offerd.db import Database, resolve_database_url
 from offerd.edge import db_errors
 from offerd.edge.auth import Authenticator
@@ -97,6 +98,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        box_for(settings)  # refuses to start without a key for an external database
         url = resolve_database_url(settings.database_url, settings.home)
         db = Database(
             url,

@@ -32,8 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from offerd.billing import service as billing
 from offerd.billing.models import CouponIn, PlanIn
+from offerd.common.secrets import SecretBox
 from offerd.db import Conn, transaction
 from offerd.edge.wire import client_loc
+from offerd.notifications import channel_secrets
 from offerd.notifications import service as notifications
 from offerd.notifications.models import ChannelIn
 from offerd.offers import service as offers
@@ -144,7 +146,7 @@ def _compare(
     return Change(kind, ident, "update" if fields else "unchanged", fields)
 
 
-async def diff(conn: Conn, site_id: str, spec: SiteFile) -> list[Change]:
+async def diff(conn: Conn, site_id: str, spec: SiteFile, *, box: SecretBox) -> list[Change]:
     changes: list[Change] = []
     stored_row = await sites.get(conn, site_id)
     wanted_site = {
@@ -205,11 +207,13 @@ async def diff(conn: Conn, site_id: str, spec: SiteFile) -> list[Change]:
         wanted = channel.model_dump(mode="json", exclude_none=True)
         stored = None
         if found:
-            stored = {"type": found["type"], **found["config"], "event_types": found["event_types"]}
+            config = channel_secrets.reveal_config(box, found["type"], found["config"])
+            secret = channel_secrets.reveal_secret(box, found["secret"])
+            stored = {"type": found["type"], **config, "event_types": found["event_types"]}
             if found["type"] == "segment":
-                stored["write_key"] = found["secret"]
+                stored["write_key"] = secret
             if "secret" in wanted:
-                stored["secret"] = found["secret"]
+                stored["secret"] = secret
         changes.append(_compare("notification_channel", channel_id, stored, wanted))
     return changes
 
@@ -220,6 +224,7 @@ async def apply(
     spec: SiteFile,
     *,
     now: datetime,
+    box: SecretBox,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, str]:
     """Write one site's catalog in one transaction. Returns webhook secrets offerd generated."""
@@ -248,7 +253,7 @@ async def apply(
             progress(f"experiment {experiment_id}")
         for channel_id, channel in spec.notification_channels.items():
             _, secret = await notifications.save_channel(
-                conn, site_id=site_id, channel_id=channel_id, channel=channel, now=now
+                conn, site_id=site_id, channel_id=channel_id, channel=channel, now=now, box=box
             )
             if secret:
                 secrets[channel_id] = secret

@@ -1,0 +1,37 @@
+"""Secrets encrypted at rest, and per-site billing provider configuration.
+
+Channel secrets (``notification_channels.secret``, a Slack channel's ``config.webhook_url``, an
+HTTP Basic ``config.basic_auth.password``) are now stored as ``fernet:…`` (offerd.common.secrets).
+The key lives outside the database, so existing plaintext values cannot be encrypted in SQL:
+``offerd migrate`` (and ``offerd serve``, which migrates) encrypts them in Python right after
+this revision, idempotently; until then they are read as they are. This revision marks the
+columns so that whoever reads the schema knows what they hold.
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("""
+    COMMENT ON COLUMN notification_channels.secret IS
+        'encrypted (fernet:...) with OFFERD_SECRET_KEY: webhook signing secret, Segment write key';
+    COMMENT ON COLUMN notification_channels.config IS
+        'webhook_url of a Slack channel and basic_auth.password are encrypted (fernet:...)';
+    """)
+
+
+def downgrade() -> None:
+    op.execute("""
+    COMMENT ON COLUMN notification_channels.secret IS NULL;
+    COMMENT ON COLUMN notification_channels.config IS NULL;
+    """)
