@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 
 from offerd import __version__
 from offerd.billing import api as billing_api
+from offerd.billing import provider_api as billing_provider_api
 from offerd.billing.ledger import LedgerProvider
 from offerd.checkout import api as checkout_api
 from offerd.common.clock import Clock, SystemClock
@@ -154,6 +155,7 @@ def create_app(
         sites_api.router,
         offers_api.admin,
         billing_api.router,
+        billing_provider_api.router,
         events_api.admin,
         notifications_api.router,
         jobs_api.router,

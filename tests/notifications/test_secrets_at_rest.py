@@ -32,8 +32,7 @@ PASSWORD = "basic-auth-password-99"
 def stored_channels(db_url: str) -> list[dict[str, Any]]:
     with psycopg.connect(db_url, row_factory=dict_row) as conn:
         return conn.execute(
-            "SELECT id, type, config::text AS config, secret FROM notification_channels "
-            "ORDER BY id"
+            "SELECT id, type, config::text AS config, secret FROM notification_channels ORDER BY id"
         ).fetchall()
 
 
@@ -107,9 +106,7 @@ async def test_values_stored_before_encryption_are_encrypted_at_migrate(
     await put_channel(app, "ops", {"type": "slack", "webhook_url": SLACK_URL})
     await put_channel(app, "seg", {"type": "segment", "write_key": WRITE_KEY})
     with psycopg.connect(db_url) as conn:  # as an older offerd stored them
-        conn.execute(
-            "UPDATE notification_channels SET secret = %s WHERE id = 'seg'", (WRITE_KEY,)
-        )
+        conn.execute("UPDATE notification_channels SET secret = %s WHERE id = 'seg'", (WRITE_KEY,))
         conn.execute(
             "UPDATE notification_channels SET config = jsonb_build_object('webhook_url', %s::text)"
             " WHERE id = 'ops'",

@@ -56,9 +56,11 @@ def _prepare(settings: Settings, *, migrate: bool) -> str:
 
 async def _seal_plaintext(conn: Conn, box: SecretBox) -> None:
     """Secrets stored before they were encrypted at rest are encrypted now (idempotent)."""
+    from offerd.billing import providers
     from offerd.notifications import service as notifications
 
     await notifications.reseal_channels(conn, box, rotate=False)
+    await providers.reseal(conn, box, rotate=False)
 
 
 def app_factory():  # type: ignore[no-untyped-def]
@@ -447,6 +449,7 @@ def secrets_rotate(
     once this has completed."""
     from rich.progress import Progress
 
+    from offerd.billing import providers
     from offerd.notifications import channel_store
     from offerd.notifications import service as notifications
 
@@ -455,7 +458,7 @@ def secrets_rotate(
     box = box_for(settings)
 
     async def run(conn: Conn) -> int:
-        total = await channel_store.count_all(conn)
+        total = await channel_store.count_all(conn) + await providers.count(conn)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("re-encrypting secrets", total=total)
 
@@ -464,7 +467,7 @@ def secrets_rotate(
 
             return await notifications.reseal_channels(
                 conn, box, rotate=True, batch=batch, progress=step
-            )
+            ) + await providers.reseal(conn, box, rotate=True, batch=batch, progress=step)
 
     changed = asyncio.run(_with_db(url, run))
     console.print(f"re-encrypted the secrets of {changed} rows with the newest key")

@@ -7,6 +7,9 @@ The key lives outside the database, so existing plaintext values cannot be encry
 this revision, idempotently; until then they are read as they are. This revision marks the
 columns so that whoever reads the schema knows what they hold.
 
+``billing_providers``: a site's provider (no row: the built-in ledger), its configuration with
+the credentials encrypted the same way, and its health as last seen.
+
 Revision ID: 0007
 Revises: 0006
 """
@@ -27,11 +30,24 @@ def upgrade() -> None:
         'encrypted (fernet:...) with OFFERD_SECRET_KEY: webhook signing secret, Segment write key';
     COMMENT ON COLUMN notification_channels.config IS
         'webhook_url of a Slack channel and basic_auth.password are encrypted (fernet:...)';
+
+    CREATE TABLE billing_providers (
+        site_id    text PRIMARY KEY REFERENCES sites (id) ON DELETE CASCADE,
+        type       text NOT NULL CHECK (type IN ('ledger', 'stripe', 'chargebee')),
+        config     jsonb NOT NULL DEFAULT '{}',
+        status     text NOT NULL DEFAULT 'unknown'
+                   CHECK (status IN ('unknown', 'healthy', 'unhealthy')),
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL
+    );
+    COMMENT ON COLUMN billing_providers.config IS
+        'credentials (secret_key, webhook_secret, api_key, webhook_password) encrypted (fernet:...)';
     """)
 
 
 def downgrade() -> None:
     op.execute("""
+    DROP TABLE billing_providers;
     COMMENT ON COLUMN notification_channels.secret IS NULL;
     COMMENT ON COLUMN notification_channels.config IS NULL;
     """)
