@@ -249,6 +249,13 @@ def apply_catalog(
         console.print(f"{file}: {exc}", style="red", markup=False)
         raise typer.Exit(2) from None
     settings = get_settings()
+    try:
+        catalog_file.check_destinations(
+            spec, allow_private=settings.allow_private_destinations
+        )
+    except catalog_file.CatalogError as exc:
+        console.print(f"{file}: {exc}", style="red", markup=False)
+        raise typer.Exit(2) from None
     url = _prepare(settings, migrate=True)
     box = box_for(settings)
 
