@@ -125,6 +125,13 @@ async def test_rotation_then_dropping_the_old_key(
     app: TestApp, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await add_channels(app, "http://127.0.0.1:9/hook")
+    stripe_key = "sk_test_RotateMeAbCdEf12345"
+    r = await app.admin(
+        "PUT",
+        "/sites/acme/billing_provider",
+        {"type": "stripe", "secret_key": stripe_key, "webhook_secret": "whsec_RotateMe1234"},
+    )
+    assert r.status_code == 201, r.text
     before = stored_channels(db_url)
     new = generate_key()
     monkeypatch.setenv("OFFERD_SECRET_KEY", f"{new},{SECRET_KEY}")
@@ -137,12 +144,17 @@ async def test_rotation_then_dropping_the_old_key(
     by_id = {r["id"]: r for r in after}
     assert only_new.decrypt(by_id["hook"]["secret"]) == HOOK_SECRET
     assert only_new.decrypt(by_id["seg"]["secret"]) == WRITE_KEY
+    with psycopg.connect(db_url) as conn:
+        (config,) = conn.execute("SELECT config FROM billing_providers").fetchone()  # type: ignore[misc]
+    assert only_new.decrypt(config["secret_key"]) == stripe_key
     # the old key gone, the app still reads every secret
     async with running_app(db_url, secret_key=new) as fresh:
         hook = (await fresh.admin("GET", "/sites/acme/notification_channels/hook")).json()
         ops = (await fresh.admin("GET", "/sites/acme/notification_channels/ops")).json()
+        billing = (await fresh.admin("GET", "/sites/acme/billing_provider")).json()
     assert hook["secret_hint"] == "whsec_…" + HOOK_SECRET[-4:]
     assert ops["webhook_url"].endswith(SLACK_URL[-4:])
+    assert billing["secret_key_hint"] == "…" + stripe_key[-4:]
     # and with only the old key, nothing decrypts any more: rotation really re-encrypted
     with pytest.raises(Exception, match="none of the keys"):
         SecretBox([SECRET_KEY]).decrypt(by_id["hook"]["secret"])

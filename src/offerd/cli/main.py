@@ -457,7 +457,6 @@ def secrets_rotate(
     from rich.progress import Progress
 
     from offerd.billing import providers
-    from offerd.notifications import channel_store
     from offerd.notifications import service as notifications
 
     settings = get_settings()
@@ -465,7 +464,7 @@ def secrets_rotate(
     box = box_for(settings)
 
     async def run(conn: Conn) -> int:
-        total = await channel_store.count_all(conn) + await providers.count(conn)
+        total = await notifications.count_channels(conn) + await providers.count(conn)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("re-encrypting secrets", total=total)
 

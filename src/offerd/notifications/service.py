@@ -192,6 +192,11 @@ async def reseal_channels(
         after = (rows[-1]["site_id"], rows[-1]["id"])
 
 
+async def count_channels(conn: Conn) -> int:
+    """Every site's channels (the total ``offerd secrets rotate`` works through)."""
+    return await channel_store.count_all(conn)
+
+
 async def get_channel(conn: Conn, site_id: str, channel_id: str) -> DictRow | None:
     return await channel_store.get(conn, site_id, channel_id)
 
