@@ -198,3 +198,21 @@ def test_a_malformed_key_is_one_line_without_the_key(
     assert_one_clear_line(result.stderr, "OFFERD_SECRET_KEY")
     assert "hunter2" not in result.stderr
     assert os.environ["OFFERD_SECRET_KEY"] == "not-a-fernet-key-hunter2"
+
+
+def test_the_generated_key_is_warned_about_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from structlog.testing import capture_logs
+
+    from offerd.common import secrets
+
+    monkeypatch.delenv("OFFERD_SECRET_KEY", raising=False)
+    monkeypatch.delenv("OFFERD_DATABASE_URL", raising=False)
+    monkeypatch.setattr(secrets, "_warned", False)
+    with capture_logs() as logs:
+        for home in ("a", "b"):  # two boxes built in one process (not one cached box)
+            box_for(Settings(_env_file=None, home=tmp_path / home))  # type: ignore[call-arg]
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert len(warnings) == 1, logs
+    assert "set OFFERD_SECRET_KEY in production" in warnings[0]["message"]

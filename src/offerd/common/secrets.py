@@ -15,6 +15,7 @@ key generated on one machine would leave the others unable to read what it wrote
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -112,17 +113,8 @@ def _home_key(home: Path) -> str:
             f.write(generate_key() + "\n")
             f.flush()
             os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)  # fails if another process made it first
-        except FileExistsError:
-            pass
-        else:
-            log.warning(
-                "secrets.key_generated",
-                path=str(path),
-                message="generated a secret key for the embedded database; "
-                "set OFFERD_SECRET_KEY in production",
-            )
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(tmp, path)
     finally:
         os.unlink(tmp)
     return path.read_text().strip()
