@@ -104,6 +104,10 @@ def env_for(db: Database, **extra: str) -> dict[str, str]:
         "OFFERD_ADMIN_TOKEN": ADMIN,
         "OFFERD_LOG_LEVEL": "warning",
         "OFFERD_AUTH_CACHE_SECONDS": "5",
+        # an external database needs a key for stored secrets (a fixed one: bench data only)
+        "OFFERD_SECRET_KEY": os.environ.get(
+            "OFFERD_SECRET_KEY", "YmVuY2gtb25seS1rZXktMDEyMzQ1Njc4OWFiY2RlZjA="
+        ),
     }
     env.update(extra)
     return env

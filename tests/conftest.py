@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from offerd.observability import configure_logging
-from tests.support.app import TestApp, running_app
+from tests.support.app import SECRET_KEY, TestApp, running_app
 from tests.support.markers import SUMMARY_PROPERTY, refuse_mislabeled_units
 from tests.support.pg import Cluster, shared_cluster
 from tests.support.server import LiveServer, live_server
@@ -33,6 +33,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("-", "fault tests")
         for line in SUMMARY:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _secret_key() -> None:
+    """The offerd processes tests start (CLI, servers, workers) run on an external database,
+    which needs OFFERD_SECRET_KEY; a test about its absence removes it."""
+    os.environ.setdefault("OFFERD_SECRET_KEY", SECRET_KEY)
 
 
 @pytest.fixture(scope="session", autouse=True)

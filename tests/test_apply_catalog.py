@@ -13,6 +13,8 @@ import pytest
 import yaml
 from psycopg.rows import dict_row
 
+from offerd.common.secrets import SecretBox
+from tests.support.app import SECRET_KEY
 from tests.support.cli import run_offerd as offerd
 
 CATALOG: dict[str, Any] = {
@@ -214,9 +216,10 @@ def test_apply_creates_everything(db_url: str, tmp_path: Path) -> None:
     hooks = channels["hooks"]
     assert hooks["type"] == "webhook"
     assert hooks["config"]["url"] == "https://merchant.example/offerd"
-    # the webhook secret offerd generated is printed once, and it is the stored one
+    # the webhook secret offerd generated is printed once, and it is the stored one (encrypted)
     shown = re.findall(r"webhook secret of acme/hooks \(shown once\): (whsec_\S+)", result.stdout)
-    assert shown == [hooks["secret"]]
+    assert hooks["secret"].startswith("fernet:")
+    assert shown == [SecretBox([SECRET_KEY]).decrypt(hooks["secret"])]
 
     # a second dry run: everything is in place
     again = apply(db_url, tmp_path, CATALOG, "--dry-run")

@@ -23,9 +23,11 @@ from starlette.responses import HTMLResponse, Response
 
 from offerd import __version__
 from offerd.billing import api as billing_api
+from offerd.billing import provider_api as billing_provider_api
 from offerd.billing.ledger import LedgerProvider
 from offerd.checkout import api as checkout_api
 from offerd.common.clock import Clock, SystemClock
+from offerd.common.secrets import box_for
 from offerd.db import Database, resolve_database_url
 from offerd.edge import db_errors
 from offerd.edge.auth import Authenticator
@@ -108,6 +110,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        box_for(settings)  # refuses to start without a key for an external database
         url = resolve_database_url(settings.database_url, settings.home)
         db = Database(
             url,
@@ -164,6 +167,7 @@ def create_app(
         sites_api.router,
         offers_api.admin,
         billing_api.router,
+        billing_provider_api.router,
         events_api.admin,
         notifications_api.router,
         jobs_api.router,

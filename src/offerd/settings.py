@@ -89,6 +89,14 @@ class Settings(BaseSettings):
         "link-local addresses and plain http (tests, local development).",
     )
 
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet keys that encrypt stored secrets (channel secrets, billing provider "
+        "keys), comma-separated, newest first: encrypts with the first, decrypts with any. "
+        "Required with OFFERD_DATABASE_URL; unset with the embedded database, one is generated "
+        "under OFFERD_HOME.",
+    )
+
     metrics_token: SecretStr | None = Field(
         default=None,
         description="Bearer token /metrics requires. Unset: /metrics is open (scrape it on a "

@@ -16,6 +16,9 @@ from offerd.edge.deps import Services
 from offerd.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token"
+# a fixed Fernet key (32 bytes, url-safe Base64) for stored secrets; conftest exports it to the
+# offerd processes tests start, which have an external database and so need one
+SECRET_KEY = "dGVzdC1vbmx5LWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE="
 
 
 class MovableClock:
@@ -45,6 +48,7 @@ def test_settings(db_url: str, **overrides: Any) -> Settings:
         "allow_private_destinations": True,
         "job_lease_seconds": 5.0,
         "log_level": "warning",
+        "secret_key": SECRET_KEY,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

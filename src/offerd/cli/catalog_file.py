@@ -15,12 +15,17 @@ The file::
         offers:   {stay: {...the admin API's offer definition...}}
         experiments: {stay-test: {name: ..., status: running, arms: [...]}}
         notification_channels: {ops: {type: slack, webhook_url: https://hooks.slack.com/...}}
+        billing_provider:        # default: the built-in ledger
+          type: stripe
+          secret_key_env: STRIPE_SECRET_KEY          # names of environment variables: the
+          webhook_secret_env: STRIPE_WEBHOOK_SECRET  # credentials never live in the file
 
 Everything is validated before anything is written; each site is applied in one transaction.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +33,17 @@ from datetime import datetime
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from offerd.billing import providers
 from offerd.billing import service as billing
 from offerd.billing.models import CouponIn, PlanIn
+from offerd.billing.provider_models import SECRET_FIELDS, ProviderIn
+from offerd.common.secrets import SecretBox
 from offerd.db import Conn, transaction
+from offerd.edge.errors import APIError
 from offerd.edge.wire import client_loc
+from offerd.notifications import channel_secrets
 from offerd.notifications import service as notifications
 from offerd.notifications.models import ChannelIn
 from offerd.offers import service as offers
@@ -52,10 +62,65 @@ class SiteFile(BaseModel):
     offers: dict[str, OfferIn] = Field(default_factory=dict)
     experiments: dict[str, ExperimentIn] = Field(default_factory=dict)
     notification_channels: dict[str, ChannelIn] = Field(default_factory=dict)
+    billing_provider: ProviderIn | None = None
 
 
 class CatalogError(ValueError):
     pass
+
+
+_PROVIDER: TypeAdapter[ProviderIn] = TypeAdapter(ProviderIn)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _billing_provider(site_id: str, raw: Any, environ: Mapping[str, str]) -> ProviderIn:
+    """The ``billing_provider:`` section, its credentials read from the environment variables it
+    names (``secret_key_env: STRIPE_SECRET_KEY``). A credential written in the file is refused:
+    catalog files live in git. Errors name the place in the file, never a value."""
+    where = f"sites.{site_id}.billing_provider"
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: expected a mapping")
+    data = dict(raw)
+    secret_fields = SECRET_FIELDS.get(str(data.get("type")), ())
+    for name in secret_fields:
+        if name in data:
+            raise CatalogError(
+                f"{where}.{name}: a credential is never written in the file; name the "
+                f"environment variable that holds it with {name}_env"
+            )
+        variable = data.pop(f"{name}_env", None)
+        if variable is None:
+            continue
+        if not isinstance(variable, str) or not _ENV_NAME.match(variable):
+            raise CatalogError(f"{where}.{name}_env: must be an environment variable's name")
+        value = environ.get(variable)
+        if not value:
+            raise CatalogError(
+                f"{where}.{name}_env: the environment variable {variable} is not set"
+            )
+        data[name] = value
+    try:
+        return _PROVIDER.validate_python(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        loc = client_loc(error["loc"], data)
+        if loc and loc[0] in secret_fields:
+            loc = [f"{loc[0]}_env", *loc[1:]]
+        detail = "".join(f".{part}" for part in loc)
+        raise CatalogError(f"{where}{detail}: {error['msg']}") from None
+
+
+def check_destinations(spec: Mapping[str, SiteFile], *, allow_private: bool) -> None:
+    """Each billing provider's ``api_base`` through the outbound guard, as the admin API does."""
+    for site_id, site in spec.items():
+        if site.billing_provider is None:
+            continue
+        try:
+            providers.check_destination(site.billing_provider, allow_private=allow_private)
+        except APIError as exc:
+            raise CatalogError(
+                f"sites.{site_id}.billing_provider.api_base: {exc.message}"
+            ) from None
 
 
 def path(site_id: str, loc: Sequence[int | str]) -> str:
@@ -79,7 +144,7 @@ def _check_references(site_id: str, spec: SiteFile) -> None:
 _SECTIONS = ("plans", "coupons", "offers", "experiments", "notification_channels")
 
 
-def parse(text: str) -> dict[str, SiteFile]:
+def parse(text: str, environ: Mapping[str, str] = os.environ) -> dict[str, SiteFile]:
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -97,6 +162,7 @@ def parse(text: str) -> dict[str, SiteFile]:
             raise CatalogError(f"sites.{site_id}: expected a mapping")
         body = dict(body)
         sections = {k: body.pop(k) for k in _SECTIONS if k in body}
+        raw_provider = body.pop("billing_provider", None)
         data = {"site": body, **sections}
         try:
             out[str(site_id)] = SiteFile.model_validate(data)
@@ -106,6 +172,10 @@ def parse(text: str) -> dict[str, SiteFile]:
             if loc and loc[0] == "site":
                 loc = loc[1:]
             raise CatalogError(f"{path(str(site_id), loc)}: {error['msg']}") from None
+        if raw_provider is not None:
+            out[str(site_id)].billing_provider = _billing_provider(
+                str(site_id), raw_provider, environ
+            )
         _check_references(str(site_id), out[str(site_id)])
         for offer_id, offer in out[str(site_id)].offers.items():
             if offer.eligibility:
@@ -144,7 +214,7 @@ def _compare(
     return Change(kind, ident, "update" if fields else "unchanged", fields)
 
 
-async def diff(conn: Conn, site_id: str, spec: SiteFile) -> list[Change]:
+async def diff(conn: Conn, site_id: str, spec: SiteFile, *, box: SecretBox) -> list[Change]:
     changes: list[Change] = []
     stored_row = await sites.get(conn, site_id)
     wanted_site = {
@@ -205,12 +275,24 @@ async def diff(conn: Conn, site_id: str, spec: SiteFile) -> list[Change]:
         wanted = channel.model_dump(mode="json", exclude_none=True)
         stored = None
         if found:
-            stored = {"type": found["type"], **found["config"], "event_types": found["event_types"]}
+            config = channel_secrets.reveal_config(box, found["type"], found["config"])
+            secret = channel_secrets.reveal_secret(box, found["secret"])
+            stored = {"type": found["type"], **config, "event_types": found["event_types"]}
             if found["type"] == "segment":
-                stored["write_key"] = found["secret"]
+                stored["write_key"] = secret
             if "secret" in wanted:
-                stored["secret"] = found["secret"]
+                stored["secret"] = secret
         changes.append(_compare("notification_channel", channel_id, stored, wanted))
+    if spec.billing_provider is not None:
+        row = await providers.get(conn, site_id)
+        wanted = spec.billing_provider.model_dump(mode="json", exclude_none=True)
+        # no row is the built-in ledger: asking for it changes nothing
+        stored_provider = (
+            {"type": row["type"], **providers.credentials(row, box)}
+            if row
+            else ({"type": "ledger"} if wanted["type"] == "ledger" else None)
+        )
+        changes.append(_compare("billing_provider", site_id, stored_provider, wanted))
     return changes
 
 
@@ -220,6 +302,7 @@ async def apply(
     spec: SiteFile,
     *,
     now: datetime,
+    box: SecretBox,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, str]:
     """Write one site's catalog in one transaction. Returns webhook secrets offerd generated."""
@@ -248,13 +331,17 @@ async def apply(
             progress(f"experiment {experiment_id}")
         for channel_id, channel in spec.notification_channels.items():
             _, secret = await notifications.save_channel(
-                conn, site_id=site_id, channel_id=channel_id, channel=channel, now=now
+                conn, site_id=site_id, channel_id=channel_id, channel=channel, now=now, box=box
             )
             if secret:
                 secrets[channel_id] = secret
             progress(f"notification channel {channel_id}")
+        if spec.billing_provider is not None:
+            await providers.save(conn, site_id, spec.billing_provider, now=now, box=box)
+            progress("billing provider")
     return secrets
 
 
 def count(spec: SiteFile) -> int:
-    return 1 + sum(len(getattr(spec, section)) for section in _SECTIONS)
+    provider = 0 if spec.billing_provider is None else 1
+    return 1 + provider + sum(len(getattr(spec, section)) for section in _SECTIONS)

@@ -25,6 +25,7 @@ from offerd.billing import service as billing
 from offerd.billing.models import CouponIn, CustomerIn, PlanIn, SubscriptionIn
 from offerd.common.clock import SystemClock
 from offerd.common.ids import new_id
+from offerd.common.secrets import box_for
 from offerd.db import Database, transaction
 from offerd.edge.auth import hash_key, new_key
 from offerd.notifications.models import ChannelIn
@@ -212,7 +213,12 @@ async def seed(url: str, settings: Settings, *, reset: bool = False) -> dict[str
             )
             for channel_id, channel in demo_channels(settings.base_url).items():
                 await save_channel(
-                    conn, site_id=SITE, channel_id=channel_id, channel=channel, now=now
+                    conn,
+                    site_id=SITE,
+                    channel_id=channel_id,
+                    channel=channel,
+                    now=now,
+                    box=box_for(settings),
                 )
             keys: dict[str, str] = {}
             for kind in KEY_KINDS:

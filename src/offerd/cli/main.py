@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
+from offerd.common.secrets import SecretBox, SecretKeyError, box_for
 from offerd.edge.errors import APIError
 from offerd.settings import Settings, get_settings
 
@@ -55,15 +56,28 @@ def _prepare(settings: Settings, *, migrate: bool) -> str:
     from offerd.observability import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    if settings.database_url:
+        box_for(settings)  # no key for an external database: refuse before connecting
     with console.status("Starting the database…" if not settings.database_url else "Connecting…"):
         url = resolve_database_url(settings.database_url, settings.home)
         ensure_reachable(url)
+    box = box_for(settings)
     if migrate:
         from offerd import migrate as migrations
 
         with console.status("Migrating the schema…"):
             migrations.upgrade(url)
+            asyncio.run(_with_db(url, lambda conn: _seal_plaintext(conn, box)))
     return url
+
+
+async def _seal_plaintext(conn: Conn, box: SecretBox) -> None:
+    """Secrets stored before they were encrypted at rest are encrypted now (idempotent)."""
+    from offerd.billing import providers
+    from offerd.notifications import service as notifications
+
+    await notifications.reseal_channels(conn, box, rotate=False)
+    await providers.reseal(conn, box, rotate=False)
 
 
 def app_factory():  # type: ignore[no-untyped-def]
@@ -261,12 +275,20 @@ def apply_catalog(
         console.print(f"{file}: {exc}", style="red", markup=False)
         raise typer.Exit(2) from None
     settings = get_settings()
+    try:
+        catalog_file.check_destinations(
+            spec, allow_private=settings.allow_private_destinations
+        )
+    except catalog_file.CatalogError as exc:
+        console.print(f"{file}: {exc}", style="red", markup=False)
+        raise typer.Exit(2) from None
     url = _prepare(settings, migrate=True)
+    box = box_for(settings)
 
     async def run(conn: Conn) -> int:
         changed = 0
         for site_id, site_spec in spec.items():
-            changes = await catalog_file.diff(conn, site_id, site_spec)
+            changes = await catalog_file.diff(conn, site_id, site_spec, box=box)
             for change in changes:
                 typer.echo(change.line())
             changed += sum(c.action != "unchanged" for c in changes)
@@ -279,7 +301,7 @@ def apply_catalog(
                     bar.update(task, advance=1, description=what)
 
                 secrets = await catalog_file.apply(
-                    conn, site_id, site_spec, now=SystemClock().now(), progress=step
+                    conn, site_id, site_spec, now=SystemClock().now(), box=box, progress=step
                 )
             for channel_id, secret in secrets.items():
                 typer.echo(f"webhook secret of {site_id}/{channel_id} (shown once): {secret}")
@@ -474,6 +496,52 @@ def jobs_retry(job_id: Annotated[int, typer.Argument(help="The job's id", min=1)
     console.print(f"job {job_id} ({row['kind']}) is queued again")
 
 
+# --- secrets encrypted at rest ------------------------------------------------------------------
+
+secrets_cli = typer.Typer(help="Secrets encrypted at rest (OFFERD_SECRET_KEY)", no_args_is_help=True)
+cli.add_typer(secrets_cli, name="secrets")
+
+
+@secrets_cli.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new key: put it first in OFFERD_SECRET_KEY, then run `offerd secrets rotate`."""
+    from offerd.common.secrets import generate_key
+
+    typer.echo(generate_key())
+
+
+@secrets_cli.command("rotate")
+def secrets_rotate(
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per transaction")] = 200,
+) -> None:
+    """Re-encrypt every stored secret with the newest key (the first in OFFERD_SECRET_KEY).
+    Idempotent, a transaction per batch: safe to run again after a crash. Drop an old key only
+    once this has completed."""
+    from rich.progress import Progress
+
+    from offerd.billing import providers
+    from offerd.notifications import service as notifications
+
+    settings = get_settings()
+    url = _prepare(settings, migrate=False)
+    box = box_for(settings)
+
+    async def run(conn: Conn) -> int:
+        total = await notifications.count_channels(conn) + await providers.count(conn)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("re-encrypting secrets", total=total)
+
+            def step(n: int) -> None:
+                bar.update(task, advance=n)
+
+            return await notifications.reseal_channels(
+                conn, box, rotate=True, batch=batch, progress=step
+            ) + await providers.reseal(conn, box, rotate=True, batch=batch, progress=step)
+
+    changed = asyncio.run(_with_db(url, run))
+    console.print(f"re-encrypted the secrets of {changed} rows with the newest key")
+
+
 # --- configuration errors: one line on stderr and a non-zero exit, never a traceback ----------
 
 CONFIG_ERROR_EXIT = 2
@@ -485,7 +553,7 @@ def _settings_error_line(exc: ValidationError) -> str:
     for error in exc.errors():
         field = str(error["loc"][0]) if error.get("loc") else "?"
         given = error.get("input")
-        secret = "token" in field or "password" in field
+        secret = any(word in field for word in ("token", "password", "secret"))
         value = f"={given!r}" if isinstance(given, str | int | float) and not secret else ""
         parts.append(f"OFFERD_{field.upper()}{value}: {error['msg']}")
     return "; ".join(parts)
@@ -504,7 +572,7 @@ def main() -> None:
             raise
         typer.echo(f"offerd: configuration error: {_settings_error_line(exc)}", err=True)
         raise SystemExit(CONFIG_ERROR_EXIT) from None
-    except DatabaseUnreachable as exc:
+    except (DatabaseUnreachable, SecretKeyError) as exc:
         typer.echo(f"offerd: {exc}", err=True)
         raise SystemExit(CONFIG_ERROR_EXIT) from None
     except HomeInUse as exc:

@@ -9,6 +9,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from offerd.common import addresses
+from offerd.common.secrets import box_for
 from offerd.edge.deps import Admin, AdminSite, Svc
 from offerd.edge.endpoint import error_responses
 from offerd.edge.errors import NotFound, ParamWrongValue
@@ -53,9 +54,14 @@ async def put_channel(
             raise ParamWrongValue(target[0], reason)
     async with svc.db.connection() as conn:
         row, secret = await service.save_channel(
-            conn, site_id=site.id, channel_id=channel_id, channel=channel, now=svc.clock.now()
+            conn,
+            site_id=site.id,
+            channel_id=channel_id,
+            channel=channel,
+            now=svc.clock.now(),
+            box=box_for(svc.settings),
         )
-    body = service.channel_resource(row)
+    body = service.channel_resource(row, box_for(svc.settings))
     if secret is not None:
         body["secret"] = secret
     return JSONResponse(body, status_code=201 if row["created"] else 200)
@@ -65,7 +71,8 @@ async def put_channel(
 async def list_channels(site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
         rows = await service.list_channels(conn, site.id)
-    return JSONResponse({"notification_channels": [service.channel_resource(r) for r in rows]})
+    box = box_for(svc.settings)
+    return JSONResponse({"notification_channels": [service.channel_resource(r, box) for r in rows]})
 
 
 @router.get("/notification_channels/{channel_id}", responses=error_responses(401, 404))
@@ -74,7 +81,7 @@ async def get_channel(channel_id: ChannelId, site: AdminSite, svc: Svc) -> Respo
         row = await service.get_channel(conn, site.id, channel_id)
     if row is None:
         raise NotFound(f"Notification channel {channel_id!r} not found")
-    return JSONResponse(service.channel_resource(row))
+    return JSONResponse(service.channel_resource(row, box_for(svc.settings)))
 
 
 @router.delete("/notification_channels/{channel_id}", responses=error_responses(401, 404))

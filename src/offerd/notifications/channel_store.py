@@ -104,3 +104,49 @@ async def healthy(conn: Conn, site_id: str, channel_id: str) -> None:
 
 async def disable(conn: Conn, site_id: str, channel_id: str, reason: str, now: datetime) -> None:
     await conn.execute(DISABLE, {"site": site_id, "id": channel_id, "reason": reason, "now": now})
+
+
+# Channels in key order, a batch at a time, locked for re-encryption (``offerd secrets rotate``,
+# and the encryption of values stored before encryption at migrate time: ``plaintext_only``).
+BATCH_AFTER = """
+SELECT site_id, id, type, config, secret FROM notification_channels
+WHERE (site_id, id) > (%(site)s, %(id)s)
+  AND (NOT %(plaintext_only)s
+       OR secret NOT LIKE 'fernet:%%'
+       OR (type = 'slack' AND config->>'webhook_url' NOT LIKE 'fernet:%%')
+       OR config->'basic_auth'->>'password' NOT LIKE 'fernet:%%')
+ORDER BY site_id, id
+LIMIT %(limit)s
+FOR UPDATE
+"""
+SET_SECRETS = """
+UPDATE notification_channels SET config = %s, secret = %s WHERE site_id = %s AND id = %s
+"""
+
+
+async def batch_after(
+    conn: Conn, after: tuple[str, str], *, limit: int, plaintext_only: bool
+) -> list[DictRow]:
+    return await fetchall(
+        conn,
+        BATCH_AFTER,
+        {
+            "site": after[0],
+            "id": after[1],
+            "limit": limit,
+            "plaintext_only": plaintext_only,
+        },
+    )
+
+
+async def set_secrets(
+    conn: Conn, site_id: str, channel_id: str, config: dict[str, Any], secret: str | None
+) -> None:
+    await conn.execute(SET_SECRETS, (Jsonb(config), secret, site_id, channel_id))
+
+
+async def count_all(conn: Conn) -> int:
+    row = await fetchone(conn, "SELECT count(*) AS n FROM notification_channels")
+    assert row is not None
+    n: int = row["n"]
+    return n

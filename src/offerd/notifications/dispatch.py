@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from psycopg.rows import DictRow
 
 from offerd.common.ids import new_id
+from offerd.common.secrets import box_for
 from offerd.db import Conn, transaction
-from offerd.notifications import channel_store, hosts, schedule, store
+from offerd.notifications import channel_secrets, channel_store, hosts, schedule, store
 from offerd.notifications.channels import Channel, Outcome, registry
 from offerd.notifications.channels.segment import SegmentChannel, fits
 from offerd.observability import DELIVERIES
@@ -111,10 +111,11 @@ async def send(ctx: jobs.JobContext) -> None:
     host: str | None = None
     try:
         async with svc.db.connection() as conn:
-            delivery = await store.for_sending(conn, delivery_id)
-            if delivery is None or delivery["status"] != "pending":
+            row = await store.for_sending(conn, delivery_id)
+            if row is None or row["status"] != "pending":
                 await ctx.finish(conn)
                 return
+            delivery = channel_secrets.reveal_delivery(box_for(svc.settings), row)
             if delivery["purpose"] == "notification" and not delivery["channel_enabled"]:
                 outcome = Outcome(False, error="the channel is disabled or deleted", final=True)
                 await _close(conn, [delivery], outcome, ctx)
@@ -234,7 +235,9 @@ async def _settle(
             )
 
 
-async def _send_segment(conn: Conn, delivery: DictRow, ctx: jobs.JobContext) -> Outcome:
+async def _send_segment(
+    conn: Conn, delivery: Mapping[str, Any], ctx: jobs.JobContext
+) -> Outcome:
     """Send this delivery with its channel's other pending ones, one batch at a time per channel.
 
     The channel's advisory lock is held from reading what is pending until the outcome is
@@ -255,7 +258,8 @@ async def _send_segment(conn: Conn, delivery: DictRow, ctx: jobs.JobContext) -> 
             exclude=delivery["id"],
             limit=SEGMENT_BATCH - 1,
         )
-        batch, _ = fits([fresh, *companions])
+        box = box_for(ctx.resources.settings)
+        batch, _ = fits([channel_secrets.reveal_delivery(box, d) for d in [fresh, *companions]])
         if not batch or batch[0]["id"] != fresh["id"]:
             outcome = Outcome(False, error="the event is larger than Segment's 32 KB", final=True)
             await _close(conn, [fresh], outcome, ctx)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from psycopg.rows import DictRow
 
+from offerd.common.secrets import SecretBox
 from offerd.db import Conn, transaction
 from offerd.edge.errors import InvalidState, NotFound
-from offerd.notifications import channel_store, dispatch, signing, store
+from offerd.notifications import channel_secrets, channel_store, dispatch, signing, store
 from offerd.notifications.models import (
     ChannelIn,
     EmailChannel,
@@ -25,9 +26,16 @@ def _tail(value: str, keep: int = 4) -> str:
 
 
 async def save_channel(
-    conn: Conn, *, site_id: str, channel_id: str, channel: ChannelIn, now: datetime
+    conn: Conn,
+    *,
+    site_id: str,
+    channel_id: str,
+    channel: ChannelIn,
+    now: datetime,
+    box: SecretBox,
 ) -> tuple[DictRow, str | None]:
-    """Upsert a channel; returns it and, for a webhook whose secret offerd made, that secret."""
+    """Upsert a channel, its secrets encrypted; returns it and, for a webhook whose secret offerd
+    made, that secret."""
     async with transaction(conn):
         existing = await channel_store.get(conn, site_id, channel_id)
         shown: str | None = None
@@ -48,6 +56,7 @@ async def save_channel(
                 config, secret = {"to": channel.to}, None
             case SegmentChannel():
                 config, secret = {"endpoint": channel.endpoint}, channel.write_key
+        config, secret = channel_secrets.seal(box, channel.type, config, secret)
         row = await channel_store.upsert(
             conn,
             site_id=site_id,
@@ -61,9 +70,10 @@ async def save_channel(
     return row, shown
 
 
-def channel_resource(row: Mapping[str, Any]) -> dict[str, Any]:
+def channel_resource(row: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
     """A channel as the admin API shows it: secrets redacted to their last characters."""
-    config = dict(row["config"])
+    config = channel_secrets.reveal_config(box, row["type"], row["config"])
+    secret = channel_secrets.reveal_secret(box, row["secret"])
     if row["type"] == "slack":
         url = str(config["webhook_url"])
         config["webhook_url"] = url.split("/", 3)[:3] and "/".join(
@@ -85,10 +95,10 @@ def channel_resource(row: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": int(row["created_at"].timestamp()),
         "updated_at": int(row["updated_at"].timestamp()),
     }
-    if row["type"] == "webhook" and row["secret"]:
-        out["secret_hint"] = "whsec_" + _tail(row["secret"])
-    if row["type"] == "segment" and row["secret"]:
-        out["write_key_hint"] = _tail(row["secret"])
+    if row["type"] == "webhook" and secret:
+        out["secret_hint"] = "whsec_" + _tail(secret)
+    if row["type"] == "segment" and secret:
+        out["write_key_hint"] = _tail(secret)
     return out
 
 
@@ -150,6 +160,41 @@ async def retry(conn: Conn, site_id: str, delivery_id: str, *, now: datetime) ->
         updated = await store.get(conn, site_id, delivery_id)
     assert updated is not None
     return updated
+
+
+async def reseal_channels(
+    conn: Conn,
+    box: SecretBox,
+    *,
+    rotate: bool,
+    batch: int = 200,
+    progress: Callable[[int], None] = lambda _: None,
+) -> int:
+    """Encrypt stored channel secrets: every one with the newest key (``rotate``), or only those
+    stored before encryption. One transaction per batch, so a crash loses at most a batch, and
+    a re-run does again what is left (both are idempotent). Returns how many channels changed."""
+    changed = 0
+    after = ("", "")
+    while True:
+        async with transaction(conn):
+            rows = await channel_store.batch_after(
+                conn, after, limit=batch, plaintext_only=not rotate
+            )
+            for row in rows:
+                fn = channel_secrets.rotate if rotate else channel_secrets.seal
+                config, secret = fn(box, row["type"], row["config"], row["secret"])
+                if config != row["config"] or secret != row["secret"]:
+                    await channel_store.set_secrets(conn, row["site_id"], row["id"], config, secret)
+                    changed += 1
+        if not rows:
+            return changed
+        progress(len(rows))
+        after = (rows[-1]["site_id"], rows[-1]["id"])
+
+
+async def count_channels(conn: Conn) -> int:
+    """Every site's channels (the total ``offerd secrets rotate`` works through)."""
+    return await channel_store.count_all(conn)
 
 
 async def get_channel(conn: Conn, site_id: str, channel_id: str) -> DictRow | None:

@@ -1,0 +1,50 @@
+"""Admin API: a site's billing provider (``ledger``, ``stripe`` or ``chargebee``). Credentials go
+in and never come out: the resource shows a hint of the key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from pydantic import TypeAdapter, ValidationError
+from starlette.responses import Response
+
+from offerd.billing import providers
+from offerd.billing.provider_models import ProviderIn
+from offerd.common.secrets import box_for
+from offerd.edge.deps import Admin, AdminSite, Svc
+from offerd.edge.endpoint import error_responses
+from offerd.edge.wire import JSONResponse, decode_body, validation_error
+
+router = APIRouter(
+    prefix="/admin/v1/sites/{site}", tags=["admin: billing provider"], dependencies=[Admin]
+)
+
+_PROVIDER: TypeAdapter[ProviderIn] = TypeAdapter(ProviderIn)
+
+
+@router.put(
+    "/billing_provider",
+    summary="Point the site at its billing provider (the built-in ledger, Stripe or Chargebee)",
+    responses=error_responses(400, 401, 404),
+)
+async def put_billing_provider(site: AdminSite, request: Request, svc: Svc) -> Response:
+    data = decode_body(request.headers.get("content-type"), await request.body())
+    try:
+        provider = _PROVIDER.validate_python(data)
+    except ValidationError as exc:
+        raise validation_error(exc, data) from None
+    providers.check_destination(provider, allow_private=svc.settings.allow_private_destinations)
+    box = box_for(svc.settings)
+    async with svc.db.connection() as conn:
+        row = await providers.save(conn, site.id, provider, now=svc.clock.now(), box=box)
+    return JSONResponse(providers.resource(row, box), status_code=201 if row["created"] else 200)
+
+
+@router.get(
+    "/billing_provider",
+    summary="The site's billing provider: type, health, a hint of its key, and the mirror's sync",
+    responses=error_responses(401, 404),
+)
+async def get_billing_provider(site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        row = await providers.get(conn, site.id)
+    return JSONResponse(providers.resource(row, box_for(svc.settings)))
