@@ -262,7 +262,7 @@ async def test_a_notify_that_arrives_while_the_worker_looks_is_not_lost(db: Data
 
     registry = jobs.Registry()
     registry.add(jobs.Task("k", handle))
-    w = Racing(db, registry, clock, concurrency=4, lease=10.0, idle_poll=300.0)
+    w = Racing(db, registry, clock, resources=None, concurrency=4, lease=10.0, idle_poll=300.0)
     running = asyncio.create_task(w.run())
     try:
         await asyncio.sleep(0.5)  # let it reach its idle wait

@@ -64,8 +64,9 @@ __all__ = ["Call", "FakeChargebee", "FakeClock", "chargebee_fake", "chargebee_sd
 
 
 class FakeChargebee:
-    def __init__(self, site: str = "acme", api_key: str = "test_cb_key",
-                 now: int | None = None) -> None:
+    def __init__(
+        self, site: str = "acme", api_key: str = "test_cb_key", now: int | None = None
+    ) -> None:
         self.site = site
         self.clock = FakeClock(now if now is not None else int(time.time()))
         self.store = Store(site, self.clock)
@@ -113,8 +114,12 @@ class FakeChargebee:
         return self._server.api_key
 
     def sdk(self, api_key: str | None = None) -> Chargebee:
-        return Chargebee(api_key=api_key or self._server.api_key or "revoked", site=self.site,
-                         chargebee_domain=self.domain, protocol="http")
+        return Chargebee(
+            api_key=api_key or self._server.api_key or "revoked",
+            site=self.site,
+            chargebee_domain=self.domain,
+            protocol="http",
+        )
 
     # --- seeding and reading state ------------------------------------------------------------
 
@@ -134,8 +139,9 @@ class FakeChargebee:
         with self._server.lock:
             return copy.deepcopy(self.store.seed_subscription(ident, **fields))
 
-    def seed_many(self, count: int, *, items: str | None = None, status: str = "active",
-                  prefix: str = "bulk") -> list[str]:
+    def seed_many(
+        self, count: int, *, items: str | None = None, status: str = "active", prefix: str = "bulk"
+    ) -> list[str]:
         """``count`` customers each with one subscription (ids ``{prefix}_sub_{n}``), created one
         second apart in id order; returns the subscription ids."""
         with self._server.lock:
@@ -148,8 +154,11 @@ class FakeChargebee:
             for n in range(count):
                 customer = self.store.seed_customer(f"{prefix}_cus_{n:05d}", created_at=start + n)
                 sub = self.store.seed_subscription(
-                    f"{prefix}_sub_{n:05d}", customer_id=customer["id"], items=items,
-                    status=status, created_at=start + n,
+                    f"{prefix}_sub_{n:05d}",
+                    customer_id=customer["id"],
+                    items=items,
+                    status=status,
+                    created_at=start + n,
                 )
                 ids.append(sub["id"])
             return ids
@@ -176,8 +185,13 @@ class FakeChargebee:
 
     # --- faults ------------------------------------------------------------------------------
 
-    def fail_next(self, n: int = 1, status: int = 500, retry_after: int | None = None,
-                  method: str | None = None) -> None:
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 500,
+        retry_after: int | None = None,
+        method: str | None = None,
+    ) -> None:
         """The next ``n`` requests (only ``method`` ones, if given) are answered ``status`` (500,
         429, 503…, with ``Retry-After`` if given) without being processed."""
         with self._server.lock:
@@ -218,8 +232,9 @@ class FakeChargebee:
             return self.store.make_event(event_type, content)
 
     @staticmethod
-    def post_events(url: str, events: Iterable[Obj], username: str, password: str,
-                    **how: Any) -> list[tuple[str, int]]:
+    def post_events(
+        url: str, events: Iterable[Obj], username: str, password: str, **how: Any
+    ) -> list[tuple[str, int]]:
         return webhooks.post_events(url, list(events), username, password, **how)
 
 
@@ -232,7 +247,9 @@ def chargebee_fake() -> Iterator[FakeChargebee]:
 
 @pytest.fixture
 def chargebee_sdk(
-    chargebee_fake: FakeChargebee, localhost_dns: None, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    chargebee_fake: FakeChargebee,
+    localhost_dns: None,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
 ) -> Chargebee:
     """The official SDK pointed at the fake. ``Chargebee.verify_ca_certs`` is a class attribute
     that ``http_request.py`` reads to choose the scheme: switched off for this test only."""

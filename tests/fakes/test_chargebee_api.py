@@ -66,19 +66,36 @@ def test_retrieve_returns_chargebees_shapes(cb: Chargebee, fake: FakeChargebee) 
     got = cb.Subscription.retrieve("sub_1")
     sub = got.subscription
     assert (sub.id, sub.customer_id, sub.status, sub.currency_code) == (
-        "sub_1", "cus_1", "active", "USD")
+        "sub_1",
+        "cus_1",
+        "active",
+        "USD",
+    )
     (item,) = sub.subscription_items
     assert (item.item_price_id, item.item_type, item.quantity, item.unit_price, item.amount) == (
-        "basic-USD-monthly", "plan", 1, 1000, 1000)
+        "basic-USD-monthly",
+        "plan",
+        1,
+        1000,
+        1000,
+    )
     assert sub.current_term_end - sub.current_term_start == 30 * DAY
     assert sub.mrr == 1000 and sub.resource_version > 0 and sub.updated_at == fake.clock.now
     assert got.customer.email == "ada@example.com"
     price = cb.ItemPrice.retrieve("pro-USD-monthly").item_price
     assert (price.item_id, price.price, price.period, price.period_unit, price.status) == (
-        "pro", 3000, 1, "month", "active")
+        "pro",
+        3000,
+        1,
+        "month",
+        "active",
+    )
     coupon = cb.Coupon.retrieve("FIVE_OFF").coupon
     assert (coupon.discount_type, coupon.discount_amount, coupon.currency_code) == (
-        "fixed_amount", 500, "USD")
+        "fixed_amount",
+        500,
+        "USD",
+    )
     assert cb.Coupon.retrieve("TEN").coupon.discount_percentage == 10.0
     assert cb.Customer.retrieve("cus_1").customer.id == "cus_1"
 
@@ -108,8 +125,9 @@ def test_wrong_or_revoked_api_key_is_401(fake: FakeChargebee, cb: Chargebee) -> 
 
 
 def test_another_sites_host_is_refused(fake: FakeChargebee, cb: Chargebee) -> None:
-    other = Chargebee(api_key=fake.api_key or "", site="other", chargebee_domain=fake.domain,
-                      protocol="http")
+    other = Chargebee(
+        api_key=fake.api_key or "", site="other", chargebee_domain=fake.domain, protocol="http"
+    )
     error = refused(lambda: other.Subscription.retrieve("sub_1"))
     assert (error.http_status_code, error.api_error_code) == (404, "site_not_found")
 
@@ -126,8 +144,11 @@ def test_lists_paginate_with_next_offset(fake: FakeChargebee, cb: Chargebee) -> 
     seen: list[str] = []
     offset = None
     while True:
-        params: dict[str, Any] = {"limit": 100, "status": {"is": "active"},
-                                  "sort_by": {"asc": "created_at"}}
+        params: dict[str, Any] = {
+            "limit": 100,
+            "status": {"is": "active"},
+            "sort_by": {"asc": "created_at"},
+        }
         if offset:
             params["offset"] = offset
         page = cb.Subscription.list(params)
@@ -164,14 +185,21 @@ def test_update_for_items_applies_coupon_and_plan_once(fake: FakeChargebee, cb: 
     fake.clock.advance(60)
     got = cb.Subscription.update_for_items(
         "sub_1",
-        {"subscription_items": [{"item_price_id": "pro-USD-monthly", "quantity": 1},
-                                {"item_price_id": "seats-USD-monthly", "quantity": 3}],
-         "coupon_ids": ["TEN"], "change_option": "immediately"},
+        {
+            "subscription_items": [
+                {"item_price_id": "pro-USD-monthly", "quantity": 1},
+                {"item_price_id": "seats-USD-monthly", "quantity": 3},
+            ],
+            "coupon_ids": ["TEN"],
+            "change_option": "immediately",
+        },
         headers={KEY: "fulfillment-1"},
     )
     sub = got.subscription
     assert [(i.item_price_id, i.quantity, i.amount) for i in sub.subscription_items] == [
-        ("pro-USD-monthly", 1, 3000), ("seats-USD-monthly", 3, 600)]
+        ("pro-USD-monthly", 1, 3000),
+        ("seats-USD-monthly", 3, 600),
+    ]
     assert [(c.coupon_id, c.applied_count) for c in sub.coupons] == [("TEN", 0)]
     assert sub.mrr == 3240  # (3000 + 600) less 10 %
     assert sub.resource_version > before["resource_version"]
@@ -182,14 +210,21 @@ def test_update_for_items_applies_coupon_and_plan_once(fake: FakeChargebee, cb: 
     assert change["subscription"] == fake.subscription("sub_1")
 
 
-def test_replace_coupon_list_replaces_and_end_of_term_waits(fake: FakeChargebee, cb: Chargebee) -> None:
+def test_replace_coupon_list_replaces_and_end_of_term_waits(
+    fake: FakeChargebee, cb: Chargebee
+) -> None:
     cb.Subscription.update_for_items("sub_1", {"coupon_ids": ["TEN"]})
     sub = cb.Subscription.update_for_items(
-        "sub_1", {"coupon_ids": ["FIVE_OFF"], "replace_coupon_list": True}).subscription
+        "sub_1", {"coupon_ids": ["FIVE_OFF"], "replace_coupon_list": True}
+    ).subscription
     assert [c.coupon_id for c in sub.coupons] == ["FIVE_OFF"] and sub.mrr == 500
     later = cb.Subscription.update_for_items(
-        "sub_1", {"subscription_items": [{"item_price_id": "pro-USD-monthly"}],
-                  "change_option": "end_of_term"}).subscription
+        "sub_1",
+        {
+            "subscription_items": [{"item_price_id": "pro-USD-monthly"}],
+            "change_option": "end_of_term",
+        },
+    ).subscription
     assert later.has_scheduled_changes is True
     assert later.subscription_items[0].item_price_id == "basic-USD-monthly"
 
@@ -202,14 +237,26 @@ def test_replace_coupon_list_replaces_and_end_of_term_waits(fake: FakeChargebee,
         # an expired coupon cannot be applied
         ({"coupon_ids": ["TEN", "OLD"]}, 400, "param_wrong_value", "coupon_ids[1]"),
         # the item price does not exist
-        ({"subscription_items": [{"item_price_id": "gold"}]}, 404, "resource_not_found",
-         "subscription_items[item_price_id][0]"),
+        (
+            {"subscription_items": [{"item_price_id": "gold"}]},
+            404,
+            "resource_not_found",
+            "subscription_items[item_price_id][0]",
+        ),
         # a EUR price on a USD subscription
-        ({"subscription_items": [{"item_price_id": "basic-EUR-monthly"}]}, 400,
-         "param_wrong_value", "subscription_items[item_price_id][0]"),
+        (
+            {"subscription_items": [{"item_price_id": "basic-EUR-monthly"}]},
+            400,
+            "param_wrong_value",
+            "subscription_items[item_price_id][0]",
+        ),
         # a quantity without its item price
-        ({"subscription_items": [{"quantity": 2}]}, 400, "param_wrong_value",
-         "subscription_items[item_price_id][0]"),
+        (
+            {"subscription_items": [{"quantity": 2}]},
+            400,
+            "param_wrong_value",
+            "subscription_items[item_price_id][0]",
+        ),
         # not a change option Chargebee knows
         ({"change_option": "whenever"}, 400, "param_wrong_value", "change_option"),
         # a specific date needs the date
@@ -230,7 +277,8 @@ def test_update_for_items_refuses_bad_params(
 def test_pause_resume_cancel_and_remove_cancellation(fake: FakeChargebee, cb: Chargebee) -> None:
     now = fake.clock.now
     sub = cb.Subscription.pause(
-        "sub_1", {"pause_option": "immediately", "resume_date": now + 10 * DAY}).subscription
+        "sub_1", {"pause_option": "immediately", "resume_date": now + 10 * DAY}
+    ).subscription
     assert (sub.status, sub.pause_date, sub.resume_date) == ("paused", now, now + 10 * DAY)
     sub = cb.Subscription.resume("sub_1", {"resume_option": "immediately"}).subscription
     assert sub.status == "active" and sub.pause_date is None and sub.resume_date is None
@@ -244,19 +292,30 @@ def test_pause_resume_cancel_and_remove_cancellation(fake: FakeChargebee, cb: Ch
     sub = cb.Subscription.cancel_for_items("sub_1", {"end_of_term": False}).subscription
     assert (sub.status, sub.cancelled_at) == ("cancelled", now)
     assert [h["op"] for h in fake.history("sub_1")] == [
-        "pause", "resume", "cancel_for_items", "remove_scheduled_cancellation", "pause",
-        "cancel_for_items"]
+        "pause",
+        "resume",
+        "cancel_for_items",
+        "remove_scheduled_cancellation",
+        "pause",
+        "cancel_for_items",
+    ]
     versions = [h["resource_version"] for h in fake.history("sub_1")]
     assert versions == sorted(set(versions))
 
 
 def test_change_term_end_moves_the_trial_or_the_term(fake: FakeChargebee, cb: Chargebee) -> None:
     now = fake.clock.now
-    fake.seed_subscription("sub_trial", items="basic-USD-monthly", status="in_trial",
-                           trial_end=now + 7 * DAY)
-    sub = cb.Subscription.change_term_end("sub_trial", {"term_ends_at": now + 21 * DAY}).subscription
-    assert (sub.status, sub.trial_end, sub.current_term_end) == ("in_trial", now + 21 * DAY,
-                                                                 now + 21 * DAY)
+    fake.seed_subscription(
+        "sub_trial", items="basic-USD-monthly", status="in_trial", trial_end=now + 7 * DAY
+    )
+    sub = cb.Subscription.change_term_end(
+        "sub_trial", {"term_ends_at": now + 21 * DAY}
+    ).subscription
+    assert (sub.status, sub.trial_end, sub.current_term_end) == (
+        "in_trial",
+        now + 21 * DAY,
+        now + 21 * DAY,
+    )
     sub = cb.Subscription.change_term_end("sub_1", {"term_ends_at": now + 40 * DAY}).subscription
     assert sub.current_term_end == sub.next_billing_at == now + 40 * DAY
     error = refused(lambda: cb.Subscription.change_term_end("sub_1", {"term_ends_at": now}))
@@ -265,8 +324,9 @@ def test_change_term_end_moves_the_trial_or_the_term(fake: FakeChargebee, cb: Ch
 
 def test_a_backdated_trial_end_converts_the_trial_now(fake: FakeChargebee, cb: Chargebee) -> None:
     now = fake.clock.now
-    fake.seed_subscription("sub_trial", items="pro-USD-monthly", status="in_trial",
-                           trial_end=now + 7 * DAY)
+    fake.seed_subscription(
+        "sub_trial", items="pro-USD-monthly", status="in_trial", trial_end=now + 7 * DAY
+    )
     sub = cb.Subscription.update_for_items("sub_trial", {"trial_end": 0}).subscription
     assert (sub.status, sub.trial_end, sub.current_term_start) == ("active", now, now)
     assert sub.current_term_end == now + 30 * DAY and sub.mrr == 3000
@@ -296,8 +356,9 @@ def test_a_backdated_trial_end_converts_the_trial_now(fake: FakeChargebee, cb: C
         ("non_renewing", lambda cb: cb.Subscription.cancel_for_items("s", {"end_of_term": True})),
     ],
 )
-def test_wrong_state_is_refused_409(fake: FakeChargebee, cb: Chargebee, status: str,
-                                    call: Any) -> None:
+def test_wrong_state_is_refused_409(
+    fake: FakeChargebee, cb: Chargebee, status: str, call: Any
+) -> None:
     fake.seed_subscription("s", items="basic-USD-monthly", status=status)
     before = fake.subscription("s")
     error = refused(lambda: call(cb))
@@ -309,20 +370,29 @@ def test_wrong_state_is_refused_409(fake: FakeChargebee, cb: Chargebee, status: 
     ("call", "param"),
     [
         (lambda cb: cb.Subscription.change_term_end("sub_1", {}), "term_ends_at"),
-        (lambda cb: cb.Subscription.change_term_end("sub_1", {"term_ends_at": "soon"}),
-         "term_ends_at"),
-        (lambda cb: cb.Subscription.pause("sub_1", {"pause_option": "specific_date"}),
-         "pause_date"),
+        (
+            lambda cb: cb.Subscription.change_term_end("sub_1", {"term_ends_at": "soon"}),
+            "term_ends_at",
+        ),
+        (
+            lambda cb: cb.Subscription.pause("sub_1", {"pause_option": "specific_date"}),
+            "pause_date",
+        ),
         (lambda cb: cb.Subscription.pause("sub_1", {"pause_option": "someday"}), "pause_option"),
-        (lambda cb: cb.Estimate.update_subscription_for_items({"coupon_ids": ["TEN"]}),
-         "subscription[id]"),
+        (
+            lambda cb: cb.Estimate.update_subscription_for_items({"coupon_ids": ["TEN"]}),
+            "subscription[id]",
+        ),
     ],
 )
 def test_missing_or_malformed_params_are_400(cb: Chargebee, call: Any, param: str) -> None:
     error = refused(lambda: call(cb))
     assert isinstance(error, InvalidRequestError)
     assert (error.http_status_code, error.api_error_code, error.param) == (
-        400, "param_wrong_value", param)
+        400,
+        "param_wrong_value",
+        param,
+    )
     assert error.json_obj["error_msg"] == error.json_obj["message"]
 
 
@@ -342,11 +412,17 @@ def test_same_key_same_params_replays_without_applying(fake: FakeChargebee, cb: 
 
 def test_same_key_other_params_is_refused(fake: FakeChargebee, cb: Chargebee) -> None:
     cb.Subscription.update_for_items("sub_1", {"coupon_ids": ["TEN"]}, headers={KEY: "k-1"})
-    error = refused(lambda: cb.Subscription.update_for_items(
-        "sub_1", {"coupon_ids": ["FIVE_OFF"]}, headers={KEY: "k-1"}))
+    error = refused(
+        lambda: cb.Subscription.update_for_items(
+            "sub_1", {"coupon_ids": ["FIVE_OFF"]}, headers={KEY: "k-1"}
+        )
+    )
     assert (error.http_status_code, error.api_error_code) == (422, "unable_to_process_request")
-    error = refused(lambda: cb.Subscription.pause(
-        "sub_1", {"pause_option": "immediately"}, headers={KEY: "k-1"}))
+    error = refused(
+        lambda: cb.Subscription.pause(
+            "sub_1", {"pause_option": "immediately"}, headers={KEY: "k-1"}
+        )
+    )
     assert error.api_error_code == "unable_to_process_request"
     assert [c["coupon_id"] for c in fake.subscription("sub_1")["coupons"]] == ["TEN"]
 
@@ -367,7 +443,8 @@ def test_keys_expire_after_30_fake_minutes(fake: FakeChargebee, cb: Chargebee) -
 def test_concurrent_retries_with_one_key_apply_once(fake: FakeChargebee, cb: Chargebee) -> None:
     def call(_: int) -> bool:
         got = cb.Subscription.change_term_end(
-            "sub_1", {"term_ends_at": fake.clock.now + 40 * DAY}, headers={KEY: "same"})
+            "sub_1", {"term_ends_at": fake.clock.now + 40 * DAY}, headers={KEY: "same"}
+        )
         return bool(got.is_idempotency_replayed)
 
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -394,9 +471,11 @@ def test_estimate_prorates_an_upgrade_without_changing_anything(
     fake.clock.advance(15 * DAY)  # half the monthly term is left
     before = fake.subscription("sub_1")
     est = cb.Estimate.update_subscription_for_items(
-        {"subscription": {"id": "sub_1"},
-         "subscription_items": [{"item_price_id": "pro-USD-monthly"}],
-         "coupon_ids": ["TEN"]},
+        {
+            "subscription": {"id": "sub_1"},
+            "subscription_items": [{"item_price_id": "pro-USD-monthly"}],
+            "coupon_ids": ["TEN"],
+        },
         headers={KEY: "ignored"},
     ).estimate
     assert est.invoice_estimate.sub_total == 1500 and est.invoice_estimate.total == 1350
@@ -407,12 +486,18 @@ def test_estimate_prorates_an_upgrade_without_changing_anything(
     assert est.subscription_estimate.next_billing_at == before["next_billing_at"]
     assert fake.subscription("sub_1") == before and fake.history("sub_1") == []
     without = cb.Estimate.update_subscription_for_items(
-        {"subscription": {"id": "sub_1"},
-         "subscription_items": [{"item_price_id": "pro-USD-monthly"}], "prorate": False}
+        {
+            "subscription": {"id": "sub_1"},
+            "subscription_items": [{"item_price_id": "pro-USD-monthly"}],
+            "prorate": False,
+        }
     ).estimate
     assert without.invoice_estimate is None and without.credit_note_estimates is None
-    error = refused(lambda: cb.Estimate.update_subscription_for_items(
-        {"subscription": {"id": "sub_1"}, "coupon_ids": ["NOPE"]}))
+    error = refused(
+        lambda: cb.Estimate.update_subscription_for_items(
+            {"subscription": {"id": "sub_1"}, "coupon_ids": ["NOPE"]}
+        )
+    )
     assert error.api_error_code == "resource_not_found"
 
 
@@ -421,16 +506,22 @@ def test_estimate_prorates_an_upgrade_without_changing_anything(
 
 @pytest.mark.parametrize(
     ("status", "code"),
-    [(500, "internal_error"), (503, "internal_temporary_error"),
-     (429, "api_request_limit_exceeded")],
+    [
+        (500, "internal_error"),
+        (503, "internal_temporary_error"),
+        (429, "api_request_limit_exceeded"),
+    ],
 )
 def test_fail_next_answers_errors_without_processing(
     fake: FakeChargebee, cb: Chargebee, status: int, code: str
 ) -> None:
     fake.fail_next(2, status=status, retry_after=7)
     for _ in range(2):
-        error = refused(lambda: cb.Subscription.update_for_items(
-            "sub_1", {"coupon_ids": ["TEN"]}, headers={KEY: "k"}))
+        error = refused(
+            lambda: cb.Subscription.update_for_items(
+                "sub_1", {"coupon_ids": ["TEN"]}, headers={KEY: "k"}
+            )
+        )
         assert isinstance(error, OperationFailedError)
         assert (error.http_status_code, error.api_error_code) == (status, code)
         assert error.http_headers["retry-after"] == "7"
@@ -445,7 +536,8 @@ def test_fail_next_can_spare_reads(fake: FakeChargebee, cb: Chargebee) -> None:
     error = refused(lambda: cb.Subscription.pause("sub_1", {"pause_option": "immediately"}))
     assert error.http_status_code == 503
     assert cb.Subscription.pause("sub_1", {"pause_option": "immediately"}).subscription.status == (
-        "paused")
+        "paused"
+    )
 
 
 def test_apply_then_drop_connection_applies_once_and_replays(
@@ -465,8 +557,13 @@ def test_apply_then_drop_connection_applies_once_and_replays(
 
 
 def test_latency_delays_every_answer(fake: FakeChargebee, cb: Chargebee) -> None:
-    impatient = Chargebee(api_key=fake.api_key or "", site=fake.site,
-                          chargebee_domain=fake.domain, protocol="http", read_time_out=0.2)
+    impatient = Chargebee(
+        api_key=fake.api_key or "",
+        site=fake.site,
+        chargebee_domain=fake.domain,
+        protocol="http",
+        read_time_out=0.2,
+    )
     impatient.env.api_endpoint = f"{fake.api_base}/api/v2"
     fake.latency(1.0)
     with pytest.raises(httpx.ReadTimeout):
@@ -484,26 +581,41 @@ def test_changes_queue_chargebee_shaped_events(fake: FakeChargebee, cb: Chargebe
     changed, paused = fake.take_events()
     assert fake.take_events() == []
     assert (changed["event_type"], paused["event_type"]) == (
-        "subscription_changed", "subscription_paused")
+        "subscription_changed",
+        "subscription_paused",
+    )
     for event in (changed, paused):
         assert event["object"] == "event" and event["api_version"] == "v2"
         assert event["source"] == "api" and event["occurred_at"] == fake.clock.now
         assert event["content"]["customer"]["id"] == "cus_1"
     assert changed["content"]["subscription"]["coupons"][0]["coupon_id"] == "TEN"
     assert paused["content"]["subscription"]["status"] == "paused"
-    assert changed["content"]["subscription"]["resource_version"] < paused["content"][
-        "subscription"]["resource_version"]
+    assert (
+        changed["content"]["subscription"]["resource_version"]
+        < paused["content"]["subscription"]["resource_version"]
+    )
     parsed = cb.Event.deserialize(json.dumps(changed))
-    assert parsed.event_type == "subscription_changed" and parsed.content["subscription"]["id"] == "sub_1"
+    assert (
+        parsed.event_type == "subscription_changed"
+        and parsed.content["subscription"]["id"] == "sub_1"
+    )
     assert fake.event_for("sub_1")["content"]["subscription"] == fake.subscription("sub_1")
 
 
 def test_post_events_duplicates_and_reorders_with_basic_auth(fake: FakeChargebee) -> None:
-    events = [fake.event_for("sub_1", "subscription_changed"),
-              fake.event_for("sub_1", "subscription_paused")]
+    events = [
+        fake.event_for("sub_1", "subscription_changed"),
+        fake.event_for("sub_1", "subscription_paused"),
+    ]
     with Receiver() as receiver:
-        results = fake.post_events(receiver.url_for("/webhooks/chargebee/acme"), events,
-                                   "hook-user", "hook-pass", duplicates=1, order="reverse")
+        results = fake.post_events(
+            receiver.url_for("/webhooks/chargebee/acme"),
+            events,
+            "hook-user",
+            "hook-pass",
+            duplicates=1,
+            order="reverse",
+        )
         got = receiver.received("POST", "/webhooks/chargebee/acme")
     ids = [events[1]["id"], events[1]["id"], events[0]["id"], events[0]["id"]]
     assert results == [(i, 200) for i in ids]

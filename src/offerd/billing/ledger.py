@@ -13,6 +13,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from offerd.billing import store
 from offerd.billing.actions import (
     ActionError,
     BillingAction,
@@ -24,48 +25,6 @@ from offerd.billing.actions import (
 from offerd.billing.pricing import summarize
 from offerd.billing.provider import Applied, PermanentProviderError, Preview
 from offerd.db import Conn, fetchall, fetchone
-
-_CHANGE = "SELECT * FROM subscription_changes WHERE site_id = %s AND idempotency_key = %s"
-# The subscription, locked, with what applying an action to it needs: the change this key made
-# (if any), and the plans and coupons the state and the action name. One round trip.
-_LOCK = """
-SELECT s.*,
-    (SELECT to_jsonb(ch) FROM subscription_changes ch
-     WHERE ch.site_id = s.site_id AND ch.idempotency_key = %(key)s) AS done,
-    (SELECT coalesce(jsonb_agg(p), '[]'::jsonb) FROM plans p
-     WHERE p.site_id = s.site_id AND (p.id = s.plan_id OR p.id = %(plan)s)) AS plans,
-    (SELECT coalesce(jsonb_agg(c), '[]'::jsonb) FROM coupons c
-     WHERE c.site_id = s.site_id AND (c.id = ANY(s.coupon_ids) OR c.id = %(coupon)s)) AS coupons
-FROM subscriptions s
-WHERE s.site_id = %(site)s AND s.id = %(id)s
-FOR UPDATE OF s
-"""
-_READ = "SELECT * FROM subscriptions WHERE site_id = %s AND id = %s"
-_PLANS = "SELECT * FROM plans WHERE site_id = %s AND id = ANY(%s)"
-_COUPONS = "SELECT * FROM coupons WHERE site_id = %s AND id = ANY(%s)"
-# The change row first: if another apply with this key committed while this one waited for the
-# lock, the unique key turns the insert into nothing, and nothing is updated either.
-_WRITE = """
-WITH change AS (
-    INSERT INTO subscription_changes
-        (site_id, subscription_id, idempotency_key, fulfillment_id, action, before, after, created_at)
-    VALUES (%(site)s, %(id)s, %(key)s, %(key)s, %(action)s, %(before)s, %(after)s, %(now)s)
-    ON CONFLICT (site_id, idempotency_key) DO NOTHING
-    RETURNING id
-)
-UPDATE subscriptions
-SET status = %(status)s, plan_id = %(plan_id)s, quantity = %(quantity)s,
-    coupon_ids = %(coupon_ids)s, trial_end = %(trial_end)s,
-    current_term_start = %(current_term_start)s, current_term_end = %(current_term_end)s,
-    pause_until = %(pause_until)s, cancel_at = %(cancel_at)s, cancelled_at = %(cancelled_at)s,
-    version = version + 1, updated_at = %(now)s
-WHERE site_id = %(site)s AND id = %(id)s AND EXISTS (SELECT 1 FROM change)
-RETURNING id
-"""
-_HISTORY = """
-SELECT id, idempotency_key, fulfillment_id, action, before, after, created_at
-FROM subscription_changes WHERE site_id = %s AND subscription_id = %s ORDER BY id
-"""
 
 
 def state_of(row: Mapping[str, Any]) -> SubscriptionState:
@@ -157,7 +116,7 @@ class LedgerProvider:
         """
         row = await fetchone(
             conn,
-            _LOCK,
+            store.LEDGER_LOCK,
             {
                 "site": site_id,
                 "id": subscription_id,
@@ -177,13 +136,13 @@ class LedgerProvider:
         except ActionError as exc:
             # The row is the latest version, but ``done`` was read before any wait for the lock:
             # an apply with this key that committed meanwhile makes this a replay, not an error.
-            done = await fetchone(conn, _CHANGE, (site_id, idempotency_key))
+            done = await fetchone(conn, store.LEDGER_CHANGE, (site_id, idempotency_key))
             if done is not None:
                 return _replayed(done)
             raise PermanentProviderError(str(exc)) from None
         written = await fetchone(
             conn,
-            _WRITE,
+            store.LEDGER_WRITE,
             {
                 **{k: getattr(after, k) for k in after.__dataclass_fields__},
                 "coupon_ids": list(after.coupon_ids),
@@ -197,7 +156,7 @@ class LedgerProvider:
             },
         )
         if written is None:  # the same key committed while this apply waited for the lock
-            done = await fetchone(conn, _CHANGE, (site_id, idempotency_key))
+            done = await fetchone(conn, store.LEDGER_CHANGE, (site_id, idempotency_key))
             assert done is not None
             return _replayed(done)
         return Applied(before, after, False)
@@ -211,14 +170,16 @@ class LedgerProvider:
         action: BillingAction,
         now: datetime,
     ) -> Preview:
-        row = await fetchone(conn, _READ, (site_id, subscription_id))
+        row = await fetchone(conn, store.LEDGER_READ, (site_id, subscription_id))
         if row is None:
             raise PermanentProviderError(f"subscription {subscription_id!r} does not exist")
         before = state_of(row)
         plan_ids, coupon_ids = _referenced(before, action)
-        plan_rows = await fetchall(conn, _PLANS, (site_id, list(plan_ids)))
+        plan_rows = await fetchall(conn, store.LEDGER_PLANS, (site_id, list(plan_ids)))
         coupon_rows = (
-            await fetchall(conn, _COUPONS, (site_id, list(coupon_ids))) if coupon_ids else []
+            await fetchall(conn, store.LEDGER_COUPONS, (site_id, list(coupon_ids)))
+            if coupon_ids
+            else []
         )
         plans, coupons = _catalog_of(plan_rows, coupon_rows)
         try:
@@ -229,7 +190,7 @@ class LedgerProvider:
 
 
 async def history(conn: Conn, site_id: str, subscription_id: str) -> list[dict[str, Any]]:
-    rows = await fetchall(conn, _HISTORY, (site_id, subscription_id))
+    rows = await fetchall(conn, store.LEDGER_HISTORY, (site_id, subscription_id))
     return [
         {
             "id": r["id"],

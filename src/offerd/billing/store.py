@@ -114,3 +114,48 @@ async def coupons(conn: Conn, site_id: str, ids: list[str]) -> list[DictRow]:
     )
     order = {coupon_id: i for i, coupon_id in enumerate(ids)}
     return sorted(rows, key=lambda r: order[r["id"]])
+
+
+# --- the ledger provider's statements (billing/ledger.py): applying an action -------------------
+
+LEDGER_CHANGE = "SELECT * FROM subscription_changes WHERE site_id = %s AND idempotency_key = %s"
+# The subscription, locked, with what applying an action to it needs: the change this key made
+# (if any), and the plans and coupons the state and the action name. One round trip.
+LEDGER_LOCK = """
+SELECT s.*,
+    (SELECT to_jsonb(ch) FROM subscription_changes ch
+     WHERE ch.site_id = s.site_id AND ch.idempotency_key = %(key)s) AS done,
+    (SELECT coalesce(jsonb_agg(p), '[]'::jsonb) FROM plans p
+     WHERE p.site_id = s.site_id AND (p.id = s.plan_id OR p.id = %(plan)s)) AS plans,
+    (SELECT coalesce(jsonb_agg(c), '[]'::jsonb) FROM coupons c
+     WHERE c.site_id = s.site_id AND (c.id = ANY(s.coupon_ids) OR c.id = %(coupon)s)) AS coupons
+FROM subscriptions s
+WHERE s.site_id = %(site)s AND s.id = %(id)s
+FOR UPDATE OF s
+"""
+LEDGER_READ = "SELECT * FROM subscriptions WHERE site_id = %s AND id = %s"
+LEDGER_PLANS = "SELECT * FROM plans WHERE site_id = %s AND id = ANY(%s)"
+LEDGER_COUPONS = "SELECT * FROM coupons WHERE site_id = %s AND id = ANY(%s)"
+# The change row first: if another apply with this key committed while this one waited for the
+# lock, the unique key turns the insert into nothing, and nothing is updated either.
+LEDGER_WRITE = """
+WITH change AS (
+    INSERT INTO subscription_changes
+        (site_id, subscription_id, idempotency_key, fulfillment_id, action, before, after, created_at)
+    VALUES (%(site)s, %(id)s, %(key)s, %(key)s, %(action)s, %(before)s, %(after)s, %(now)s)
+    ON CONFLICT (site_id, idempotency_key) DO NOTHING
+    RETURNING id
+)
+UPDATE subscriptions
+SET status = %(status)s, plan_id = %(plan_id)s, quantity = %(quantity)s,
+    coupon_ids = %(coupon_ids)s, trial_end = %(trial_end)s,
+    current_term_start = %(current_term_start)s, current_term_end = %(current_term_end)s,
+    pause_until = %(pause_until)s, cancel_at = %(cancel_at)s, cancelled_at = %(cancelled_at)s,
+    version = version + 1, updated_at = %(now)s
+WHERE site_id = %(site)s AND id = %(id)s AND EXISTS (SELECT 1 FROM change)
+RETURNING id
+"""
+LEDGER_HISTORY = """
+SELECT id, idempotency_key, fulfillment_id, action, before, after, created_at
+FROM subscription_changes WHERE site_id = %s AND subscription_id = %s ORDER BY id
+"""

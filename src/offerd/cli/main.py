@@ -276,9 +276,7 @@ def apply_catalog(
         raise typer.Exit(2) from None
     settings = get_settings()
     try:
-        catalog_file.check_destinations(
-            spec, allow_private=settings.allow_private_destinations
-        )
+        catalog_file.check_destinations(spec, allow_private=settings.allow_private_destinations)
     except catalog_file.CatalogError as exc:
         console.print(f"{file}: {exc}", style="red", markup=False)
         raise typer.Exit(2) from None
@@ -498,7 +496,9 @@ def jobs_retry(job_id: Annotated[int, typer.Argument(help="The job's id", min=1)
 
 # --- secrets encrypted at rest ------------------------------------------------------------------
 
-secrets_cli = typer.Typer(help="Secrets encrypted at rest (OFFERD_SECRET_KEY)", no_args_is_help=True)
+secrets_cli = typer.Typer(
+    help="Secrets encrypted at rest (OFFERD_SECRET_KEY)", no_args_is_help=True
+)
 cli.add_typer(secrets_cli, name="secrets")
 
 

@@ -235,9 +235,7 @@ async def _settle(
             )
 
 
-async def _send_segment(
-    conn: Conn, delivery: Mapping[str, Any], ctx: jobs.JobContext
-) -> Outcome:
+async def _send_segment(conn: Conn, delivery: Mapping[str, Any], ctx: jobs.JobContext) -> Outcome:
     """Send this delivery with its channel's other pending ones, one batch at a time per channel.
 
     The channel's advisory lock is held from reading what is pending until the outcome is

@@ -53,7 +53,10 @@ class CbError(Exception):
 
 def missing(param: str) -> CbError:
     return CbError(
-        400, "param_wrong_value", f"{param} : cannot be blank", param=param,
+        400,
+        "param_wrong_value",
+        f"{param} : cannot be blank",
+        param=param,
         error_code="param_not_present",
     )
 

@@ -33,7 +33,11 @@ from tests.fakes.chargebee.store import Obj, Store
 
 IDEMPOTENCY_WINDOW = 30 * 60
 SUBSCRIPTION_OPS = (
-    "update_for_items", "pause", "resume", "change_term_end", "cancel_for_items",
+    "update_for_items",
+    "pause",
+    "resume",
+    "change_term_end",
+    "cancel_for_items",
     "remove_scheduled_cancellation",
 )
 _FILTER_OPS = ("is", "is_not", "in", "not_in", "after", "before", "starts_with")
@@ -117,10 +121,16 @@ class Server:
         except CbError as error:
             reply = Reply(error.status, error.body(), error.headers)
         with self.lock:
-            self.calls.append(Call(
-                method, split.path, params, key, 0 if reply.drop else reply.status,
-                "chargebee-idempotency-replayed" in reply.headers,
-            ))
+            self.calls.append(
+                Call(
+                    method,
+                    split.path,
+                    params,
+                    key,
+                    0 if reply.drop else reply.status,
+                    "chargebee-idempotency-replayed" in reply.headers,
+                )
+            )
         return reply
 
     def _authenticate(self, headers: dict[str, str]) -> None:
@@ -132,8 +142,9 @@ class Server:
         with self.lock:
             valid = self.api_key is not None and scheme.lower() == "basic" and user == self.api_key
         if not valid:
-            raise CbError(401, "api_authentication_failed",
-                          "Sorry, authentication failed. Invalid api key")
+            raise CbError(
+                401, "api_authentication_failed", "Sorry, authentication failed. Invalid api key"
+            )
 
     def _check_site(self, headers: dict[str, str]) -> None:
         name = headers.get("host", "").rsplit(":", 1)[0].lower()
@@ -143,7 +154,7 @@ class Server:
     def _route(self, method: str, path: str, params: dict[str, str], key: str | None) -> Reply:
         if not path.startswith("/api/v2/"):
             raise not_found("Resource", path)
-        parts = [unquote(p) for p in path[len("/api/v2/"):].strip("/").split("/")]
+        parts = [unquote(p) for p in path[len("/api/v2/") :].strip("/").split("/")]
         store = self.store
         if method == "GET":
             getters: dict[str, tuple[dict[str, Obj], Callable[[Obj], Obj], str]] = {
@@ -157,8 +168,10 @@ class Server:
                 with self.lock:
                     if len(parts) == 1:
                         cache = self.list_cache.setdefault(parts[0], {})
-                        return Reply(200, listing(list(objects.values()), params, wrap, cache,
-                                                  store.generation))
+                        return Reply(
+                            200,
+                            listing(list(objects.values()), params, wrap, cache, store.generation),
+                        )
                     if parts[1] not in objects:
                         raise not_found(what, parts[1])
                     return Reply(200, json.loads(json.dumps(wrap(objects[parts[1]]))))
@@ -173,11 +186,15 @@ class Server:
             raise CbError(405, "http_method_not_supported", f"{method} is not supported")
         raise not_found("Resource", path)
 
-    def _mutate(self, path: str, sub_id: str, op: str, params: dict[str, str],
-                key: str | None) -> Reply:
+    def _mutate(
+        self, path: str, sub_id: str, op: str, params: dict[str, str], key: str | None
+    ) -> Reply:
         if key is not None and len(key) > 100:
-            raise CbError(400, "invalid_request",
-                          "chargebee-idempotency-key : should not exceed 100 characters")
+            raise CbError(
+                400,
+                "invalid_request",
+                "chargebee-idempotency-key : should not exceed 100 characters",
+            )
         fingerprint = ("POST", path, tuple(sorted(params.items())))
         with self.lock:
             now = self.store.clock.now
@@ -188,10 +205,16 @@ class Server:
                     stored = None
                 if stored is not None:
                     if stored.fingerprint != fingerprint:
-                        raise CbError(422, "unable_to_process_request",
-                                      f"The idempotency key {key} was used with other parameters")
-                    return Reply(stored.status, json.loads(json.dumps(stored.body)),
-                                 {"chargebee-idempotency-replayed": "true"})
+                        raise CbError(
+                            422,
+                            "unable_to_process_request",
+                            f"The idempotency key {key} was used with other parameters",
+                        )
+                    return Reply(
+                        stored.status,
+                        json.loads(json.dumps(stored.body)),
+                        {"chargebee-idempotency-replayed": "true"},
+                    )
             result = getattr(self.store, op)(sub_id, params, key)
             body = json.loads(json.dumps(result))
             if key is not None:
@@ -202,8 +225,13 @@ class Server:
         return Reply(200, body, drop=drop)
 
 
-def listing(objects: list[Obj], params: dict[str, str], wrap: Callable[[Obj], Obj],
-            cache: dict[Any, Any] | None = None, generation: Any = None) -> Obj:
+def listing(
+    objects: list[Obj],
+    params: dict[str, str],
+    wrap: Callable[[Obj], Obj],
+    cache: dict[Any, Any] | None = None,
+    generation: Any = None,
+) -> Obj:
     """A list page: ``limit`` (1–100, default 10), ``offset`` = a previous ``next_offset``,
     ``field[op]`` filters, ``sort_by[asc|desc]`` (default newest ``created_at`` first).
 

@@ -95,13 +95,28 @@ class Store:
         now = self.clock.now
         ident = ident or self.new_id("cus")
         obj = {
-            "id": ident, "first_name": "Test", "last_name": ident, "email": f"{ident}@example.com",
-            "auto_collection": "on", "net_term_days": 0, "allow_direct_debit": False,
-            "created_at": now, "taxability": "taxable", "updated_at": now, "pii_cleared": "active",
-            "channel": "web", "resource_version": self.version(), "deleted": False,
-            "object": "customer", "card_status": "no_card", "promotional_credits": 0,
-            "refundable_credits": 0, "excess_payments": 0, "unbilled_charges": 0,
-            "preferred_currency_code": "USD", "mrr": 0,
+            "id": ident,
+            "first_name": "Test",
+            "last_name": ident,
+            "email": f"{ident}@example.com",
+            "auto_collection": "on",
+            "net_term_days": 0,
+            "allow_direct_debit": False,
+            "created_at": now,
+            "taxability": "taxable",
+            "updated_at": now,
+            "pii_cleared": "active",
+            "channel": "web",
+            "resource_version": self.version(),
+            "deleted": False,
+            "object": "customer",
+            "card_status": "no_card",
+            "promotional_credits": 0,
+            "refundable_credits": 0,
+            "excess_payments": 0,
+            "unbilled_charges": 0,
+            "preferred_currency_code": "USD",
+            "mrr": 0,
         }
         obj.update(fields)
         self.customers[ident] = prune(obj)
@@ -109,18 +124,38 @@ class Store:
         return self.customers[ident]
 
     def seed_item_price(
-        self, ident: str, price: int, *, currency_code: str = "USD", period: int = 1,
-        period_unit: str = "month", item_type: str = "plan", item_id: str | None = None,
-        status: str = "active", **fields: Any,
+        self,
+        ident: str,
+        price: int,
+        *,
+        currency_code: str = "USD",
+        period: int = 1,
+        period_unit: str = "month",
+        item_type: str = "plan",
+        item_id: str | None = None,
+        status: str = "active",
+        **fields: Any,
     ) -> Obj:
         now = self.clock.now
         obj = {
-            "id": ident, "name": ident, "item_family_id": "fam", "item_id": item_id or ident,
-            "status": status, "external_name": ident,
-            "pricing_model": "per_unit" if item_type == "addon" else "flat_fee", "price": price,
-            "period": period, "period_unit": period_unit, "currency_code": currency_code,
-            "free_quantity": 0, "is_taxable": True, "created_at": now, "updated_at": now,
-            "resource_version": self.version(), "item_type": item_type, "object": "item_price",
+            "id": ident,
+            "name": ident,
+            "item_family_id": "fam",
+            "item_id": item_id or ident,
+            "status": status,
+            "external_name": ident,
+            "pricing_model": "per_unit" if item_type == "addon" else "flat_fee",
+            "price": price,
+            "period": period,
+            "period_unit": period_unit,
+            "currency_code": currency_code,
+            "free_quantity": 0,
+            "is_taxable": True,
+            "created_at": now,
+            "updated_at": now,
+            "resource_version": self.version(),
+            "item_type": item_type,
+            "object": "item_price",
             "deleted": False,
         }
         obj.update(fields)
@@ -129,10 +164,17 @@ class Store:
         return self.item_prices[ident]
 
     def seed_coupon(
-        self, ident: str, *, discount_type: str = "percentage",
-        discount_percentage: float | None = None, discount_amount: int | None = None,
-        currency_code: str | None = None, duration_type: str = "forever",
-        duration_month: int | None = None, status: str = "active", **fields: Any,
+        self,
+        ident: str,
+        *,
+        discount_type: str = "percentage",
+        discount_percentage: float | None = None,
+        discount_amount: int | None = None,
+        currency_code: str | None = None,
+        duration_type: str = "forever",
+        duration_month: int | None = None,
+        status: str = "active",
+        **fields: Any,
     ) -> Obj:
         if discount_type == "percentage" and discount_percentage is None:
             discount_percentage = 10.0
@@ -141,16 +183,25 @@ class Store:
             currency_code = currency_code or "USD"
         now = self.clock.now
         obj = {
-            "id": ident, "name": ident, "discount_type": discount_type,
+            "id": ident,
+            "name": ident,
+            "discount_type": discount_type,
             "discount_percentage": discount_percentage if discount_type == "percentage" else None,
             "discount_amount": discount_amount if discount_type == "fixed_amount" else None,
-            "currency_code": currency_code, "duration_type": duration_type,
+            "currency_code": currency_code,
+            "duration_type": duration_type,
             "duration_month": duration_month,
             "period": duration_month if duration_type == "limited_period" else None,
             "period_unit": "month" if duration_type == "limited_period" else None,
-            "status": status, "apply_discount_on": "not_applicable", "apply_on": "invoice_amount",
-            "created_at": now, "updated_at": now, "resource_version": self.version(),
-            "redemptions": 0, "object": "coupon", "deleted": False,
+            "status": status,
+            "apply_discount_on": "not_applicable",
+            "apply_on": "invoice_amount",
+            "created_at": now,
+            "updated_at": now,
+            "resource_version": self.version(),
+            "redemptions": 0,
+            "object": "coupon",
+            "deleted": False,
         }
         obj.update(fields)
         self.coupons[ident] = prune(obj)
@@ -158,11 +209,19 @@ class Store:
         return self.coupons[ident]
 
     def seed_subscription(
-        self, ident: str | None = None, *, customer_id: str | None = None,
-        items: Iterable[tuple[str, int]] | str = "", status: str = "active",
-        trial_end: int | None = None, coupon_ids: Iterable[str] = (),
-        current_term_start: int | None = None, pause_date: int | None = None,
-        resume_date: int | None = None, created_at: int | None = None, **fields: Any,
+        self,
+        ident: str | None = None,
+        *,
+        customer_id: str | None = None,
+        items: Iterable[tuple[str, int]] | str = "",
+        status: str = "active",
+        trial_end: int | None = None,
+        coupon_ids: Iterable[str] = (),
+        current_term_start: int | None = None,
+        pause_date: int | None = None,
+        resume_date: int | None = None,
+        created_at: int | None = None,
+        **fields: Any,
     ) -> Obj:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
@@ -182,30 +241,59 @@ class Store:
         length = period_seconds(plan["period"], plan["period_unit"])
         start = current_term_start if current_term_start is not None else now
         sub: Obj = {
-            "id": ident, "billing_period": plan["period"],
-            "billing_period_unit": plan["period_unit"], "customer_id": customer_id,
-            "status": status, "current_term_start": start, "current_term_end": start + length,
-            "next_billing_at": start + length, "created_at": created_at or now,
-            "started_at": created_at or now, "activated_at": start, "updated_at": now,
-            "has_scheduled_changes": False, "channel": "web", "resource_version": self.version(),
-            "deleted": False, "object": "subscription", "currency_code": plan["currency_code"],
+            "id": ident,
+            "billing_period": plan["period"],
+            "billing_period_unit": plan["period_unit"],
+            "customer_id": customer_id,
+            "status": status,
+            "current_term_start": start,
+            "current_term_end": start + length,
+            "next_billing_at": start + length,
+            "created_at": created_at or now,
+            "started_at": created_at or now,
+            "activated_at": start,
+            "updated_at": now,
+            "has_scheduled_changes": False,
+            "channel": "web",
+            "resource_version": self.version(),
+            "deleted": False,
+            "object": "subscription",
+            "currency_code": plan["currency_code"],
             "subscription_items": sub_items,
-            "coupons": [{"coupon_id": c, "applied_count": 0, "object": "coupon"} for c in coupon_ids],
-            "due_invoices_count": 0, "auto_collection": "on", "exchange_rate": 1.0,
+            "coupons": [
+                {"coupon_id": c, "applied_count": 0, "object": "coupon"} for c in coupon_ids
+            ],
+            "due_invoices_count": 0,
+            "auto_collection": "on",
+            "exchange_rate": 1.0,
             "base_currency_code": plan["currency_code"],
         }
         if status == "in_trial":
             trial_end = trial_end or now + 14 * 86_400
-            sub.update(trial_start=start, trial_end=trial_end, current_term_end=trial_end,
-                       next_billing_at=trial_end, activated_at=None)
+            sub.update(
+                trial_start=start,
+                trial_end=trial_end,
+                current_term_end=trial_end,
+                next_billing_at=trial_end,
+                activated_at=None,
+            )
         elif status == "future":
-            sub.update(start_date=start, activated_at=None, current_term_start=None,
-                       current_term_end=None, next_billing_at=start)
+            sub.update(
+                start_date=start,
+                activated_at=None,
+                current_term_start=None,
+                current_term_end=None,
+                next_billing_at=start,
+            )
         elif status == "non_renewing":
             sub.update(cancelled_at=sub["current_term_end"], next_billing_at=None)
         elif status == "cancelled":
-            sub.update(cancelled_at=now, current_term_start=None, current_term_end=None,
-                       next_billing_at=None)
+            sub.update(
+                cancelled_at=now,
+                current_term_start=None,
+                current_term_end=None,
+                next_billing_at=None,
+            )
         elif status == "paused":
             sub.update(pause_date=pause_date or now, resume_date=resume_date, next_billing_at=None)
         if pause_date is not None and status != "paused":
@@ -220,8 +308,12 @@ class Store:
     def _sub_item(self, price: Obj, quantity: int, unit_price: int | None = None) -> Obj:
         unit = price["price"] if unit_price is None else unit_price
         return {
-            "item_price_id": price["id"], "item_type": price["item_type"], "quantity": quantity,
-            "unit_price": unit, "amount": unit * quantity, "free_quantity": 0,
+            "item_price_id": price["id"],
+            "item_type": price["item_type"],
+            "quantity": quantity,
+            "unit_price": unit,
+            "amount": unit * quantity,
+            "free_quantity": 0,
             "object": "subscription_item",
         }
 
@@ -255,16 +347,23 @@ class Store:
         for key in [k for k, v in sub.items() if v is None]:
             del sub[key]
 
-    def _changed(self, sub: Obj, op: str, params: Mapping[str, str], key: str | None,
-                 events: Iterable[str]) -> None:
+    def _changed(
+        self, sub: Obj, op: str, params: Mapping[str, str], key: str | None, events: Iterable[str]
+    ) -> None:
         self._finish(sub)
         sub["updated_at"] = self.clock.now
         self.generation += 1
         sub["resource_version"] = max(self.version(), sub["resource_version"] + 1)
-        self.histories[sub["id"]].append({
-            "op": op, "at": self.clock.now, "resource_version": sub["resource_version"],
-            "params": dict(params), "idempotency_key": key, "subscription": copy.deepcopy(sub),
-        })
+        self.histories[sub["id"]].append(
+            {
+                "op": op,
+                "at": self.clock.now,
+                "resource_version": sub["resource_version"],
+                "params": dict(params),
+                "idempotency_key": key,
+                "subscription": copy.deepcopy(sub),
+            }
+        )
         for event_type in events:
             self.events.append(self.event(event_type, sub))
 
@@ -276,9 +375,14 @@ class Store:
 
     def make_event(self, event_type: str, content: Mapping[str, Obj]) -> Obj:
         return {
-            "id": self.new_id("ev"), "occurred_at": self.clock.now, "source": "api",
-            "object": "event", "api_version": "v2", "event_type": event_type,
-            "webhook_status": "scheduled", "content": copy.deepcopy(dict(content)),
+            "id": self.new_id("ev"),
+            "occurred_at": self.clock.now,
+            "source": "api",
+            "object": "event",
+            "api_version": "v2",
+            "event_type": event_type,
+            "webhook_status": "scheduled",
+            "content": copy.deepcopy(dict(content)),
         }
 
     def update(self, kind: str, ident: str, fields: Mapping[str, Any]) -> Obj:
@@ -346,16 +450,23 @@ class Store:
         trial_end = forms.integer(params, "trial_end")
         if trial_end is not None:
             if new["status"] not in ("in_trial", "future"):
-                raise bad_state("trial_end can be changed only for in_trial or future subscriptions")
+                raise bad_state(
+                    "trial_end can be changed only for in_trial or future subscriptions"
+                )
             if trial_end <= self.clock.now:  # backdated (or 0): the trial ends now
                 length = period_seconds(new["billing_period"], new["billing_period_unit"])
-                new.update(status="active", trial_end=self.clock.now, activated_at=self.clock.now,
-                           current_term_start=self.clock.now,
-                           current_term_end=self.clock.now + length,
-                           next_billing_at=self.clock.now + length)
+                new.update(
+                    status="active",
+                    trial_end=self.clock.now,
+                    activated_at=self.clock.now,
+                    current_term_start=self.clock.now,
+                    current_term_end=self.clock.now + length,
+                    next_billing_at=self.clock.now + length,
+                )
             else:
-                new.update(trial_end=trial_end, current_term_end=trial_end,
-                           next_billing_at=trial_end)
+                new.update(
+                    trial_end=trial_end, current_term_end=trial_end, next_billing_at=trial_end
+                )
         return new, option in ("end_of_term", "specific_date")
 
     def _update_items(self, sub: Obj, params: forms.Params) -> None:
@@ -375,10 +486,13 @@ class Store:
                 raise wrong(param, f"item price {price['id']} is {price['status']}")
             if price["currency_code"] != sub["currency_code"]:
                 raise wrong(param, f"item price {price['id']} is not in {sub['currency_code']}")
-            qty = forms.integer(
-                {f"subscription_items[quantity][{index}]": quantities.get(index, "1")},
-                f"subscription_items[quantity][{index}]",
-            ) or 0
+            qty = (
+                forms.integer(
+                    {f"subscription_items[quantity][{index}]": quantities.get(index, "1")},
+                    f"subscription_items[quantity][{index}]",
+                )
+                or 0
+            )
             if qty < 1:
                 raise wrong(f"subscription_items[quantity][{index}]", "should be at least 1")
             unit = int(prices[index]) if index in prices else None
@@ -394,7 +508,9 @@ class Store:
         if not any(it["item_type"] == "plan" for it in items):
             raise wrong("subscription_items[item_price_id][0]", "a plan item price is required")
         sub["subscription_items"] = items
-        plan = self.item_prices[next(it for it in items if it["item_type"] == "plan")["item_price_id"]]
+        plan = self.item_prices[
+            next(it for it in items if it["item_type"] == "plan")["item_price_id"]
+        ]
         sub["billing_period"], sub["billing_period_unit"] = plan["period"], plan["period_unit"]
 
     def _update_coupons(self, sub: Obj, params: forms.Params) -> None:
@@ -459,8 +575,14 @@ class Store:
             self._changed(sub, "resume", params, key, ["subscription_resumption_scheduled"])
             return self.wrapped(sub)
         length = period_seconds(sub["billing_period"], sub["billing_period_unit"])
-        sub.update(status="active", pause_date=None, resume_date=None, current_term_start=now,
-                   current_term_end=now + length, next_billing_at=now + length)
+        sub.update(
+            status="active",
+            pause_date=None,
+            resume_date=None,
+            current_term_start=now,
+            current_term_end=now + length,
+            next_billing_at=now + length,
+        )
         self._changed(sub, "resume", params, key, ["subscription_resumed"])
         return self.wrapped(sub)
 
@@ -496,8 +618,14 @@ class Store:
             raise bad_state(f"Subscription {sub_id} is already cancelled")
         now = self.clock.now
         if option == "immediately":
-            sub.update(status="cancelled", cancelled_at=now, current_term_end=now,
-                       next_billing_at=None, pause_date=None, resume_date=None)
+            sub.update(
+                status="cancelled",
+                cancelled_at=now,
+                current_term_end=now,
+                next_billing_at=None,
+                pause_date=None,
+                resume_date=None,
+            )
             self._changed(sub, "cancel_for_items", params, key, ["subscription_cancelled"])
             return self.wrapped(sub)
         if status not in ("active", "in_trial"):
@@ -518,9 +646,16 @@ class Store:
         if sub["status"] != "non_renewing":
             raise bad_state(f"Subscription in {sub['status']} state has no scheduled cancellation")
         trial = sub.get("trial_end") is not None and sub["trial_end"] > self.clock.now
-        sub.update(status="in_trial" if trial else "active", cancelled_at=None,
-                   next_billing_at=sub["current_term_end"])
-        self._changed(sub, "remove_scheduled_cancellation", params, key,
-                      ["subscription_scheduled_cancellation_removed"])
+        sub.update(
+            status="in_trial" if trial else "active",
+            cancelled_at=None,
+            next_billing_at=sub["current_term_end"],
+        )
+        self._changed(
+            sub,
+            "remove_scheduled_cancellation",
+            params,
+            key,
+            ["subscription_scheduled_cancellation_removed"],
+        )
         return self.wrapped(sub)
-
