@@ -248,8 +248,8 @@ def chargebee_fake() -> Iterator[FakeChargebee]:
 @pytest.fixture
 def chargebee_sdk(
     chargebee_fake: FakeChargebee,
-    localhost_dns: None,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    localhost_dns: None,  # noqa: F811 (the fixture, imported above)
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Chargebee:
     """The official SDK pointed at the fake. ``Chargebee.verify_ca_certs`` is a class attribute
     that ``http_request.py`` reads to choose the scheme: switched off for this test only."""
