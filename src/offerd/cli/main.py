@@ -1,4 +1,5 @@
-"""``offerd serve | worker | migrate | demo`` (Typer)."""
+"""``offerd serve | worker | migrate | demo | apply``, and the command groups of ``records``
+(Typer)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,19 @@ import contextlib
 import os
 import signal
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.console import Console
 
-from offerd.common.secrets import SecretBox, SecretKeyError, box_for
+from offerd.cli import records
+from offerd.cli.base import console, fail, prepare, with_db
+from offerd.common.secrets import SecretKeyError, box_for
 from offerd.edge.errors import APIError
 from offerd.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from psycopg.rows import DictRow
     from pydantic import ValidationError
 
     from offerd.db import Conn
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 cli = typer.Typer(help="offerd: offers decisioning and fulfillment", no_args_is_help=True)
-console = Console(stderr=True)
 
 _RUN_WORKER_ENV = "OFFERD_SERVE_IN_PROCESS_WORKER"
 _DEMO_ENV = "OFFERD_SERVE_DEMO_INBOX"
@@ -49,35 +49,6 @@ def _root(
     ] = False,
 ) -> None:
     """offerd: offers decisioning and fulfillment"""
-
-
-def _prepare(settings: Settings, *, migrate: bool) -> str:
-    from offerd.db import ensure_reachable, resolve_database_url
-    from offerd.observability import configure_logging
-
-    configure_logging(settings.log_level, settings.log_format)
-    if settings.database_url:
-        box_for(settings)  # no key for an external database: refuse before connecting
-    with console.status("Starting the database…" if not settings.database_url else "Connecting…"):
-        url = resolve_database_url(settings.database_url, settings.home)
-        ensure_reachable(url)
-    box = box_for(settings)
-    if migrate:
-        from offerd import migrate as migrations
-
-        with console.status("Migrating the schema…"):
-            migrations.upgrade(url)
-            asyncio.run(_with_db(url, lambda conn: _seal_plaintext(conn, box)))
-    return url
-
-
-async def _seal_plaintext(conn: Conn, box: SecretBox) -> None:
-    """Secrets stored before they were encrypted at rest are encrypted now (idempotent)."""
-    from offerd.billing import providers
-    from offerd.notifications import service as notifications
-
-    await notifications.reseal_channels(conn, box, rotate=False)
-    await providers.reseal(conn, box, rotate=False)
 
 
 def app_factory():  # type: ignore[no-untyped-def]
@@ -131,7 +102,7 @@ def serve(
     settings = get_settings()
     host, port = host or settings.host, port or settings.port
     with _owning_home(settings, host=host, port=port):
-        _prepare(settings, migrate=True)
+        prepare(settings, migrate=True)
         _serve(settings, host=host, port=port, worker=worker, workers=workers)
 
 
@@ -177,7 +148,7 @@ def worker(
     settings = get_settings()
     if concurrency is not None:
         settings = settings.model_copy(update={"worker_concurrency": concurrency})
-    url = _prepare(settings, migrate=False)
+    url = prepare(settings, migrate=False)
     asyncio.run(_run_worker(settings, url, drain=drain))
 
 
@@ -216,7 +187,7 @@ def migrate() -> None:
     from offerd import migrate as migrations
 
     settings = get_settings()
-    url = _prepare(settings, migrate=True)
+    url = prepare(settings, migrate=True)
     console.print(f"schema at revision {migrations.current(url)}")
 
 
@@ -237,7 +208,7 @@ def demo(
     get_settings.cache_clear()
     settings = get_settings()
     if not port_free(settings.host, settings.port):
-        _fail(
+        fail(
             f"{settings.host}:{settings.port} is already in use (another offerd demo?); "
             f"choose another port: ./scripts/demo --port {settings.port + 1}"
         )
@@ -248,7 +219,7 @@ def demo(
         settings = get_settings()
     os.environ[_DEMO_ENV] = "1"
     with _owning_home(settings, host=settings.host, port=settings.port):
-        url = _prepare(settings, migrate=True)
+        url = prepare(settings, migrate=True)
         keys = asyncio.run(seed(url, settings, reset=reset))
         typer.echo(walkthrough(settings, keys))
         _serve(settings, host=settings.host, port=settings.port, worker=True, workers=1)
@@ -280,7 +251,7 @@ def apply_catalog(
     except catalog_file.CatalogError as exc:
         console.print(f"{file}: {exc}", style="red", markup=False)
         raise typer.Exit(2) from None
-    url = _prepare(settings, migrate=True)
+    url = prepare(settings, migrate=True)
     box = box_for(settings)
 
     async def run(conn: Conn) -> int:
@@ -306,7 +277,7 @@ def apply_catalog(
         return changed
 
     try:
-        changed = asyncio.run(_with_db(url, run))
+        changed = asyncio.run(with_db(url, run))
     except catalog_file.CatalogError as exc:
         console.print(f"{file}: {exc}", style="red", markup=False)
         raise typer.Exit(2) from None
@@ -318,228 +289,9 @@ def apply_catalog(
     console.print(f"{changed} {'resource' if changed == 1 else 'resources'} {verb}")
 
 
-deliveries = typer.Typer(help="The notification delivery log", no_args_is_help=True)
-cli.add_typer(deliveries, name="deliveries")
-
-
-async def _with_db(url: str, work: Callable[[Conn], Awaitable[T]]) -> T:
-    from offerd.db import Database
-
-    db = Database(url, min_size=1, max_size=2)
-    await db.open()
-    try:
-        async with db.connection() as conn:
-            return await work(conn)
-    finally:
-        await db.close()
-
-
-_DELIVERY_STATUSES = ("pending", "succeeded", "failed", "skipped")
-_CHANNELS = ("webhook", "slack", "email", "segment")
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(message, style="red", markup=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-@deliveries.command("list")
-def deliveries_list(
-    site: Annotated[str, typer.Option(help="Site id")],
-    status: Annotated[str | None, typer.Option(help="pending|succeeded|failed|skipped")] = None,
-    channel: Annotated[str | None, typer.Option(help="webhook|slack|email|segment")] = None,
-    event_type: Annotated[str | None, typer.Option(help="e.g. offer_fulfillment_completed")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON object per line, as the admin API shows them")
-    ] = False,
-) -> None:
-    """List deliveries, newest first (full ids at any terminal width)."""
-    from typing import get_args
-
-    from rich.table import Table
-
-    from offerd.notifications import service
-    from offerd.notifications.models import NotificationType
-    from offerd.sites import service as sites
-
-    # A typo'd filter would list nothing, which reads as "no failures": refuse it instead.
-    for name, value, allowed in (
-        ("--status", status, _DELIVERY_STATUSES),
-        ("--channel", channel, _CHANNELS),
-        ("--event-type", event_type, (*get_args(NotificationType), "offer_fulfillment_requested")),
-    ):
-        if value is not None and value not in allowed:
-            _fail(f"unknown {name} {value!r}: use one of {', '.join(allowed)}")
-    settings = get_settings()
-    url = _prepare(settings, migrate=False)
-
-    async def work(conn: Conn) -> list[DictRow] | None:
-        if await sites.get(conn, site) is None:
-            return None
-        return await service.list_deliveries(
-            conn, site, status=status, channel=channel, event_type=event_type, limit=limit
-        )
-
-    rows = asyncio.run(_with_db(url, work))
-    if rows is None:
-        _fail(f"unknown --site {site!r}: no such site")
-    if as_json:
-        import orjson
-
-        for r in rows:
-            typer.echo(orjson.dumps(service.delivery_resource(r)).decode())
-        return
-    table = Table("id", "channel", "event", "status", "attempts", "last error", "created")
-    table.columns[0].no_wrap = True
-    table.columns[0].min_width = max((len(r["id"]) for r in rows), default=2)
-    table.columns[5].overflow = "fold"
-    for r in rows:
-        table.add_row(
-            r["id"],
-            r["channel"],
-            r["event_type"],
-            r["status"],
-            str(r["attempts"]),
-            (r["last_error"] or r["skip_reason"] or "")[:60],
-            r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
-        )
-    Console().print(table)
-
-
-@deliveries.command("retry")
-def deliveries_retry(
-    delivery_id: Annotated[str, typer.Argument(help="dl_...")],
-    site: Annotated[str, typer.Option(help="Site id")],
-) -> None:
-    """Send a delivery again (a worker picks it up)."""
-    from offerd.common.clock import SystemClock
-    from offerd.notifications import service
-
-    settings = get_settings()
-    url = _prepare(settings, migrate=False)
-
-    async def work(conn: Conn) -> DictRow:
-        return await service.retry(conn, site, delivery_id, now=SystemClock().now())
-
-    try:
-        row = asyncio.run(_with_db(url, work))
-    except APIError as exc:
-        console.print(exc.message, style="red", markup=False)
-        raise typer.Exit(1) from None
-    console.print(f"{row['id']} is {row['status']} again")
-
-
-# --- offerd jobs: the jobs that failed for good --------------------------------------------------
-
-jobs_cli = typer.Typer(
-    help="The job queue: jobs that failed for good, and their retry", no_args_is_help=True
-)
-cli.add_typer(jobs_cli, name="jobs")
-
-
-@jobs_cli.command("list")
-def jobs_list(
-    failed: Annotated[
-        bool, typer.Option("--failed", help="Jobs that failed for good (the only list there is)")
-    ] = False,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-) -> None:
-    """List failed jobs, newest first: id, kind, attempts, when, the ids it carries, its error."""
-    from rich.table import Table
-
-    from offerd.queue import jobs
-
-    if not failed:
-        console.print("say --failed: only failed jobs are listed", style="red", markup=False)
-        raise typer.Exit(2)
-    settings = get_settings()
-    url = _prepare(settings, migrate=False)
-
-    async def work(conn: Conn) -> list[DictRow]:
-        return await jobs.list_failed(conn, before=None, limit=limit)
-
-    rows = asyncio.run(_with_db(url, work))
-    table = Table("id", "kind", "attempts", "failed", "payload", "last error")
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            r["kind"],
-            str(r["attempts"]),
-            r["failed_at"].strftime("%Y-%m-%d %H:%M:%S") if r["failed_at"] else "",
-            " ".join(f"{k}={v}" for k, v in sorted(r["payload"].items())),
-            (r["last_error"] or "")[:80],
-        )
-    Console().print(table)
-
-
-@jobs_cli.command("retry")
-def jobs_retry(job_id: Annotated[int, typer.Argument(help="The job's id", min=1)]) -> None:
-    """Queue a failed job again, its attempts reset (a worker picks it up)."""
-    from offerd.common.clock import SystemClock
-    from offerd.queue import jobs
-
-    settings = get_settings()
-    url = _prepare(settings, migrate=False)
-
-    async def work(conn: Conn) -> tuple[DictRow | None, bool]:
-        row = await jobs.retry(conn, job_id, now=SystemClock().now())
-        return row, row is not None or await jobs.get(conn, job_id) is not None
-
-    row, exists = asyncio.run(_with_db(url, work))
-    if row is None:
-        message = "has not failed: it is still in the queue" if exists else "not found"
-        console.print(f"job {job_id} {message}", style="red", markup=False)
-        raise typer.Exit(1)
-    console.print(f"job {job_id} ({row['kind']}) is queued again")
-
-
-# --- secrets encrypted at rest ------------------------------------------------------------------
-
-secrets_cli = typer.Typer(
-    help="Secrets encrypted at rest (OFFERD_SECRET_KEY)", no_args_is_help=True
-)
-cli.add_typer(secrets_cli, name="secrets")
-
-
-@secrets_cli.command("generate-key")
-def secrets_generate_key() -> None:
-    """Print a new key: put it first in OFFERD_SECRET_KEY, then run `offerd secrets rotate`."""
-    from offerd.common.secrets import generate_key
-
-    typer.echo(generate_key())
-
-
-@secrets_cli.command("rotate")
-def secrets_rotate(
-    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per transaction")] = 200,
-) -> None:
-    """Re-encrypt every stored secret with the newest key (the first in OFFERD_SECRET_KEY).
-    Idempotent, a transaction per batch: safe to run again after a crash. Drop an old key only
-    once this has completed."""
-    from rich.progress import Progress
-
-    from offerd.billing import providers
-    from offerd.notifications import service as notifications
-
-    settings = get_settings()
-    url = _prepare(settings, migrate=False)
-    box = box_for(settings)
-
-    async def run(conn: Conn) -> int:
-        total = await notifications.count_channels(conn) + await providers.count(conn)
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("re-encrypting secrets", total=total)
-
-            def step(n: int) -> None:
-                bar.update(task, advance=n)
-
-            return await notifications.reseal_channels(
-                conn, box, rotate=True, batch=batch, progress=step
-            ) + await providers.reseal(conn, box, rotate=True, batch=batch, progress=step)
-
-    changed = asyncio.run(_with_db(url, run))
-    console.print(f"re-encrypted the secrets of {changed} rows with the newest key")
+cli.add_typer(records.deliveries, name="deliveries")
+cli.add_typer(records.jobs_cli, name="jobs")
+cli.add_typer(records.secrets_cli, name="secrets")
 
 
 # --- configuration errors: one line on stderr and a non-zero exit, never a traceback ----------

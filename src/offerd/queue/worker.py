@@ -194,6 +194,8 @@ class Worker:
         looking again (a full pool is looked at again when one of its jobs ends)."""
         now = self.clock.now()
         waiting: list[str] = []  # kinds of the pools that still have free slots
+        filled: list[Pool] = []  # pools that took all they could: more may be due
+        due = None
         async with self.db.connection() as conn:
             for pool in self.pools:
                 free = pool.free
@@ -207,9 +209,15 @@ class Worker:
                     self.running[job.id] = asyncio.create_task(self._dispatch(job, pool))
                 if len(claimed) < free:
                     waiting += pool.kinds
-            if not waiting:
-                return self.idle_poll
-            due = await jobs.next_due(conn, kinds=waiting)
+                else:
+                    filled.append(pool)
+            if waiting:
+                due = await jobs.next_due(conn, kinds=waiting)
+        # Jobs ran while this looked (the claims and next_due are awaits): a filled pool whose
+        # jobs have already ended is looked at again now. Nothing runs between this check and the
+        # caller's wait, which wakes on the next job to end of a pool that is still full.
+        if any(pool.free > 0 for pool in filled):
+            return 0.0
         if due is None:
             return self.idle_poll
         return max(0.01, min(self.idle_poll, (due - self.clock.now()).total_seconds()))
