@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import orjson
 import psycopg
@@ -83,6 +84,34 @@ def transaction(conn: Conn) -> AbstractAsyncContextManager[Any]:
     if conn.info.transaction_status != TransactionStatus.IDLE:
         return nullcontext()
     return conn.transaction()
+
+
+K = TypeVar("K")
+R = TypeVar("R")
+
+
+async def in_batches(
+    conn: Conn,
+    *,
+    start: K,
+    fetch: Callable[[Conn, K], Awaitable[Sequence[R]]],
+    key: Callable[[R], K],
+    each: Callable[[Conn, R], Awaitable[bool]],
+    progress: Callable[[int], None] = lambda _: None,
+) -> int:
+    """Walk rows in key order, a transaction per batch (``fetch`` reads the batch after a key):
+    a crash loses at most one batch and a re-run carries on, when ``each`` is idempotent.
+    Returns how many rows ``each`` changed."""
+    changed, after = 0, start
+    while True:
+        async with transaction(conn):
+            rows = await fetch(conn, after)
+            for row in rows:
+                changed += await each(conn, row)
+        if not rows:
+            return changed
+        progress(len(rows))
+        after = key(rows[-1])
 
 
 async def fetchone(conn: Conn, sql: str, params: Any = None) -> DictRow | None:

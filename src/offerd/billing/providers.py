@@ -16,7 +16,7 @@ from offerd.billing import providers_store as store
 from offerd.billing.provider_models import KEY_FIELD, SECRET_FIELDS, ProviderIn
 from offerd.common import addresses
 from offerd.common.secrets import SecretBox
-from offerd.db import Conn, transaction
+from offerd.db import Conn, in_batches, transaction
 from offerd.edge.errors import ParamWrongValue
 
 
@@ -104,21 +104,23 @@ async def reseal(
 ) -> int:
     """Encrypt stored credentials: all with the newest key (``rotate``), or only those not yet
     encrypted. A transaction per batch; idempotent, so safe to run again after a crash."""
-    changed = 0
-    after = ""
-    while True:
-        async with transaction(conn):
-            rows = await store.batch_after(conn, after, limit=batch)
-            for row in rows:
-                fn = box.rotate if rotate else lambda v: box.seal(v) or v
-                config = _map_secrets(row["type"], row["config"], fn)
-                if config != row["config"]:
-                    await store.set_config(conn, row["site_id"], config)
-                    changed += 1
-        if not rows:
-            return changed
-        progress(len(rows))
-        after = rows[-1]["site_id"]
+    fn = box.rotate if rotate else lambda v: box.seal(v) or v
+
+    async def each(conn: Conn, row: DictRow) -> bool:
+        config = _map_secrets(row["type"], row["config"], fn)
+        if config == row["config"]:
+            return False
+        await store.set_config(conn, row["site_id"], config)
+        return True
+
+    return await in_batches(
+        conn,
+        start="",
+        fetch=lambda conn, after: store.batch_after(conn, after, limit=batch),
+        key=lambda row: str(row["site_id"]),
+        each=each,
+        progress=progress,
+    )
 
 
 async def count(conn: Conn) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 from psycopg.rows import DictRow
 
 from offerd.common.secrets import SecretBox
-from offerd.db import Conn, transaction
+from offerd.db import Conn, in_batches, transaction
 from offerd.edge.errors import InvalidState, NotFound
 from offerd.notifications import channel_secrets, channel_store, dispatch, signing, store
 from offerd.notifications.models import (
@@ -173,23 +173,25 @@ async def reseal_channels(
     """Encrypt stored channel secrets: every one with the newest key (``rotate``), or only those
     stored before encryption. One transaction per batch, so a crash loses at most a batch, and
     a re-run does again what is left (both are idempotent). Returns how many channels changed."""
-    changed = 0
-    after = ("", "")
-    while True:
-        async with transaction(conn):
-            rows = await channel_store.batch_after(
-                conn, after, limit=batch, plaintext_only=not rotate
-            )
-            for row in rows:
-                fn = channel_secrets.rotate if rotate else channel_secrets.seal
-                config, secret = fn(box, row["type"], row["config"], row["secret"])
-                if config != row["config"] or secret != row["secret"]:
-                    await channel_store.set_secrets(conn, row["site_id"], row["id"], config, secret)
-                    changed += 1
-        if not rows:
-            return changed
-        progress(len(rows))
-        after = (rows[-1]["site_id"], rows[-1]["id"])
+    fn = channel_secrets.rotate if rotate else channel_secrets.seal
+
+    async def each(conn: Conn, row: DictRow) -> bool:
+        config, secret = fn(box, row["type"], row["config"], row["secret"])
+        if config == row["config"] and secret == row["secret"]:
+            return False
+        await channel_store.set_secrets(conn, row["site_id"], row["id"], config, secret)
+        return True
+
+    return await in_batches(
+        conn,
+        start=("", ""),
+        fetch=lambda conn, after: channel_store.batch_after(
+            conn, after, limit=batch, plaintext_only=not rotate
+        ),
+        key=lambda row: (str(row["site_id"]), str(row["id"])),
+        each=each,
+        progress=progress,
+    )
 
 
 async def count_channels(conn: Conn) -> int:
