@@ -25,6 +25,7 @@ from offerd import __version__
 from offerd.billing import api as billing_api
 from offerd.billing import provider_api as billing_provider_api
 from offerd.billing.ledger import LedgerProvider
+from offerd.billing.sites import SiteProviders
 from offerd.checkout import api as checkout_api
 from offerd.common.clock import Clock, SystemClock
 from offerd.common.secrets import box_for
@@ -73,7 +74,7 @@ def build_services(settings: Settings, db: Database, clock: Clock) -> Services:
         clock=clock,
         auth=Authenticator(db, ttl=settings.auth_cache_seconds, base_domain=settings.base_domain),
         catalog=Catalog(),
-        billing=LedgerProvider(),
+        billing=SiteProviders(db, box_for(settings), LedgerProvider()),
         http=httpx.AsyncClient(
             timeout=15.0,
             follow_redirects=False,

@@ -66,6 +66,11 @@ FULFILLMENTS = Counter(
     "then completed or failed",
     ["processing_type", "status"],
 )
+BILLING_PROVIDER_UNHEALTHY = Counter(
+    "offerd_billing_provider_unhealthy",
+    "Billing providers marked unhealthy: the provider refused the site's credentials (401)",
+    ["site"],
+)
 RULE_BUDGET_EXCEEDED = Counter(
     "offerd_rule_budget_exceeded",
     "Eligibility rules not run (and their offers not eligible) because their estimated cost was"

@@ -274,7 +274,7 @@ def ceiling(attempt: int) -> float:
 async def test_a_transient_error_is_retried_with_backoff_then_succeeds(app: TestApp) -> None:
     keys = await seed(app)
     flaky = FlakyProvider(failures=2)
-    app.services.billing = flaky
+    app.services.billing.ledger = flaky
     f = await accept(app, keys)
     worker = build_worker(app.services)
 
@@ -310,7 +310,7 @@ async def test_a_transient_error_with_retry_after_waits_as_long_as_the_provider_
     app: TestApp,
 ) -> None:
     keys = await seed(app)
-    app.services.billing = FlakyProvider(failures=1, retry_after=600.0)
+    app.services.billing.ledger = FlakyProvider(failures=1, retry_after=600.0)
     f = await accept(app, keys)
     worker = build_worker(app.services)
     start = app.clock.now()
@@ -328,7 +328,7 @@ async def test_a_transient_error_after_writing_rolls_the_write_back(app: TestApp
     keys = await seed(app)
     before = await subscription(app)
     flaky = FlakyProvider(failures=1, after_write=True)
-    app.services.billing = flaky
+    app.services.billing.ledger = flaky
     f = await accept(app, keys)
     worker = build_worker(app.services)
 
@@ -352,7 +352,7 @@ async def test_a_provider_that_keeps_failing_ends_in_internal_error(app: TestApp
     keys = await seed(app)
     before = await subscription(app)
     flaky = FlakyProvider(failures=None)
-    app.services.billing = flaky
+    app.services.billing.ledger = flaky
     f = await accept(app, keys)
     worker = build_worker(app.services)
     attempts = billing_update.MAX_ATTEMPTS

@@ -36,6 +36,7 @@ async def put_billing_provider(site: AdminSite, request: Request, svc: Svc) -> R
     box = box_for(svc.settings)
     async with svc.db.connection() as conn:
         row = await providers.save(conn, site.id, provider, now=svc.clock.now(), box=box)
+    svc.billing.forget(site.id)  # this process uses it at once; the others within their ttl
     return JSONResponse(providers.resource(row, box), status_code=201 if row["created"] else 200)
 
 

@@ -69,3 +69,15 @@ async def count(conn: Conn) -> int:
     assert row is not None
     n: int = row["n"]
     return n
+
+
+SET_STATUS = """
+UPDATE billing_providers SET status = %(status)s
+WHERE site_id = %(site)s AND status IS DISTINCT FROM %(status)s
+"""
+
+
+async def set_status(conn: Conn, site_id: str, status: str) -> bool:
+    """Whether the status changed (a 401 marks the provider unhealthy, a success healthy)."""
+    cur = await conn.execute(SET_STATUS, {"site": site_id, "status": status})
+    return cur.rowcount > 0

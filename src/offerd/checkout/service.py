@@ -20,11 +20,11 @@ from psycopg.rows import DictRow
 
 from offerd.billing.actions import parse_action
 from offerd.billing.provider import (
-    BillingProvider,
     PermanentProviderError,
     Preview,
     TransientProviderError,
 )
+from offerd.billing.sites import SiteProviders
 from offerd.checkout import store
 from offerd.common.ids import secret_token
 from offerd.db import Conn, transaction
@@ -91,7 +91,7 @@ async def page_of(conn: Conn, fulfillment_id: str) -> DictRow | None:
 
 
 async def open_page(
-    conn: Conn, page_id: str, *, billing: BillingProvider, now: datetime
+    conn: Conn, page_id: str, *, billing: SiteProviders, now: datetime
 ) -> PageView | None:
     """Read the page for display; the first look marks it ``requested``; past expiry, abandon it."""
     async with transaction(conn):
@@ -111,7 +111,8 @@ async def open_page(
     if not page["subscription_id"]:
         return PageView(page, None, "no_subscription")
     try:
-        preview = await billing.preview(
+        provider = await billing.of(conn, page["site_id"])
+        preview = await provider.preview(
             conn,
             site_id=page["site_id"],
             subscription_id=page["subscription_id"],
@@ -139,7 +140,7 @@ async def decide(
     *,
     decision: Decision,
     token: str,
-    billing: BillingProvider,
+    billing: SiteProviders,
     now: datetime,
 ) -> Result | None:
     """The subscriber's answer. Exactly one answer per page takes effect."""
@@ -173,7 +174,7 @@ async def _confirm(
     page: DictRow,
     fulfillment: DictRow,
     *,
-    billing: BillingProvider,
+    billing: SiteProviders,
     now: datetime,
 ) -> Result:
     if not fulfillment["subscription_id"]:
@@ -182,7 +183,7 @@ async def _confirm(
         await store.set_state(conn, page["id"], "cancelled", now, {"error": message})
         return "failed"
     try:
-        applied = await billing.apply(
+        applied = await (await billing.of(conn, page["site_id"])).apply(
             conn,
             site_id=page["site_id"],
             subscription_id=fulfillment["subscription_id"],

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import httpx
 from fastapi import Depends, Request
 
-from offerd.billing.provider import BillingProvider
+from offerd.billing.sites import SiteProviders
 from offerd.common.clock import Clock
 from offerd.db import Database
 from offerd.edge.auth import Authenticator, Caller, check_admin_token
@@ -35,7 +35,7 @@ class Services:
     clock: Clock
     auth: Authenticator
     catalog: Catalog
-    billing: BillingProvider
+    billing: SiteProviders
     http: httpx.AsyncClient
     mailer: Mailer
     delivery_hosts: HostSlots

@@ -9,7 +9,11 @@ provider's ``Retry-After``), then fails it with
 from __future__ import annotations
 
 from offerd.billing.actions import parse_action
-from offerd.billing.provider import PermanentProviderError, TransientProviderError
+from offerd.billing.provider import (
+    PermanentProviderError,
+    ProviderUnauthorized,
+    TransientProviderError,
+)
 from offerd.db import Conn, transaction
 from offerd.fulfillments import store, transitions
 from offerd.fulfillments.processors import Processor
@@ -39,8 +43,9 @@ async def handle(ctx: jobs.JobContext) -> None:
             await ctx.finish(conn)
             return
         option = row["option"]
+        billing = await svc.billing.of(conn, row["site_id"])
         try:
-            await svc.billing.apply(
+            await billing.apply(
                 conn,
                 site_id=row["site_id"],
                 subscription_id=row["subscription_id"],
@@ -49,10 +54,13 @@ async def handle(ctx: jobs.JobContext) -> None:
                 now=now,
             )
         except PermanentProviderError as exc:
+            if isinstance(exc, ProviderUnauthorized):
+                await svc.billing.unauthorized(conn, row["site_id"], str(exc))
             await transitions.fail(conn, row, "billing_update_failed", str(exc), now=now)
         except TransientProviderError as exc:
             raise jobs.Retry(str(exc), delay=exc.retry_after) from exc
         else:
+            await svc.billing.answered(conn, row["site_id"], billing)
             await transitions.complete(conn, row, now=now)
         await ctx.finish(conn)
 

@@ -1,0 +1,100 @@
+"""Which billing provider a site's changes go through: the ledger (the default, and what a site
+without a ``billing_providers`` row has), Stripe, or Chargebee Billing (not built yet: its
+billing updates fail with a clear ``billing_update_failed``).
+
+A process keeps each site's provider for ``ttl`` seconds (a changed configuration is picked up
+within that, at once in the process that saved it), so a ledger site's job costs no extra
+statement in the common case, and a Stripe site keeps one ``StripeClient`` per configuration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import stripe
+import structlog
+
+from offerd.billing import providers
+from offerd.billing import providers_store as store
+from offerd.billing.ledger import LedgerProvider
+from offerd.billing.provider import Applied, BillingProvider, PermanentProviderError, Preview
+from offerd.billing.stripe.provider import StripeProvider
+from offerd.common.secrets import SecretBox
+from offerd.db import Conn, Database
+from offerd.observability import BILLING_PROVIDER_UNHEALTHY
+
+log = structlog.get_logger("offerd.billing")
+
+# A call to Stripe that has not answered in this long is a transient failure: the job is retried
+# (and the next generation re-reads before sending). Stripe's HTTPXClient waits 80 s by default.
+STRIPE_TIMEOUT_SECONDS = 20.0
+
+
+class NotSupported:
+    """A provider offerd cannot call yet: every change is refused, saying so."""
+
+    def __init__(self, name: str) -> None:
+        self.message = f"{name} is not supported yet for billing updates and checkouts"
+
+    async def apply(self, conn: Conn, **_: Any) -> Applied:  # noqa: ARG002
+        raise PermanentProviderError(self.message)
+
+    async def preview(self, conn: Conn, **_: Any) -> Preview:  # noqa: ARG002
+        raise PermanentProviderError(self.message)
+
+
+class SiteProviders:
+    """The process's billing provider per site."""
+
+    def __init__(self, db: Database, box: SecretBox, ledger: LedgerProvider, ttl: float = 5.0):
+        self.db, self.box, self.ledger, self.ttl = db, box, ledger, ttl
+        # site -> (valid until, the configuration's updated_at, its provider; None: the ledger,
+        # looked up on use so that a test may stand another in for it)
+        self._cache: dict[str, tuple[float, datetime | None, BillingProvider | None]] = {}
+
+    def forget(self, site_id: str) -> None:
+        """The site's configuration changed in this process."""
+        self._cache.pop(site_id, None)
+
+    async def of(self, conn: Conn, site_id: str) -> BillingProvider:
+        now = time.monotonic()
+        hit = self._cache.get(site_id)
+        if hit is None or hit[0] <= now:
+            row = await providers.get(conn, site_id)
+            updated = row["updated_at"] if row is not None else None
+            if hit is None or hit[1] != updated:  # else the same configuration: keep its client
+                hit = (now + self.ttl, updated, self._build(row))
+            else:
+                hit = (now + self.ttl, updated, hit[2])
+            self._cache[site_id] = hit
+        return hit[2] or self.ledger
+
+    def _build(self, row: Mapping[str, Any] | None) -> BillingProvider | None:
+        if row is None or row["type"] == "ledger":
+            return None
+        if row["type"] == "chargebee":
+            return NotSupported("Chargebee Billing")
+        config = providers.credentials(row, self.box)
+        client = stripe.StripeClient(
+            config["secret_key"],
+            base_addresses={"api": config["api_base"]} if config.get("api_base") else None,
+            http_client=stripe.HTTPXClient(timeout=STRIPE_TIMEOUT_SECONDS),
+            # a retry is a new generation of the call (billing.remote), recorded before it is
+            # sent: the SDK's own retries would resend under one key behind its back
+            max_network_retries=0,
+        )
+        return StripeProvider(client, self.db)
+
+    async def unauthorized(self, conn: Conn, site_id: str, message: str) -> None:
+        """The provider refused the site's credentials: mark it unhealthy (GET shows it)."""
+        if await store.set_status(conn, site_id, "unhealthy"):
+            BILLING_PROVIDER_UNHEALTHY.labels(site_id).inc()
+            log.warning("billing_provider.unhealthy", site_id=site_id, error=message)
+
+    async def answered(self, conn: Conn, site_id: str, provider: BillingProvider) -> None:
+        """A call went through: a provider marked unknown or unhealthy is healthy again."""
+        if provider is not self.ledger:
+            await store.set_status(conn, site_id, "healthy")
