@@ -5,6 +5,7 @@ provider unhealthy; a Chargebee site's billing update fails saying it is not sup
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -152,3 +153,24 @@ async def test_a_chargebee_sites_billing_update_fails_saying_it_is_not_supported
     assert done["status"] == "failed"
     assert done["error"]["code"] == "billing_update_failed"
     assert "Chargebee Billing is not supported yet" in done["error"]["message"]
+
+
+async def test_no_database_connection_is_held_while_stripe_answers(
+    app: TestApp, fake_stripe: FakeStripe, stripe_sub: dict[str, str]
+) -> None:
+    """A slow Stripe must not take the pool from the API and the other jobs (as a slow webhook
+    receiver once did): while the job waits for Stripe's answer, it holds no connection."""
+    keys = await stripe_site(app, fake_stripe)
+    f = await accepted(app, keys, stripe_sub)
+    fake_stripe.latency(1.5)
+    running = asyncio.create_task(work(app))
+    pool = app.services.db.pool
+    in_use = []
+    while not running.done() and len(in_use) < 100:
+        await asyncio.sleep(0.02)
+        if fake_stripe.requests:  # the job is talking to Stripe
+            stats = pool.get_stats()
+            in_use.append(stats["pool_size"] - stats["pool_available"])
+    await running
+    assert in_use and min(in_use) == 0, in_use
+    assert (await retrieve(app, keys, f["id"]))["status"] == "completed"

@@ -216,6 +216,8 @@ class FlakyProvider:
     """The billing provider seam with an unreliable upstream: ``failures`` transient errors
     (``None``: forever), then the real ledger."""
 
+    remote = False  # it is the ledger: it applies in the job's transaction
+
     def __init__(
         self, failures: int | None, *, after_write: bool = False, retry_after: float | None = None
     ) -> None:

@@ -97,10 +97,11 @@ def _catalog_of(
 
 class LedgerProvider:
     name = "ledger"
+    remote = False
 
     async def apply(
         self,
-        conn: Conn,
+        conn: Conn | None,
         *,
         site_id: str,
         subscription_id: str,
@@ -114,6 +115,7 @@ class LedgerProvider:
         and then finds the first one's change (the unique key of the change log settles it),
         and replays it.
         """
+        assert conn is not None, "the ledger applies in the caller's transaction"
         row = await fetchone(
             conn,
             store.LEDGER_LOCK,
@@ -163,13 +165,14 @@ class LedgerProvider:
 
     async def preview(
         self,
-        conn: Conn,
+        conn: Conn | None,
         *,
         site_id: str,
         subscription_id: str,
         action: BillingAction,
         now: datetime,
     ) -> Preview:
+        assert conn is not None, "the ledger reads in the caller's connection"
         row = await fetchone(conn, store.LEDGER_READ, (site_id, subscription_id))
         if row is None:
             raise PermanentProviderError(f"subscription {subscription_id!r} does not exist")

@@ -60,9 +60,14 @@ class Preview:
 
 
 class BillingProvider(Protocol):
+    # A remote provider is called with no database connection held while it answers (``conn``
+    # is None); the ledger applies in the caller's transaction, so its change commits with the
+    # fulfillment's status.
+    remote: bool
+
     async def apply(
         self,
-        conn: Conn,
+        conn: Conn | None,
         *,
         site_id: str,
         subscription_id: str,
@@ -73,7 +78,7 @@ class BillingProvider(Protocol):
 
     async def preview(
         self,
-        conn: Conn,
+        conn: Conn | None,
         *,
         site_id: str,
         subscription_id: str,

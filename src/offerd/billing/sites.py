@@ -36,13 +36,15 @@ STRIPE_TIMEOUT_SECONDS = 20.0
 class NotSupported:
     """A provider offerd cannot call yet: every change is refused, saying so."""
 
+    remote = True
+
     def __init__(self, name: str) -> None:
         self.message = f"{name} is not supported yet for billing updates and checkouts"
 
-    async def apply(self, conn: Conn, **_: Any) -> Applied:  # noqa: ARG002
+    async def apply(self, conn: Conn | None, **_: Any) -> Applied:  # noqa: ARG002
         raise PermanentProviderError(self.message)
 
-    async def preview(self, conn: Conn, **_: Any) -> Preview:  # noqa: ARG002
+    async def preview(self, conn: Conn | None, **_: Any) -> Preview:  # noqa: ARG002
         raise PermanentProviderError(self.message)
 
 

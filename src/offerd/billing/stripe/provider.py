@@ -250,6 +250,7 @@ class StripeProvider:
     through (its own transactions, never the job's ``conn``)."""
 
     name = "stripe"
+    remote = True
 
     def __init__(self, client: stripe.StripeClient, db: Database) -> None:
         self.backend = StripeBackend(client)
@@ -257,7 +258,7 @@ class StripeProvider:
 
     async def apply(
         self,
-        conn: Conn,  # noqa: ARG002 - remote: the job's transaction is not where calls are recorded
+        conn: Conn | None,  # noqa: ARG002 - remote: calls are recorded in their own transactions
         *,
         site_id: str,
         subscription_id: str,
@@ -277,7 +278,7 @@ class StripeProvider:
 
     async def preview(
         self,
-        conn: Conn,  # noqa: ARG002
+        conn: Conn | None,  # noqa: ARG002
         *,
         site_id: str,  # noqa: ARG002
         subscription_id: str,
