@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 Id50 = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 Status = Literal["in_trial", "active", "non_renewing", "paused", "cancelled"]
+PeriodUnit = Literal["day", "week", "month", "year"]
 
 
 class _Action(BaseModel):
@@ -93,7 +94,8 @@ class Plan:
     name: str
     price: int
     currency: str
-    period_unit: Literal["month", "year"]
+    period_unit: PeriodUnit
+    period: int = 1  # every ``period`` units (a quarterly plan: 3 months)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +140,12 @@ def add_months(at: datetime, months: int) -> datetime:
     return at.replace(year=year, month=month, day=day)
 
 
-def add_period(at: datetime, unit: Literal["month", "year"]) -> datetime:
-    return add_months(at, 12 if unit == "year" else 1)
+def add_period(at: datetime, unit: PeriodUnit, count: int = 1) -> datetime:
+    if unit == "day":
+        return at + timedelta(days=count)
+    if unit == "week":
+        return at + timedelta(weeks=count)
+    return add_months(at, (12 if unit == "year" else 1) * count)
 
 
 def _require(state: SubscriptionState, action: str, allowed: tuple[Status, ...]) -> None:
@@ -231,7 +237,7 @@ def apply_action(
                 coupon_ids=coupon_ids,
                 trial_end=None,
                 current_term_start=now,
-                current_term_end=_date("convert_trial", lambda: add_period(now, plan.period_unit)),
+                current_term_end=_date("convert_trial", lambda: add_period(now, plan.period_unit, plan.period)),
             )
 
         case CancelSubscription(end_of_term=True):

@@ -79,7 +79,7 @@ def _catalog_of(
     plan_rows: list[dict[str, Any]], coupon_rows: list[dict[str, Any]]
 ) -> tuple[dict[str, Plan], dict[str, Coupon]]:
     plans = {
-        r["id"]: Plan(r["id"], r["name"], r["price"], r["currency"], r["period_unit"])
+        r["id"]: Plan(r["id"], r["name"], r["price"], r["currency"], r["period_unit"], r["period"])
         for r in plan_rows
     }
     coupons = {

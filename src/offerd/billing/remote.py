@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from offerd.billing import calls_store
+from offerd.billing import calls_store, mirror_store
 from offerd.billing.actions import (
     ActionError,
     ApplyCoupon,
@@ -60,6 +60,7 @@ from offerd.billing.actions import (
     SubscriptionState,
     apply_action,
 )
+from offerd.billing.mirror import service as mirror
 from offerd.billing.provider import (
     Applied,
     PermanentProviderError,
@@ -161,6 +162,7 @@ async def apply_once(
 ) -> Applied:
     async with db.connection() as log:
         last = await calls_store.latest(log, idempotency_key, step)
+        read_at = await mirror_store.read_time(log)  # before the re-read: orders the mirror write
     if last is not None and last["state"] == "applied":
         return Applied(
             state_from_dict(last["before"]), state_from_dict(last["target"]), replayed=True
@@ -182,6 +184,7 @@ async def apply_once(
         if reached(action, target, current):
             async with db.connection() as log:
                 await calls_store.finish(log, last["id"], state="applied", now=now)
+            await mirror.changed(db, site_id, subscription_id, current, read_at)
             return Applied(before, current, replayed=True)
         generation = last["generation"] + 1
     key = f"{idempotency_key}:{step}:{generation}"
@@ -223,4 +226,5 @@ async def apply_once(
         await calls_store.finish(
             log, call["id"], state="applied", now=now, request_id=sent.request_id
         )
+    await mirror.changed(db, site_id, subscription_id, sent.after, read_at)
     return Applied(before, sent.after, replayed=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +21,10 @@ import structlog
 from offerd.billing import providers
 from offerd.billing import providers_store as store
 from offerd.billing.ledger import LedgerProvider
+from offerd.billing.mirror.objects import MirrorSource
 from offerd.billing.provider import Applied, BillingProvider, PermanentProviderError, Preview
 from offerd.billing.stripe.provider import StripeProvider
+from offerd.billing.stripe.source import StripeSource
 from offerd.common.secrets import SecretBox
 from offerd.db import Conn, Database
 from offerd.observability import BILLING_PROVIDER_UNHEALTHY
@@ -48,20 +51,36 @@ class NotSupported:
         raise PermanentProviderError(self.message)
 
 
+@dataclass(frozen=True, slots=True)
+class Remote:
+    provider: BillingProvider
+    source: MirrorSource | None
+
+
 class SiteProviders:
     """The process's billing provider per site."""
 
     def __init__(self, db: Database, box: SecretBox, ledger: LedgerProvider, ttl: float = 5.0):
         self.db, self.box, self.ledger, self.ttl = db, box, ledger, ttl
-        # site -> (valid until, the configuration's updated_at, its provider; None: the ledger,
-        # looked up on use so that a test may stand another in for it)
-        self._cache: dict[str, tuple[float, datetime | None, BillingProvider | None]] = {}
+        # site -> (valid until, the configuration's updated_at, its remote provider and mirror
+        # source; None: the ledger, looked up on use so that a test may stand another in for it)
+        self._cache: dict[str, tuple[float, datetime | None, Remote | None]] = {}
 
     def forget(self, site_id: str) -> None:
         """The site's configuration changed in this process."""
         self._cache.pop(site_id, None)
 
     async def of(self, conn: Conn, site_id: str) -> BillingProvider:
+        remote = await self._remote(conn, site_id)
+        return remote.provider if remote is not None else self.ledger
+
+    async def source(self, conn: Conn, site_id: str) -> MirrorSource | None:
+        """Where the site's mirror is read from; None for a ledger site (the ledger is its own
+        mirror) and for a provider offerd cannot read yet."""
+        remote = await self._remote(conn, site_id)
+        return remote.source if remote is not None else None
+
+    async def _remote(self, conn: Conn, site_id: str) -> Remote | None:
         now = time.monotonic()
         hit = self._cache.get(site_id)
         if hit is None or hit[0] <= now:
@@ -72,13 +91,13 @@ class SiteProviders:
             else:
                 hit = (now + self.ttl, updated, hit[2])
             self._cache[site_id] = hit
-        return hit[2] or self.ledger
+        return hit[2]
 
-    def _build(self, row: Mapping[str, Any] | None) -> BillingProvider | None:
+    def _build(self, row: Mapping[str, Any] | None) -> Remote | None:
         if row is None or row["type"] == "ledger":
             return None
         if row["type"] == "chargebee":
-            return NotSupported("Chargebee Billing")
+            return Remote(NotSupported("Chargebee Billing"), None)
         config = providers.credentials(row, self.box)
         client = stripe.StripeClient(
             config["secret_key"],
@@ -88,7 +107,7 @@ class SiteProviders:
             # sent: the SDK's own retries would resend under one key behind its back
             max_network_retries=0,
         )
-        return StripeProvider(client, self.db)
+        return Remote(StripeProvider(client, self.db), StripeSource(client))
 
     async def unauthorized(self, conn: Conn, site_id: str, message: str) -> None:
         """The provider refused the site's credentials: mark it unhealthy (GET shows it)."""

@@ -136,12 +136,17 @@ ROUTES: list[
     tuple[str, str, dict[str, Any], Callable[[Store, Params, list[str], Ctx], dict[str, Any]]]
 ] = [
     ("GET", f"/v1/customers/{ID}", {"expand": [None]}, _get("customer")),
+    ("DELETE", f"/v1/customers/{ID}", {}, lambda st, _p, a, c: st.delete_customer(a[0], c)),
     (
         "GET",
         "/v1/customers",
         {**LIST, "email": None},
         lambda st, p, _a, _c: listing(
-            st, "customer", p, "/v1/customers", lambda c: p.get("email") in (None, c["email"])
+            st,
+            "customer",
+            p,
+            "/v1/customers",
+            lambda c: not c.get("deleted") and p.get("email") in (None, c["email"]),
         ),
     ),
     (

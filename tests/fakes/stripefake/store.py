@@ -173,6 +173,23 @@ class Store:
             )
         )
 
+    def delete_customer(self, cid: str, ctx: Ctx) -> dict[str, Any]:
+        """Stripe's ``DELETE /v1/customers/{id}``: its live subscriptions are cancelled at once
+        and the customer reads as ``{"id", "object", "deleted": true}`` from then on."""
+        with self.lock:
+            old = self.get("customer", cid)
+            if old.get("deleted"):
+                raise no_such("customer", cid, "id")
+            for sub in list(self.objects["subscription"].values()):
+                if sub["customer"] == cid and sub["status"] != "canceled":
+                    new, now = _copy(sub), self.now()
+                    new.update(status="canceled", canceled_at=now, ended_at=now, cancel_at=None)
+                    self._commit(sub, new, "cancel", {}, ctx, "customer.subscription.deleted")
+            gone = {"id": cid, "object": "customer", "deleted": True}
+            self.objects["customer"][cid] = gone
+            self.emit("customer.deleted", old, ctx=ctx)
+            return gone
+
     # --- subscriptions ---------------------------------------------------------------------
 
     def update_subscription(self, sid: str, p: dict[str, Any], ctx: Ctx) -> dict[str, Any]:

@@ -30,6 +30,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from offerd.billing.actions import Status, SubscriptionState
+from offerd.billing.mirror.objects import (
+    Gone,
+    Kind,
+    MirroredCoupon,
+    MirroredCustomer,
+    MirroredPlan,
+    MirroredSubscription,
+    Row,
+    Unmirrorable,
+)
 
 
 class NotMappable(Exception):  # noqa: N818 - a domain outcome, not a crash
@@ -96,3 +106,89 @@ def subscription_state(sub: Mapping[str, Any]) -> SubscriptionState:
         if status == "cancelled"
         else None,
     )
+
+
+# --- the mirror: Stripe objects as offerd's rows ------------------------------------------------
+#
+# | Stripe                         | offerd                                                       |
+# |--------------------------------|--------------------------------------------------------------|
+# | price (recurring, per unit)    | plan: unit_amount, currency (upper case), interval and        |
+# |                                | interval_count; name = nickname or the id                    |
+# | price one-off or tiered        | not mirrored (no plan equivalent)                            |
+# | coupon                         | coupon: percent_off → percentage, amount_off → fixed_amount; |
+# |                                | duration once/forever/repeating → one_time/forever/limited   |
+# | customer                       | customer: email; name split at its first space               |
+# | customer deleted               | gone (its subscriptions go with it)                          |
+# | subscription                   | subscription_state above; not mirrored when NotMappable      |
+
+_DURATIONS = {"once": "one_time", "forever": "forever", "repeating": "limited_period"}
+
+
+def plan_row(price: Mapping[str, Any]) -> MirroredPlan | Unmirrorable:
+    recurring = price.get("recurring") or {}
+    interval = recurring.get("interval")
+    if interval not in ("day", "week", "month", "year"):
+        return Unmirrorable("plan", price["id"], "a one-off price is not a plan")
+    if price.get("unit_amount") is None:
+        return Unmirrorable("plan", price["id"], "tiered or metered prices are not mirrored")
+    return MirroredPlan(
+        id=price["id"],
+        name=price.get("nickname") or price["id"],
+        price=int(price["unit_amount"]),
+        currency=str(price["currency"]).upper(),
+        period_unit=interval,
+        period=int(recurring.get("interval_count") or 1),
+    )
+
+
+def coupon_row(coupon: Mapping[str, Any]) -> MirroredCoupon:
+    percent = coupon.get("percent_off")
+    months = coupon.get("duration_in_months")
+    duration = _DURATIONS.get(coupon.get("duration") or "once", "one_time")
+    return MirroredCoupon(
+        id=coupon["id"],
+        name=coupon.get("name") or coupon["id"],
+        discount_type="percentage" if percent is not None else "fixed_amount",
+        discount_percentage=float(percent) if percent is not None else None,
+        discount_amount=None if percent is not None else int(coupon.get("amount_off") or 0) or None,
+        currency=str(coupon["currency"]).upper() if coupon.get("currency") else None,
+        duration_type=duration,  # type: ignore[arg-type]
+        duration_months=int(months) if duration == "limited_period" and months else None,
+    )
+
+
+def customer_row(customer: Mapping[str, Any]) -> MirroredCustomer | Gone:
+    if customer.get("deleted"):
+        return Gone("customer", customer["id"])
+    first, _, last = (customer.get("name") or "").partition(" ")
+    return MirroredCustomer(
+        id=customer["id"],
+        email=customer.get("email"),
+        first_name=first or None,
+        last_name=last or None,
+    )
+
+
+def subscription_row(sub: Mapping[str, Any]) -> MirroredSubscription | Unmirrorable:
+    customer = sub["customer"]
+    if isinstance(customer, Mapping):
+        customer = customer["id"]
+    try:
+        state = subscription_state(sub)
+    except NotMappable as exc:
+        return Unmirrorable("subscription", sub["id"], str(exc))
+    return MirroredSubscription(id=sub["id"], customer_id=str(customer), state=state)
+
+
+def row_of(kind: Kind, obj: Mapping[str, Any]) -> Row | Gone | Unmirrorable:
+    if obj.get("deleted"):
+        return Gone(kind, obj["id"])
+    match kind:
+        case "plan":
+            return plan_row(obj)
+        case "coupon":
+            return coupon_row(obj)
+        case "customer":
+            return customer_row(obj)
+        case "subscription":
+            return subscription_row(obj)
