@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, Response
 from offerd import __version__
 from offerd.billing import api as billing_api
 from offerd.billing import provider_api as billing_provider_api
+from offerd.billing import webhooks_api as billing_webhooks_api
 from offerd.billing.ledger import LedgerProvider
 from offerd.billing.sites import SiteProviders
 from offerd.checkout import api as checkout_api
@@ -74,7 +75,12 @@ def build_services(settings: Settings, db: Database, clock: Clock) -> Services:
         clock=clock,
         auth=Authenticator(db, ttl=settings.auth_cache_seconds, base_domain=settings.base_domain),
         catalog=Catalog(),
-        billing=SiteProviders(db, box_for(settings), LedgerProvider()),
+        billing=SiteProviders(
+            db,
+            box_for(settings),
+            LedgerProvider(),
+            fetch_budget=settings.billing_fetch_budget_seconds,
+        ),
         http=httpx.AsyncClient(
             timeout=15.0,
             follow_redirects=False,
@@ -169,6 +175,7 @@ def create_app(
         offers_api.admin,
         billing_api.router,
         billing_provider_api.router,
+        billing_webhooks_api.router,
         events_api.admin,
         notifications_api.router,
         jobs_api.router,

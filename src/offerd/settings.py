@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         description="Longest a delivery attempt may take as a whole (connect, send, read); "
         "past it the attempt fails and is retried on the schedule.",
     )
+    billing_fetch_budget_seconds: float = Field(
+        default=1.5,
+        gt=0,
+        description="How long a decision waits for a subscription (or customer) a remote billing "
+        "provider has that the mirror does not yet; past it the decision is made without it "
+        "(explain says so) and the fetch finishes in the background.",
+    )
     job_lease_seconds: float = Field(
         default=30.0, description="A job held by a dead worker is taken up again after this."
     )

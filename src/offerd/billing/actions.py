@@ -237,7 +237,9 @@ def apply_action(
                 coupon_ids=coupon_ids,
                 trial_end=None,
                 current_term_start=now,
-                current_term_end=_date("convert_trial", lambda: add_period(now, plan.period_unit, plan.period)),
+                current_term_end=_date(
+                    "convert_trial", lambda: add_period(now, plan.period_unit, plan.period)
+                ),
             )
 
         case CancelSubscription(end_of_term=True):

@@ -9,6 +9,7 @@ statement in the common case, and a Stripe site keeps one ``StripeClient`` per c
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +22,15 @@ import structlog
 from offerd.billing import providers
 from offerd.billing import providers_store as store
 from offerd.billing.ledger import LedgerProvider
-from offerd.billing.mirror.objects import MirrorSource
-from offerd.billing.provider import Applied, BillingProvider, PermanentProviderError, Preview
+from offerd.billing.mirror import service as mirror
+from offerd.billing.mirror.objects import Kind, MirrorSource
+from offerd.billing.provider import (
+    Applied,
+    BillingProvider,
+    PermanentProviderError,
+    Preview,
+    ProviderError,
+)
 from offerd.billing.stripe.provider import StripeProvider
 from offerd.billing.stripe.source import StripeSource
 from offerd.common.secrets import SecretBox
@@ -51,17 +59,32 @@ class NotSupported:
         raise PermanentProviderError(self.message)
 
 
+WEBHOOK_FIELDS = ("webhook_secret", "webhook_username", "webhook_password")
+
+
 @dataclass(frozen=True, slots=True)
 class Remote:
     provider: BillingProvider
     source: MirrorSource | None
+    type: str  # "stripe" | "chargebee"
+    webhook: Mapping[str, str]  # what the provider's webhooks authenticate with (decrypted)
 
 
 class SiteProviders:
     """The process's billing provider per site."""
 
-    def __init__(self, db: Database, box: SecretBox, ledger: LedgerProvider, ttl: float = 5.0):
+    def __init__(
+        self,
+        db: Database,
+        box: SecretBox,
+        ledger: LedgerProvider,
+        ttl: float = 5.0,
+        fetch_budget: float = 1.5,
+    ):
         self.db, self.box, self.ledger, self.ttl = db, box, ledger, ttl
+        self.fetch_budget = fetch_budget
+        # fetches of objects a decision found missing, shared by the requests that wait on them
+        self._fetching: dict[tuple[str, str, str], asyncio.Task[bool]] = {}
         # site -> (valid until, the configuration's updated_at, its remote provider and mirror
         # source; None: the ledger, looked up on use so that a test may stand another in for it)
         self._cache: dict[str, tuple[float, datetime | None, Remote | None]] = {}
@@ -71,16 +94,16 @@ class SiteProviders:
         self._cache.pop(site_id, None)
 
     async def of(self, conn: Conn, site_id: str) -> BillingProvider:
-        remote = await self._remote(conn, site_id)
+        remote = await self.remote(conn, site_id)
         return remote.provider if remote is not None else self.ledger
 
     async def source(self, conn: Conn, site_id: str) -> MirrorSource | None:
         """Where the site's mirror is read from; None for a ledger site (the ledger is its own
         mirror) and for a provider offerd cannot read yet."""
-        remote = await self._remote(conn, site_id)
+        remote = await self.remote(conn, site_id)
         return remote.source if remote is not None else None
 
-    async def _remote(self, conn: Conn, site_id: str) -> Remote | None:
+    async def remote(self, conn: Conn, site_id: str) -> Remote | None:
         now = time.monotonic()
         hit = self._cache.get(site_id)
         if hit is None or hit[0] <= now:
@@ -96,9 +119,10 @@ class SiteProviders:
     def _build(self, row: Mapping[str, Any] | None) -> Remote | None:
         if row is None or row["type"] == "ledger":
             return None
-        if row["type"] == "chargebee":
-            return Remote(NotSupported("Chargebee Billing"), None)
         config = providers.credentials(row, self.box)
+        webhook = {k: config[k] for k in WEBHOOK_FIELDS if isinstance(config.get(k), str)}
+        if row["type"] == "chargebee":
+            return Remote(NotSupported("Chargebee Billing"), None, "chargebee", webhook)
         client = stripe.StripeClient(
             config["secret_key"],
             base_addresses={"api": config["api_base"]} if config.get("api_base") else None,
@@ -107,7 +131,40 @@ class SiteProviders:
             # sent: the SDK's own retries would resend under one key behind its back
             max_network_retries=0,
         )
-        return Remote(StripeProvider(client, self.db), StripeSource(client))
+        return Remote(StripeProvider(client, self.db), StripeSource(client), "stripe", webhook)
+
+    async def fetch_missing(
+        self, conn: Conn, site_id: str, kind: Kind, oid: str
+    ) -> tuple[bool, str | None]:
+        """Fetch an object a decision needs that the mirror lacks, waiting at most the fetch
+        budget: (whether it is mirrored now, what to say in ``explain`` if not; None for a
+        ledger site, its own mirror). A fetch that outlives the budget goes on in the
+        background (the next request finds the object), and concurrent requests for one
+        object share one fetch. The caller's connection stays held while it waits."""
+        remote = await self.remote(conn, site_id)
+        if remote is None or remote.source is None:
+            return False, None
+        key = (site_id, kind, oid)
+        task = self._fetching.get(key)
+        if task is None:
+            task = asyncio.create_task(mirror.refresh(self.db, remote.source, site_id, kind, oid))
+            self._fetching[key] = task
+            task.add_done_callback(lambda done: self._fetched(key, done))
+        try:
+            found = await asyncio.wait_for(asyncio.shield(task), self.fetch_budget)
+        except TimeoutError:
+            return False, (
+                f"{kind} {oid} is not mirrored yet and {remote.type} did not answer within "
+                f"{self.fetch_budget:g} s: decided without it (the fetch goes on)"
+            )
+        except ProviderError as exc:
+            return False, f"{kind} {oid} is not mirrored and {remote.type} did not give it: {exc}"
+        return (True, None) if found else (False, f"{remote.type} has no {kind} {oid}")
+
+    def _fetched(self, key: tuple[str, str, str], task: asyncio.Task[bool]) -> None:
+        self._fetching.pop(key, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("billing.fetch_missing_failed", key="/".join(key), error=str(task.exception()))
 
     async def unauthorized(self, conn: Conn, site_id: str, message: str) -> None:
         """The provider refused the site's credentials: mark it unhealthy (GET shows it)."""

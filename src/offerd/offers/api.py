@@ -136,6 +136,7 @@ async def personalized_offers(request: Request, call: PublicPost) -> Response:
             ask=ask,
             meta=meta,
             now=svc.clock.now(),
+            fetch=svc.billing,
         )
         body: dict[str, Any] = {
             "personalized_offers": [decision.personalized_offer]
@@ -291,6 +292,11 @@ async def explain(site: AdminSite, request: Request, svc: Svc) -> Response:
     )
     async with svc.db.connection() as conn:
         body = await service.explain(
-            conn, site=site, ask=ask_from(params), meta=meta, now=svc.clock.now()
+            conn,
+            site=site,
+            ask=ask_from(params),
+            meta=meta,
+            now=svc.clock.now(),
+            fetch=svc.billing,
         )
     return JSONResponse(body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import structlog
 from psycopg.rows import DictRow
@@ -50,6 +50,16 @@ class Decision:
     brand: Brand | None
 
 
+class MissingFetch(Protocol):
+    """Fetches a customer or subscription a remote billing provider has and the mirror lacks
+    (``billing.sites.SiteProviders.fetch_missing``): whether it is mirrored now, and if not a
+    note for ``explain`` (None: the site is on the ledger, there is nothing to fetch)."""
+
+    async def fetch_missing(
+        self, conn: Conn, site_id: str, kind: Literal["customer", "subscription"], oid: str
+    ) -> tuple[bool, str | None]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Situation:
     """Everything decisioning looks at for one request, read before any rule runs."""
@@ -59,6 +69,7 @@ class Situation:
     brand: Brand | None
     history: dict[str, list[guards.Seen]]
     allowance: Allowance
+    notes: tuple[str, ...] = ()
 
 
 async def situation(
@@ -71,14 +82,32 @@ async def situation(
     lookback_days: int,
     guarded: frozenset[str],
     reads: targeting.Reads | None = None,
+    fetch: MissingFetch | None = None,
 ) -> Situation:
-    """The ledger's customer and subscription, the brand, and the guard history."""
+    """The ledger's customer and subscription (the mirror's, for a remote provider: one it
+    lacks is fetched first, within a budget), the brand, and the guard history."""
     if site.multi_brand and not ask.subscription_id:
         raise ParamMissing("subscription_id", "is required when the site has several brands")
     since = now - timedelta(days=lookback_days) if guarded and lookback_days else None
     ledger = await store.ledger(
         conn, site.id, ask.customer_id, ask.subscription_id, history_since=since
     )
+    notes: tuple[str, ...] = ()
+    wanted: tuple[Literal["customer", "subscription"], str] | None = (
+        ("subscription", ask.subscription_id)
+        if ask.subscription_id and ledger.subscription is None
+        else ("customer", ask.customer_id)
+        if ledger.customer is None
+        else None
+    )
+    if wanted is not None and fetch is not None:
+        fetched, note = await fetch.fetch_missing(conn, site.id, wanted[0], wanted[1])
+        if fetched:
+            ledger = await store.ledger(
+                conn, site.id, ask.customer_id, ask.subscription_id, history_since=since
+            )
+        elif note is not None:
+            notes = (note,)
     customer, subscription = ledger.customer, ledger.subscription
     entity = meta.business_entity_id
     if customer is not None and entity and customer.get("business_entity_id") not in (None, entity):
@@ -103,7 +132,7 @@ async def situation(
         wanted=reads,
     )
     extent = max(ask.custom_extent, len(ask.user.get("roles") or ()), RECORD_EXTENT)
-    return Situation(ctx, subscription_id, brand, history, Allowance(extent))
+    return Situation(ctx, subscription_id, brand, history, Allowance(extent), notes)
 
 
 async def _decide(
@@ -115,6 +144,7 @@ async def _decide(
     meta: RequestMeta,
     now: datetime,
     explain: bool = False,
+    fetch: MissingFetch | None = None,
 ) -> tuple[Situation, Outcome]:
     seen = await situation(
         conn,
@@ -125,6 +155,7 @@ async def _decide(
         lookback_days=compiled.guard_lookback_days,
         guarded=compiled.offers_with_guards,
         reads=compiled.reads,
+        fetch=fetch,
     )
     allowance = seen.allowance
     outcome = decide(
@@ -155,11 +186,20 @@ async def _decide(
 
 
 async def personalize(
-    conn: Conn, *, site: Site, catalog: Catalog, ask: Ask, meta: RequestMeta, now: datetime
+    conn: Conn,
+    *,
+    site: Site,
+    catalog: Catalog,
+    ask: Ask,
+    meta: RequestMeta,
+    now: datetime,
+    fetch: MissingFetch | None = None,
 ) -> Decision:
     """Decide for this subscriber and snapshot the winner as a personalized offer."""
     compiled = await catalog.compiled(conn, site)
-    seen, outcome = await _decide(conn, compiled, site=site, ask=ask, meta=meta, now=now)
+    seen, outcome = await _decide(
+        conn, compiled, site=site, ask=ask, meta=meta, now=now, fetch=fetch
+    )
     expires_at = now + timedelta(seconds=site.settings.personalized_offer_ttl_seconds)
     chosen = outcome.offer
     po_id = new_id("po") if chosen is not None else None
@@ -220,12 +260,18 @@ async def issued(conn: Conn, site_id: str, personalized_offer_id: str) -> Issued
 
 
 async def explain(
-    conn: Conn, *, site: Site, ask: Ask, meta: RequestMeta, now: datetime
+    conn: Conn,
+    *,
+    site: Site,
+    ask: Ask,
+    meta: RequestMeta,
+    now: datetime,
+    fetch: MissingFetch | None = None,
 ) -> dict[str, Any]:
     """The decision for this request, with every offer of the site judged, recording nothing."""
     compiled = await load_catalog(conn, site.id, active_only=False)
     seen, outcome = await _decide(
-        conn, compiled, site=site, ask=ask, meta=meta, now=now, explain=True
+        conn, compiled, site=site, ask=ask, meta=meta, now=now, explain=True, fetch=fetch
     )
     locale = None
     if outcome.offer is not None:
@@ -243,6 +289,9 @@ async def explain(
         "brand": seen.brand.model_dump() if seen.brand else None,
         "subscription_id": seen.subscription_id,
         "candidates": [j.as_dict() for j in outcome.judgements],
+        # what the decision could not see (a subscription the billing provider did not give in
+        # time): decided without it
+        "notes": list(seen.notes),
     }
 
 

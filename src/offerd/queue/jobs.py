@@ -84,6 +84,19 @@ INSERT INTO jobs (kind, payload, run_at, created_at) VALUES (%s, %s, %s, %s) RET
 """
 
 
+# A job for ``payload["key"]`` unless one is already queued and not yet started (a started one
+# may have read what changed before the change: a new one is queued behind it).
+_ENQUEUE_ONCE = """
+INSERT INTO jobs (kind, payload, run_at, created_at)
+SELECT %(kind)s, %(payload)s, %(now)s, %(now)s
+WHERE NOT EXISTS (
+    SELECT 1 FROM jobs
+    WHERE kind = %(kind)s AND payload ? 'key' AND payload->>'key' = %(key)s
+      AND status = 'queued' AND locked_by IS NULL
+)
+"""
+
+
 def enqueue_select(*, kind: str, payload: str, run_at: str, source: str) -> str:
     """An INSERT of one job per row of ``source``, for a store to put in a CTE of the statement
     that makes the change the jobs continue (no extra round trip). The arguments are SQL: the
@@ -192,6 +205,13 @@ async def enqueue(
     assert row is not None
     job_id: int = row["id"]
     return job_id
+
+
+async def enqueue_once(conn: Conn, kind: str, payload: dict[str, Any], *, now: datetime) -> bool:
+    """Add a job unless one with the same ``payload["key"]`` waits to start (coalescing the
+    hints of one object: a burst of webhooks about it re-reads it once). True if added."""
+    values = {"kind": kind, "payload": Jsonb(payload), "key": payload["key"], "now": now}
+    return await execute(conn, _ENQUEUE_ONCE, values) == 1
 
 
 async def claim(

@@ -7,7 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.stripefake import objects as o
-from tests.fakes.stripefake.params import StripeError, integer, invalid, missing, one_of
+from tests.fakes.stripefake.params import (
+    StripeError,
+    integer,
+    invalid,
+    missing,
+    no_such,
+    one_of,
+)
 from tests.fakes.stripefake.preview import create_preview
 from tests.fakes.stripefake.store import ACTIVE_STATUSES, Ctx, Store
 
@@ -87,6 +94,21 @@ def create_customer(store: Store, p: Params, _a: list[str], ctx: Ctx) -> dict[st
     return obj
 
 
+def update_customer(store: Store, p: Params, args: list[str], ctx: Ctx) -> dict[str, Any]:
+    with store.lock:
+        obj = store.get("customer", args[0])
+        if obj.get("deleted"):
+            raise no_such("customer", args[0], "id")
+        previous = {k: obj[k] for k in ("email", "name") if p.get(k) is not None}
+        for key in ("email", "name"):
+            if p.get(key) is not None:
+                obj[key] = p.get(key)
+        if p.get("metadata") is not None:
+            obj["metadata"] = {**obj.get("metadata", {}), **p.get("metadata")}
+        store.emit("customer.updated", obj, previous=previous, ctx=ctx)
+        return obj
+
+
 def create_coupon(store: Store, p: Params, _a: list[str], ctx: Ctx) -> dict[str, Any]:
     duration = one_of(p, "duration", ("once", "repeating", "forever")) or "once"
     months = integer(p, "duration_in_months")
@@ -137,6 +159,12 @@ ROUTES: list[
 ] = [
     ("GET", f"/v1/customers/{ID}", {"expand": [None]}, _get("customer")),
     ("DELETE", f"/v1/customers/{ID}", {}, lambda st, _p, a, c: st.delete_customer(a[0], c)),
+    (
+        "POST",
+        f"/v1/customers/{ID}",
+        {"email": None, "name": None, "metadata": {"*": None}, "expand": [None]},
+        update_customer,
+    ),
     (
         "GET",
         "/v1/customers",

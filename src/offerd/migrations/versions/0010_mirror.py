@@ -49,11 +49,15 @@ def upgrade() -> None:
         last_error     text,
         updated_at     timestamptz NOT NULL
     );
+
+    -- jobs.enqueue_once: one queued job per key (the mirror's re-read of one object)
+    CREATE INDEX jobs_key ON jobs (kind, (payload->>'key')) WHERE payload ? 'key';
     """)
 
 
 def downgrade() -> None:
     op.execute("""
+    DROP INDEX jobs_key;
     DROP TABLE billing_syncs;
     ALTER TABLE subscriptions DROP COLUMN mirrored_at;
     ALTER TABLE customers DROP COLUMN mirrored_at;
