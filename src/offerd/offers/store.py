@@ -9,6 +9,7 @@ from typing import Any
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from offerd.billing import fragments
 from offerd.db import Conn, fetchall, fetchone
 
 UPSERT_OFFER = """
@@ -66,40 +67,12 @@ SELECT version, definition, created_at FROM offer_versions
 WHERE site_id = %s AND offer_id = %s ORDER BY version DESC
 """
 
-CUSTOMER_FIELDS = ("id", "email", "first_name", "last_name", "business_entity_id")
-SUBSCRIPTION_FIELDS = (
-    "id",
-    "customer_id",
-    "plan_id",
-    "quantity",
-    "status",
-    "coupon_ids",
-    "trial_end",
-    "current_term_start",
-    "current_term_end",
-    "pause_until",
-    "cancel_at",
-    "cancelled_at",
-    "business_entity_id",
-    "brand_id",
-)
-
 
 def _ledger_sql(*, by_subscription: bool, with_history: bool) -> str:
     """What decisioning reads, in one statement: the ledger's customer and subscription (typed
     columns, no JSON round trip) and, when guards need it, the customer's recent events."""
-    columns = [f"c.{f} AS c_{f}" for f in CUSTOMER_FIELDS]
-    columns += [f"s.{f} AS s_{f}" for f in SUBSCRIPTION_FIELDS]
-    subscription = (
-        "LEFT JOIN subscriptions s ON s.site_id = %(site)s AND s.id = %(subscription)s"
-        if by_subscription
-        else """LEFT JOIN LATERAL (
-    SELECT * FROM subscriptions
-    WHERE site_id = %(site)s AND customer_id = %(customer)s
-    ORDER BY status = 'cancelled', updated_at DESC, id
-    LIMIT 1
-) s ON true"""
-    )
+    columns = list(fragments.COLUMNS)
+    subscription = fragments.customer_and_subscription(by_subscription=by_subscription)
     history = ""
     if with_history:
         columns += ["h.offer_ids AS h_offer_ids", "h.types AS h_types", "h.ats AS h_ats"]
@@ -113,7 +86,6 @@ LEFT JOIN LATERAL (
     return f"""
 SELECT {", ".join(columns)}
 FROM (SELECT 1) AS one
-LEFT JOIN customers c ON c.site_id = %(site)s AND c.id = %(customer)s
 {subscription}{history}
 """
 
@@ -222,8 +194,10 @@ async def ledger(
     sql = LEDGER[(subscription_id is not None, history_since is not None)]
     row = await fetchone(conn, sql, params)
     assert row is not None
-    customer = {f: row[f"c_{f}"] for f in CUSTOMER_FIELDS} if row["c_id"] else None
-    subscription = {f: row[f"s_{f}"] for f in SUBSCRIPTION_FIELDS} if row["s_id"] else None
+    customer = {f: row[f"c_{f}"] for f in fragments.CUSTOMER_FIELDS} if row["c_id"] else None
+    subscription = (
+        {f: row[f"s_{f}"] for f in fragments.SUBSCRIPTION_FIELDS} if row["s_id"] else None
+    )
     events: list[tuple[str, str, datetime]] = []
     if history_since is not None and row["h_offer_ids"]:
         events = list(zip(row["h_offer_ids"], row["h_types"], row["h_ats"], strict=True))
