@@ -13,11 +13,17 @@ from tests.support.catalog import offer
 
 SITE = "shop"
 ACTIVE_ONLY = 'subscription.status == "active"'
+TALK = {
+    "id": "talk",
+    "label": "Talk to us",
+    "processing_type": "url_redirect",
+    "redirect_url": "https://merchant.example/talk",
+}
 
 
 async def seeded(app: TestApp, fake: FakeStripe) -> tuple[dict[str, str], dict[str, str]]:
     keys = await stripe_site(app, fake)
-    await app.put(SITE, "offers/stay", offer(eligibility=ACTIVE_ONLY))
+    await app.put(SITE, "offers/stay", offer(eligibility=ACTIVE_ONLY, options=[TALK]))
     fake.seed_price(id="price_basic", unit_amount=2000)
     customer = fake.seed_customer(email="ada@example.test")
     sub = fake.seed_subscription(customer, "price_basic")

@@ -44,6 +44,8 @@ async def stripe_site(app: TestApp, fake: FakeStripe) -> dict[str, str]:
     }
     r = await app.admin("PUT", f"/sites/{SITE}/billing_provider", body)
     assert r.status_code == 201, r.text
+    if "SAVE10" not in fake.store.objects["coupon"]:  # the offer's coupon must be Stripe's
+        fake.seed_coupon(id="SAVE10", percent_off=10)
     discount = {
         "id": "discount",
         "label": "10% off",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +35,7 @@ from offerd.billing.stripe.provider import StripeProvider
 from offerd.billing.stripe.source import StripeSource
 from offerd.common.secrets import SecretBox
 from offerd.db import Conn, Database
+from offerd.edge.errors import ParamWrongValue, UnableToProcess
 from offerd.observability import BILLING_PROVIDER_UNHEALTHY
 
 log = structlog.get_logger("offerd.billing")
@@ -58,6 +59,21 @@ class NotSupported:
     async def preview(self, conn: Conn | None, **_: Any) -> Preview:  # noqa: ARG002
         raise PermanentProviderError(self.message)
 
+
+_NOUNS: dict[str, dict[Kind, str]] = {
+    "stripe": {
+        "plan": "price",
+        "coupon": "coupon",
+        "customer": "customer",
+        "subscription": "subscription",
+    },
+    "chargebee": {
+        "plan": "item price",
+        "coupon": "coupon",
+        "customer": "customer",
+        "subscription": "subscription",
+    },
+}
 
 WEBHOOK_FIELDS = ("webhook_secret", "webhook_username", "webhook_password")
 
@@ -160,6 +176,33 @@ class SiteProviders:
         except ProviderError as exc:
             return False, f"{kind} {oid} is not mirrored and {remote.type} did not give it: {exc}"
         return (True, None) if found else (False, f"{remote.type} has no {kind} {oid}")
+
+    async def check_references(
+        self, conn: Conn, site_id: str, references: Sequence[tuple[str, Kind, str]]
+    ) -> None:
+        """For a remote provider's site, each (param, kind, id) must be the provider's: in the
+        mirror, or else fetched from the provider (and mirrored); unknown is a 400 naming the
+        param. A ledger site's are not checked here (its catalog may arrive after its offers)."""
+        remote = await self.remote(conn, site_id)
+        if remote is None or remote.source is None:
+            return
+        for param, kind, oid in references:
+            if await mirror.exists(conn, site_id, kind, oid):
+                continue
+            noun = _NOUNS[remote.type][kind]
+            try:
+                found = await asyncio.wait_for(
+                    mirror.refresh(self.db, remote.source, site_id, kind, oid), 10.0
+                )
+            except (TimeoutError, ProviderError) as exc:
+                raise UnableToProcess(
+                    f"could not check {param} with {remote.type}, try again: {exc or 'timed out'}",
+                    param=param,
+                ) from None
+            if not found:
+                raise ParamWrongValue(
+                    param, f"{oid!r} is not a {noun} in this site's {remote.type}"
+                )
 
     def _fetched(self, key: tuple[str, str, str], task: asyncio.Task[bool]) -> None:
         self._fetching.pop(key, None)

@@ -321,6 +321,19 @@ async def save_offer(
     return row
 
 
+def billing_references(offer: OfferIn) -> list[tuple[str, Literal["plan", "coupon"], str]]:
+    """The plans and coupons the offer's billing actions name, with the param naming each."""
+    refs: list[tuple[str, Literal["plan", "coupon"], str]] = []
+    for index, option in enumerate(offer.options):
+        action = option.billing_action
+        plan, coupon = getattr(action, "plan_id", None), getattr(action, "coupon_id", None)
+        if plan:
+            refs.append((f"options[{index}][billing_action][plan_id]", "plan", plan))
+        if coupon:
+            refs.append((f"options[{index}][billing_action][coupon_id]", "coupon", coupon))
+    return refs
+
+
 def offer_resource(row: Mapping[str, Any]) -> dict[str, Any]:
     definition = dict(row["definition"])
     return {

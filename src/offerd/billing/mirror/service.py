@@ -21,7 +21,7 @@ from offerd.billing.mirror.objects import (
     Unmirrorable,
     kind_of,
 )
-from offerd.db import Database, transaction
+from offerd.db import Conn, Database, transaction
 
 
 async def read_time(db: Database) -> datetime:
@@ -105,6 +105,10 @@ async def changed(
     is the subscription's state (a row the mirror has not seen yet is left to a re-read)."""
     async with db.connection() as conn:
         await store.write_state(conn, site_id, subscription_id, state, at)
+
+
+async def exists(conn: Conn, site_id: str, kind: Kind, oid: str) -> bool:
+    return await store.exists(conn, site_id, kind, oid)
 
 
 async def counts(db: Database, site_id: str) -> dict[str, int]:
