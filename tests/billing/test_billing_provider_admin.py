@@ -29,6 +29,7 @@ CHARGEBEE = {
 IDLE_SYNC = {
     "state": "idle",
     "last_synced_at": None,
+    "skipped": 0,
     "counts": {"customers": 0, "subscriptions": 0, "plans": 0, "coupons": 0},
     "last_error": None,
 }

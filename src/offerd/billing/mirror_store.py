@@ -220,17 +220,18 @@ async def counts(conn: Conn, site_id: str) -> dict[str, int]:
 
 GET_SYNC = "SELECT * FROM billing_syncs WHERE site_id = %s"
 
-# Start (or resume) an import. A failed or idle one starts over from the first phase; a running
-# one keeps its phase and cursor (a crashed import resumes where its last page committed).
+# Start (or resume) an import. One that completed (idle, no phase) starts over from the first
+# phase; one that crashed or failed (running or failed, with a phase) keeps its phase and cursor
+# and resumes where its last page committed.
 START_SYNC = """
 INSERT INTO billing_syncs (site_id, state, phase, cursor, seen, started_at, updated_at)
 VALUES (%(site)s, 'running', 'plans', NULL, '{}', %(now)s, %(now)s)
 ON CONFLICT (site_id) DO UPDATE
 SET state = 'running', last_error = NULL, updated_at = EXCLUDED.updated_at,
-    phase = CASE WHEN billing_syncs.state = 'running' THEN billing_syncs.phase ELSE 'plans' END,
-    cursor = CASE WHEN billing_syncs.state = 'running' THEN billing_syncs.cursor END,
-    seen = CASE WHEN billing_syncs.state = 'running' THEN billing_syncs.seen ELSE '{}' END,
-    started_at = CASE WHEN billing_syncs.state = 'running' THEN billing_syncs.started_at
+    phase = coalesce(billing_syncs.phase, 'plans'),
+    cursor = CASE WHEN billing_syncs.phase IS NOT NULL THEN billing_syncs.cursor END,
+    seen = CASE WHEN billing_syncs.phase IS NOT NULL THEN billing_syncs.seen ELSE '{}' END,
+    started_at = CASE WHEN billing_syncs.phase IS NOT NULL THEN billing_syncs.started_at
                       ELSE EXCLUDED.started_at END
 RETURNING *
 """
@@ -239,8 +240,13 @@ RETURNING *
 ADVANCE_SYNC = """
 UPDATE billing_syncs
 SET phase = %(phase)s, cursor = %(cursor)s, seen = %(seen)s, updated_at = %(now)s
-WHERE site_id = %(site)s AND state = 'running'
+WHERE site_id = %(site)s
 """
+
+# One import per site at a time, across processes: a session lock, held on a connection of its
+# own for the import's duration (released if that session dies).
+LOCK_SYNC = "SELECT pg_try_advisory_lock(hashtext('offerd.billing_sync'), hashtext(%s)) AS got"
+UNLOCK_SYNC = "SELECT pg_advisory_unlock(hashtext('offerd.billing_sync'), hashtext(%s))"
 
 FINISH_SYNC = """
 UPDATE billing_syncs
@@ -275,6 +281,15 @@ async def advance_sync(
 ) -> bool:
     values = {"site": site_id, "phase": phase, "cursor": cursor, "seen": Jsonb(seen), "now": now}
     return await execute(conn, ADVANCE_SYNC, values) == 1
+
+
+async def lock_sync(conn: Conn, site_id: str) -> bool:
+    row = await fetchone(conn, LOCK_SYNC, (site_id,))
+    return bool(row and row["got"])
+
+
+async def unlock_sync(conn: Conn, site_id: str) -> None:
+    await execute(conn, UNLOCK_SYNC, (site_id,))
 
 
 async def finish_sync(conn: Conn, site_id: str, now: datetime) -> None:

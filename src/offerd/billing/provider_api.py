@@ -8,10 +8,13 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from offerd.billing import providers
+from offerd.billing.mirror import sync
 from offerd.billing.provider_models import ProviderIn
 from offerd.common.secrets import box_for
+from offerd.db import transaction
 from offerd.edge.deps import Admin, AdminSite, Svc
 from offerd.edge.endpoint import error_responses
+from offerd.edge.errors import InvalidRequest
 from offerd.edge.wire import JSONResponse, decode_body, validation_error
 
 router = APIRouter(
@@ -36,8 +39,10 @@ async def put_billing_provider(site: AdminSite, request: Request, svc: Svc) -> R
     box = box_for(svc.settings)
     async with svc.db.connection() as conn:
         row = await providers.save(conn, site.id, provider, now=svc.clock.now(), box=box)
+        resource = providers.resource(row, box)
+        resource["sync"] = await sync.state(conn, site.id)
     svc.billing.forget(site.id)  # this process uses it at once; the others within their ttl
-    return JSONResponse(providers.resource(row, box), status_code=201 if row["created"] else 200)
+    return JSONResponse(resource, status_code=201 if row["created"] else 200)
 
 
 @router.get(
@@ -48,4 +53,27 @@ async def put_billing_provider(site: AdminSite, request: Request, svc: Svc) -> R
 async def get_billing_provider(site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
         row = await providers.get(conn, site.id)
-    return JSONResponse(providers.resource(row, box_for(svc.settings)))
+        resource = providers.resource(row, box_for(svc.settings))
+        resource["sync"] = await sync.state(conn, site.id)
+    return JSONResponse(resource)
+
+
+@router.post(
+    "/billing_provider/sync",
+    summary="Import the provider's customers, subscriptions, prices and coupons into the mirror",
+    responses=error_responses(400, 401, 404),
+    status_code=202,
+)
+async def sync_billing_provider(site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        row = await providers.get(conn, site.id)
+        if row is None or row["type"] == "ledger":
+            raise InvalidRequest(
+                "the site's billing provider is the built-in ledger: it is its own mirror, "
+                "there is nothing to import"
+            )
+        async with transaction(conn):
+            await sync.request(conn, site.id, now=svc.clock.now())
+        resource = providers.resource(row, box_for(svc.settings))
+        resource["sync"] = await sync.state(conn, site.id)
+    return JSONResponse(resource, status_code=202)

@@ -83,12 +83,6 @@ def resource(row: Mapping[str, Any] | None, box: SecretBox) -> dict[str, Any]:
     if kind == "chargebee":
         out["site"] = config.get("site")
         out["webhook_username"] = config.get("webhook_username")
-    out["sync"] = {
-        "state": "idle",
-        "last_synced_at": None,
-        "counts": {"customers": 0, "subscriptions": 0, "plans": 0, "coupons": 0},
-        "last_error": None,
-    }
     if row:
         out["updated_at"] = int(row["updated_at"].timestamp())
     return out

@@ -16,6 +16,7 @@ import typer
 
 from offerd.cli import records
 from offerd.cli.base import console, fail, prepare, with_db
+from offerd.cli.billing import billing_cli
 from offerd.common.secrets import SecretKeyError, box_for
 from offerd.edge.errors import APIError
 from offerd.settings import Settings, get_settings
@@ -292,6 +293,7 @@ def apply_catalog(
 cli.add_typer(records.deliveries, name="deliveries")
 cli.add_typer(records.jobs_cli, name="jobs")
 cli.add_typer(records.secrets_cli, name="secrets")
+cli.add_typer(billing_cli, name="billing")
 
 
 # --- configuration errors: one line on stderr and a non-zero exit, never a traceback ----------

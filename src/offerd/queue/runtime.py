@@ -20,12 +20,12 @@ def freeze_startup_heap() -> None:
 
 
 def build_registry() -> jobs.Registry:
-    from offerd.billing.mirror import refresh
+    from offerd.billing.mirror import refresh, sync
     from offerd.fulfillments import processors
     from offerd.notifications import dispatch
 
     registry = jobs.Registry()
-    for task in [*processors.tasks(), *dispatch.TASKS, *refresh.TASKS]:
+    for task in [*processors.tasks(), *dispatch.TASKS, *refresh.TASKS, *sync.TASKS]:
         registry.add(task)
     return registry
 

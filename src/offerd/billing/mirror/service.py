@@ -7,7 +7,7 @@ statement), the provider is asked, then what it said is written in its own trans
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 
 from offerd.billing import mirror_store as store
@@ -35,10 +35,12 @@ async def write(
     site_id: str,
     results: Sequence[Row | Gone | Unmirrorable],
     at: datetime,
+    then: Callable[[Conn], Awaitable[object]] | None = None,
 ) -> list[Unmirrorable]:
     """Write what was read at ``at``. A subscription's customer or plan the mirror lacks is
     fetched first; a subscription whose plan offerd cannot mirror is left out (returned, with
-    the reason, among the unmirrorable)."""
+    the reason, among the unmirrorable). ``then`` runs in the same transaction (the import
+    records its cursor with the page's rows)."""
     rows = [r for r in results if not isinstance(r, Gone | Unmirrorable)]
     skipped = [r for r in results if isinstance(r, Unmirrorable)]
     gone = [r for r in results if isinstance(r, Gone)]
@@ -74,6 +76,8 @@ async def write(
         await store.write(conn, site_id, rows, at)
         for g in gone:
             await store.delete(conn, site_id, g.kind, g.id, at)
+        if then is not None:
+            await then(conn)
     return skipped
 
 

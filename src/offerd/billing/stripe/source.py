@@ -1,7 +1,12 @@
 """Stripe as a ``MirrorSource``: pages of prices, coupons, customers and subscriptions, and
 one object by id, through stripe-python's ``StripeClient`` (the ``_async`` list and retrieve
 calls). Subscriptions are listed with ``status=all`` (cancelled ones included: decisioning and
-saves need to know a subscription ended) and their discounts expanded (they name the coupon)."""
+saves need to know a subscription ended) and their discounts expanded (they name the coupon).
+
+Pages are read with the SDK's ``raw_request_async`` (same client, authentication, API version
+and error classes) and used as the JSON they are: building the SDK's typed objects for a page
+of 100 subscriptions, only to turn them back into dictionaries, took three quarters of an
+import's time (cProfile: 7.3 s of 9.8 s for 3,000 subscriptions)."""
 
 from __future__ import annotations
 
@@ -21,6 +26,13 @@ class StripeSource:
     def __init__(self, client: stripe.StripeClient) -> None:
         self.client = client
 
+    _PATHS: dict[str, str] = {
+        "plan": "/v1/prices",
+        "coupon": "/v1/coupons",
+        "customer": "/v1/customers",
+        "subscription": "/v1/subscriptions",
+    }
+
     def _service(self, kind: Kind) -> Any:
         v1 = self.client.v1
         return {
@@ -38,10 +50,11 @@ class StripeSource:
             params["status"] = "all"
             params["expand"] = ["data.discounts"]
         try:
-            listing = await self._service(kind).list_async(params)
+            response = await self.client.raw_request_async("get", self._PATHS[kind], **params)
         except stripe.StripeError as exc:
             raise translate(exc) from exc
-        objects = [o.to_dict() for o in listing.data]
+        listing = response.data
+        objects: list[dict[str, Any]] = listing["data"]
         rows: list[Row] = []
         skipped: list[Unmirrorable] = []
         for obj in objects:
@@ -51,7 +64,7 @@ class StripeSource:
             elif not isinstance(row, Gone):
                 rows.append(row)
         last = objects[-1]["id"] if objects else None
-        return Page(rows, last if listing.has_more else None, skipped)
+        return Page(rows, last if listing.get("has_more") else None, skipped)
 
     async def fetch(self, kind: Kind, oid: str) -> Row | Gone | Unmirrorable:
         options = {"expand": ["discounts"]} if kind == "subscription" else None
