@@ -1,7 +1,7 @@
 """A site whose billing provider is Stripe, end to end through the public API: the accept's
 billing_update changes the subscription in (the fake) Stripe once, through the unmodified SDK;
 a 500 is retried without applying twice; refused credentials fail the fulfillment and mark the
-provider unhealthy; a Chargebee site's billing update fails saying it is not supported yet."""
+provider unhealthy. (Chargebee Billing's: tests/billing/test_chargebee_site.py.)"""
 
 from __future__ import annotations
 
@@ -131,30 +131,6 @@ async def test_refused_credentials_fail_it_and_mark_the_provider_unhealthy(
     assert fake_stripe.history(stripe_sub["subscription_id"]) == []
     assert await provider_status(app) == "unhealthy"
     assert unhealthy_count(SITE) == before + 1
-
-
-async def test_a_chargebee_sites_billing_update_fails_saying_it_is_not_supported(
-    app: TestApp, stripe_sub: dict[str, str]
-) -> None:
-    keys = await app.create_site(SITE)
-    body = {
-        "type": "chargebee",
-        "site": "acme-test",
-        "api_key": "test_abcdefghijklmnop",
-        "webhook_username": "offerd",
-        "webhook_password": "a-long-webhook-password",
-    }
-    r = await app.admin("PUT", f"/sites/{SITE}/billing_provider", body)
-    assert r.status_code == 201, r.text
-    await app.put(SITE, "offers/stay", offer())
-    f = await accepted(app, keys, stripe_sub)
-
-    await work(app)
-
-    done = await retrieve(app, keys, f["id"])
-    assert done["status"] == "failed"
-    assert done["error"]["code"] == "billing_update_failed"
-    assert "Chargebee Billing is not supported yet" in done["error"]["message"]
 
 
 async def test_no_database_connection_is_held_while_stripe_answers(

@@ -1,10 +1,10 @@
-"""Which billing provider a site's changes go through: the ledger (the default, and what a site
-without a ``billing_providers`` row has), Stripe, or Chargebee Billing (not built yet: its
-billing updates fail with a clear ``billing_update_failed``).
+"""Which billing provider a site's changes go through, and where its mirror is read from: the
+ledger (the default, and what a site without a ``billing_providers`` row has; its own mirror),
+Stripe or Chargebee Billing (each through its official SDK).
 
 A process keeps each site's provider for ``ttl`` seconds (a changed configuration is picked up
 within that, at once in the process that saved it), so a ledger site's job costs no extra
-statement in the common case, and a Stripe site keeps one ``StripeClient`` per configuration.
+statement in the common case, and a remote site keeps one SDK client per configuration.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import structlog
 
 from offerd.billing import providers
 from offerd.billing import providers_store as store
+from offerd.billing.chargebee import client as chargebee_client
+from offerd.billing.chargebee.provider import ChargebeeProvider
+from offerd.billing.chargebee.source import ChargebeeSource
 from offerd.billing.ledger import LedgerProvider
 from offerd.billing.mirror import service as mirror
 from offerd.billing.mirror.objects import Kind, MirrorSource
 from offerd.billing.provider import (
-    Applied,
     BillingProvider,
-    PermanentProviderError,
-    Preview,
     ProviderError,
 )
 from offerd.billing.stripe.provider import StripeProvider
@@ -43,21 +43,6 @@ log = structlog.get_logger("offerd.billing")
 # A call to Stripe that has not answered in this long is a transient failure: the job is retried
 # (and the next generation re-reads before sending). Stripe's HTTPXClient waits 80 s by default.
 STRIPE_TIMEOUT_SECONDS = 20.0
-
-
-class NotSupported:
-    """A provider offerd cannot call yet: every change is refused, saying so."""
-
-    remote = True
-
-    def __init__(self, name: str) -> None:
-        self.message = f"{name} is not supported yet for billing updates and checkouts"
-
-    async def apply(self, conn: Conn | None, **_: Any) -> Applied:  # noqa: ARG002
-        raise PermanentProviderError(self.message)
-
-    async def preview(self, conn: Conn | None, **_: Any) -> Preview:  # noqa: ARG002
-        raise PermanentProviderError(self.message)
 
 
 _NOUNS: dict[str, dict[Kind, str]] = {
@@ -138,7 +123,8 @@ class SiteProviders:
         config = providers.credentials(row, self.box)
         webhook = {k: config[k] for k in WEBHOOK_FIELDS if isinstance(config.get(k), str)}
         if row["type"] == "chargebee":
-            return Remote(NotSupported("Chargebee Billing"), None, "chargebee", webhook)
+            cb = chargebee_client.build(config)
+            return Remote(ChargebeeProvider(cb, self.db), ChargebeeSource(cb), "chargebee", webhook)
         client = stripe.StripeClient(
             config["secret_key"],
             base_addresses={"api": config["api_base"]} if config.get("api_base") else None,
@@ -177,15 +163,26 @@ class SiteProviders:
             return False, f"{kind} {oid} is not mirrored and {remote.type} did not give it: {exc}"
         return (True, None) if found else (False, f"{remote.type} has no {kind} {oid}")
 
-    async def check_references(
-        self, conn: Conn, site_id: str, references: Sequence[tuple[str, Kind, str]]
+    async def check_offer(
+        self,
+        conn: Conn,
+        site_id: str,
+        actions: Sequence[tuple[str, str]],
+        references: Sequence[tuple[str, Kind, str]],
     ) -> None:
-        """For a remote provider's site, each (param, kind, id) must be the provider's: in the
-        mirror, or else fetched from the provider (and mirrored); unknown is a 400 naming the
-        param. A ledger site's are not checked here (its catalog may arrive after its offers)."""
+        """What an offer's billing actions ask of the site's provider, checked when it is saved.
+        Each (param, action type) must be one the provider can do (Chargebee Billing cannot
+        convert a trial), and for a remote provider each (param, kind, id) must be the
+        provider's: in the mirror, or else fetched from the provider (and mirrored); either
+        failing is a 400 naming the param. A ledger site's ids are not checked here (its catalog
+        may arrive after its offers)."""
         remote = await self.remote(conn, site_id)
         if remote is None or remote.source is None:
             return
+        unsupported: Mapping[str, str] = getattr(remote.provider, "unsupported", {})
+        for param, action_type in actions:
+            if action_type in unsupported:
+                raise ParamWrongValue(param, unsupported[action_type])
         for param, kind, oid in references:
             if await mirror.exists(conn, site_id, kind, oid):
                 continue

@@ -175,7 +175,9 @@ async def put_offer(
             if reason:
                 raise ParamWrongValue(f"options[{index}][webhook_url]", reason)
     async with svc.db.connection() as conn:
-        await svc.billing.check_references(conn, site.id, service.billing_references(offer))
+        await svc.billing.check_offer(
+            conn, site.id, service.billing_actions(offer), service.billing_references(offer)
+        )
         row = await service.save_offer(
             conn, site_id=site.id, offer_id=offer_id, offer=offer, now=svc.clock.now(), site=site
         )

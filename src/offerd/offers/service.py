@@ -321,6 +321,15 @@ async def save_offer(
     return row
 
 
+def billing_actions(offer: OfferIn) -> list[tuple[str, str]]:
+    """The offer's billing action types, with the param naming each."""
+    return [
+        (f"options[{index}][billing_action][type]", option.billing_action.type)
+        for index, option in enumerate(offer.options)
+        if option.billing_action is not None
+    ]
+
+
 def billing_references(offer: OfferIn) -> list[tuple[str, Literal["plan", "coupon"], str]]:
     """The plans and coupons the offer's billing actions name, with the param naming each."""
     refs: list[tuple[str, Literal["plan", "coupon"], str]] = []
