@@ -150,5 +150,6 @@ async def test_no_database_connection_is_held_while_stripe_answers(
             stats = pool.get_stats()
             in_use.append(stats["pool_size"] - stats["pool_available"])
     await running
-    assert in_use and min(in_use) == 0, in_use
+    # sampled while Stripe answers (the last sample may see the outcome's write)
+    assert len(in_use) > 5 and in_use[:-1].count(0) == len(in_use) - 1, in_use
     assert (await retrieve(app, keys, f["id"]))["status"] == "completed"

@@ -82,8 +82,7 @@ def _message(status: int, heading: str, message: str) -> Response:
 
 @router.get("/hosted_pages/{page_id}", response_class=HTMLResponse)
 async def show(page_id: PageId, svc: Svc) -> Response:
-    async with svc.db.connection() as conn:
-        view = await service.open_page(conn, page_id, billing=svc.billing, now=svc.clock.now())
+    view = await service.open_page(svc.db, page_id, billing=svc.billing, now=svc.clock.now())
     if view is None:
         return _not_found()
     page = view.page
@@ -131,10 +130,9 @@ async def answer(page_id: PageId, request: Request, svc: Svc) -> Response:
         return _message(
             400, "Something went wrong", "The form was incomplete. Go back and try again."
         )
-    async with svc.db.connection() as conn:
-        result = await service.decide(
-            conn, page_id, decision=decision, token=token, billing=svc.billing, now=svc.clock.now()
-        )
+    result = await service.decide(
+        svc.db, page_id, decision=decision, token=token, billing=svc.billing, now=svc.clock.now()
+    )
     if result is None:
         return _not_found()
     if result == "bad_token":

@@ -4,6 +4,14 @@ Opening the page marks it ``requested``; Confirm applies the billing action (``s
 fulfillment ``completed``); No thanks is ``cancelled`` (the fulfillment fails with
 ``checkout_abandoned``), and so is a page left open past its 3 hours. The page and its
 fulfillment are locked together for every decision, so a double submit applies once.
+
+With a remote provider (Stripe, Chargebee) no database connection is held while it answers
+(the preview, the confirm): a slow provider must not take the pool from the API. The confirm
+is then checked and the page locked in one transaction, the change made with no connection
+held, and the outcome written in a second. Two confirms of one page racing between those are
+still one change: both send under the fulfillment's key through ``billing.remote``, whose
+generation record lets only one of them call (the other is told to try again, and then finds
+the page answered). The ledger applies inside the first transaction, as before.
 """
 
 from __future__ import annotations
@@ -18,16 +26,18 @@ from typing import Any, Literal
 import structlog
 from psycopg.rows import DictRow
 
-from offerd.billing.actions import parse_action
+from offerd.billing.actions import SubscriptionState, parse_action
 from offerd.billing.provider import (
+    BillingProvider,
     PermanentProviderError,
     Preview,
+    ProviderUnauthorized,
     TransientProviderError,
 )
 from offerd.billing.sites import SiteProviders
 from offerd.checkout import store
 from offerd.common.ids import secret_token
-from offerd.db import Conn, transaction
+from offerd.db import Conn, Database, transaction
 from offerd.fulfillments import transitions
 
 PAGE_TTL = timedelta(hours=3)
@@ -91,9 +101,22 @@ async def page_of(conn: Conn, fulfillment_id: str) -> DictRow | None:
 
 
 async def open_page(
-    conn: Conn, page_id: str, *, billing: SiteProviders, now: datetime
+    db: Database, page_id: str, *, billing: SiteProviders, now: datetime
 ) -> PageView | None:
     """Read the page for display; the first look marks it ``requested``; past expiry, abandon it."""
+    async with db.connection() as conn:
+        view = await _open(conn, page_id, now=now)
+        if view is None or isinstance(view, PageView):
+            return view
+        provider = await billing.of(conn, view["site_id"])
+        if not provider.remote:
+            return await _preview(conn, view, provider, now)
+    return await _preview(None, view, provider, now)  # no connection while the provider answers
+
+
+async def _open(conn: Conn, page_id: str, *, now: datetime) -> PageView | DictRow | None:
+    """The page's state moved on as a look moves it: a PageView when there is nothing to
+    preview, else the page row to preview."""
     async with transaction(conn):
         page = await store.view(conn, page_id, lock=True)
         if page is None:
@@ -110,8 +133,13 @@ async def open_page(
         return PageView(page, None, None)
     if not page["subscription_id"]:
         return PageView(page, None, "no_subscription")
+    return page
+
+
+async def _preview(
+    conn: Conn | None, page: DictRow, provider: BillingProvider, now: datetime
+) -> PageView:
     try:
-        provider = await billing.of(conn, page["site_id"])
         preview = await provider.preview(
             conn,
             site_id=page["site_id"],
@@ -135,7 +163,7 @@ Result = Literal[
 
 
 async def decide(
-    conn: Conn,
+    db: Database,
     page_id: str,
     *,
     decision: Decision,
@@ -145,45 +173,81 @@ async def decide(
 ) -> Result | None:
     """The subscriber's answer. Exactly one answer per page takes effect."""
     try:
-        async with transaction(conn):
-            page = await store.view(conn, page_id, lock=True)
-            if page is None:
-                return None
-            if page["state"] not in ("created", "requested"):
+        async with db.connection() as conn, transaction(conn):
+            checked = await _check(conn, page_id, decision=decision, token=token, now=now)
+            if not isinstance(checked, tuple):
+                return checked
+            page, fulfillment = checked
+            if not fulfillment["subscription_id"]:
+                message = "no subscription is known for this checkout"
+                return await _settle(conn, page, fulfillment, now, error=message)
+            provider = await billing.of(conn, page["site_id"])
+            if not provider.remote:  # the ledger: the change commits with the outcome
+                error = await _apply(conn, provider, page, fulfillment, now)
+                return await _settle(conn, page, fulfillment, now, error=error)
+        error = await _apply(None, provider, page, fulfillment, now)
+        async with db.connection() as conn, transaction(conn):
+            now_page = await store.view(conn, page_id, lock=True)
+            now_fulfillment = await transitions.lock(conn, page["fulfillment_id"])
+            assert now_page is not None and now_fulfillment is not None
+            page, fulfillment = now_page, now_fulfillment
+            if page["state"] not in ("created", "requested") or fulfillment["status"] != (
+                "in_progress"
+            ):
+                # answered or expired while the provider answered (its change, if any, is on
+                # the provider's change log, provider_calls)
+                log.warning("checkout.ended_while_confirming", page=page_id[:8])
                 return "already_done"
-            if now >= page["expires_at"]:
-                await _abandon(conn, page, now, reason="expired")
-                return "expired"
-            if not hmac.compare_digest(token.encode(), page["form_token"].encode()):
-                return "bad_token"
-            fulfillment = await transitions.lock(conn, page["fulfillment_id"])
-            assert fulfillment is not None
-            if fulfillment["status"] != "in_progress":
-                await store.set_state(conn, page_id, "cancelled", now, {"reason": "closed"})
-                return "already_done"
-            if decision == "cancel":
-                await _abandon(conn, page, now, reason="declined")
-                return "cancelled"
-            return await _confirm(conn, page, fulfillment, billing=billing, now=now)
+            if isinstance(error, _Applied):
+                await billing.answered(conn, page["site_id"], provider)
+            elif isinstance(error, ProviderUnauthorized):
+                await billing.unauthorized(conn, page["site_id"], str(error))
+            return await _settle(conn, page, fulfillment, now, error=error)
     except TransientProviderError:
         return "retry"
 
 
-async def _confirm(
-    conn: Conn,
-    page: DictRow,
-    fulfillment: DictRow,
-    *,
-    billing: SiteProviders,
+async def _check(
+    conn: Conn, page_id: str, *, decision: Decision, token: str, now: datetime
+) -> Result | None | tuple[DictRow, DictRow]:
+    """Lock the page and its fulfillment and check the answer may take effect; a decline takes
+    effect here. (page, fulfillment) when a confirm is to be applied."""
+    page = await store.view(conn, page_id, lock=True)
+    if page is None:
+        return None
+    if page["state"] not in ("created", "requested"):
+        return "already_done"
+    if now >= page["expires_at"]:
+        await _abandon(conn, page, now, reason="expired")
+        return "expired"
+    if not hmac.compare_digest(token.encode(), page["form_token"].encode()):
+        return "bad_token"
+    fulfillment = await transitions.lock(conn, page["fulfillment_id"])
+    assert fulfillment is not None
+    if fulfillment["status"] != "in_progress":
+        await store.set_state(conn, page_id, "cancelled", now, {"reason": "closed"})
+        return "already_done"
+    if decision == "cancel":
+        await _abandon(conn, page, now, reason="declined")
+        return "cancelled"
+    return page, fulfillment
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    after: SubscriptionState
+
+
+async def _apply(
+    conn: Conn | None,
+    provider: BillingProvider,
+    page: Mapping[str, Any],
+    fulfillment: Mapping[str, Any],
     now: datetime,
-) -> Result:
-    if not fulfillment["subscription_id"]:
-        message = "no subscription is known for this checkout"
-        await transitions.fail(conn, fulfillment, "billing_update_failed", message, now=now)
-        await store.set_state(conn, page["id"], "cancelled", now, {"error": message})
-        return "failed"
+) -> PermanentProviderError | _Applied:
+    """The change through the provider; a refusal is returned, a transient failure raised."""
     try:
-        applied = await (await billing.of(conn, page["site_id"])).apply(
+        applied = await provider.apply(
             conn,
             site_id=page["site_id"],
             subscription_id=fulfillment["subscription_id"],
@@ -192,14 +256,28 @@ async def _confirm(
             now=now,
         )
     except PermanentProviderError as exc:
-        await transitions.fail(conn, fulfillment, "billing_update_failed", str(exc), now=now)
-        await store.set_state(conn, page["id"], "cancelled", now, {"error": str(exc)})
-        return "failed"
-    await transitions.complete(conn, fulfillment, now=now)
-    await store.set_state(
-        conn, page["id"], "succeeded", now, {"subscription": applied.after.as_dict()}
-    )
-    return "succeeded"
+        return exc
+    return _Applied(applied.after)
+
+
+async def _settle(
+    conn: Conn,
+    page: Mapping[str, Any],
+    fulfillment: DictRow,
+    now: datetime,
+    *,
+    error: PermanentProviderError | _Applied | str,
+) -> Result:
+    if isinstance(error, _Applied):
+        await transitions.complete(conn, fulfillment, now=now)
+        await store.set_state(
+            conn, page["id"], "succeeded", now, {"subscription": error.after.as_dict()}
+        )
+        return "succeeded"
+    message = str(error)
+    await transitions.fail(conn, fulfillment, "billing_update_failed", message, now=now)
+    await store.set_state(conn, page["id"], "cancelled", now, {"error": message})
+    return "failed"
 
 
 async def _abandon(conn: Conn, page: Mapping[str, Any], now: datetime, *, reason: str) -> None:
