@@ -45,9 +45,11 @@ async def seal_plaintext(conn: Conn, box: SecretBox) -> None:
     """Secrets stored before they were encrypted at rest are encrypted now (idempotent)."""
     from offerd.billing import providers
     from offerd.notifications import service as notifications
+    from offerd.sites import service as sites
 
     await notifications.reseal_channels(conn, box, rotate=False)
     await providers.reseal(conn, box, rotate=False)
+    await sites.reseal_webhook_secrets(conn, box, rotate=False)
 
 
 async def with_db(url: str, work: Callable[[Conn], Awaitable[T]]) -> T:

@@ -309,7 +309,7 @@ async def apply(
     secrets: dict[str, str] = {}
     async with transaction(conn):
         await sites.save(conn, site_id, spec.site, now)
-        await sites.ensure_webhook_secret(conn, site_id)
+        await sites.ensure_webhook_secret(conn, site_id, box)
         site = await sites.get(conn, site_id)
         assert site is not None
         progress(f"site {site_id}")

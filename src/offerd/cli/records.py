@@ -203,22 +203,33 @@ def secrets_rotate(
 
     from offerd.billing import providers
     from offerd.notifications import service as notifications
+    from offerd.sites import service as sites
 
     settings = get_settings()
     url = prepare(settings, migrate=False)
     box = box_for(settings)
 
     async def run(conn: Conn) -> int:
-        total = await notifications.count_channels(conn) + await providers.count(conn)
+        total = (
+            await notifications.count_channels(conn)
+            + await providers.count(conn)
+            + await sites.count_webhook_secrets(conn)
+        )
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("re-encrypting secrets", total=total)
 
             def step(n: int) -> None:
                 bar.update(task, advance=n)
 
-            return await notifications.reseal_channels(
-                conn, box, rotate=True, batch=batch, progress=step
-            ) + await providers.reseal(conn, box, rotate=True, batch=batch, progress=step)
+            return (
+                await notifications.reseal_channels(
+                    conn, box, rotate=True, batch=batch, progress=step
+                )
+                + await providers.reseal(conn, box, rotate=True, batch=batch, progress=step)
+                + await sites.reseal_webhook_secrets(
+                    conn, box, rotate=True, batch=batch, progress=step
+                )
+            )
 
     changed = asyncio.run(with_db(url, run))
     console.print(f"re-encrypted the secrets of {changed} rows with the newest key")

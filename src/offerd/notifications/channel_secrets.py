@@ -1,4 +1,5 @@
-"""Which parts of a channel are secret, and their encryption at rest.
+"""Which parts of a channel are secret, and their encryption at rest (and the site's signing
+secret for processing webhooks, which a delivery reads with its channel's).
 
 A channel's secrets: the ``secret`` column (a webhook's signing secret, a Segment write key), a
 Slack incoming-webhook URL (``config.webhook_url``: the URL is the credential) and an HTTP Basic
@@ -51,4 +52,5 @@ def reveal_delivery(box: SecretBox, delivery: Mapping[str, Any]) -> dict[str, An
     if out.get("channel_config") is not None:
         out["channel_config"] = reveal_config(box, out["channel"], out["channel_config"])
     out["channel_secret"] = reveal_secret(box, out.get("channel_secret"))
+    out["site_webhook_secret"] = reveal_secret(box, out.get("site_webhook_secret"))
     return out

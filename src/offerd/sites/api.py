@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from starlette.responses import Response
 
 from offerd.common.ids import new_id
+from offerd.common.secrets import box_for
 from offerd.db import transaction
 from offerd.edge.auth import hash_key, new_key
 from offerd.edge.deps import Admin, AdminSite, Svc
@@ -55,7 +56,9 @@ async def put_site(site: SitePath, request: Request, svc: Svc) -> Response:
         resource = saved.as_dict()
         if created:
             # The secret processing webhooks are signed with, shown this once.
-            resource["webhook_secret"] = await service.ensure_webhook_secret(conn, site)
+            resource["webhook_secret"] = await service.ensure_webhook_secret(
+                conn, site, box_for(svc.settings)
+            )
     svc.catalog_changed()
     return JSONResponse(resource, status_code=201 if created else 200)
 
@@ -67,7 +70,7 @@ async def put_site(site: SitePath, request: Request, svc: Svc) -> Response:
 )
 async def rotate_webhook_secret(site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
-        secret = await service.rotate_webhook_secret(conn, site.id)
+        secret = await service.rotate_webhook_secret(conn, site.id, box_for(svc.settings))
     return JSONResponse({"webhook_secret": secret})
 
 

@@ -3,12 +3,14 @@ the other slices (which ask for a site here, never of its table)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg.rows import DictRow
 
-from offerd.db import Conn
+from offerd.common.secrets import SecretBox
+from offerd.db import Conn, in_batches
 from offerd.notifications.signing import new_secret
 from offerd.sites import store
 from offerd.sites.models import KeyKind, Site, SiteIn
@@ -44,16 +46,53 @@ async def catalog_changed(conn: Conn, site_id: str) -> None:
     await store.bump_catalog(conn, site_id)
 
 
-async def ensure_webhook_secret(conn: Conn, site_id: str) -> str:
-    """The site's signing secret for processing webhooks, made on first use."""
-    return await store.ensure_webhook_secret(conn, site_id)
+async def ensure_webhook_secret(conn: Conn, site_id: str, box: SecretBox) -> str:
+    """The site's signing secret for processing webhooks, made on first use. Stored encrypted
+    (``OFFERD_SECRET_KEY``) like every other secret; returned in the clear."""
+    stored = await store.ensure_webhook_secret(conn, site_id, box.encrypt(new_secret()))
+    return box.decrypt(stored)
 
 
-async def rotate_webhook_secret(conn: Conn, site_id: str) -> str:
+async def rotate_webhook_secret(conn: Conn, site_id: str, box: SecretBox) -> str:
     """A new signing secret for processing webhooks (the caller shows it once)."""
     secret = new_secret()
-    await store.rotate_webhook_secret(conn, site_id, secret)
+    await store.rotate_webhook_secret(conn, site_id, box.encrypt(secret))
     return secret
+
+
+async def reseal_webhook_secrets(
+    conn: Conn,
+    box: SecretBox,
+    *,
+    rotate: bool,
+    batch: int = 200,
+    progress: Callable[[int], None] = lambda _: None,
+) -> int:
+    """Encrypt the sites' processing-webhook secrets: all with the newest key (``rotate``), or
+    those stored before encryption. A transaction per batch; idempotent."""
+    fn = box.rotate if rotate else lambda v: box.seal(v) or v
+
+    async def each(conn: Conn, row: DictRow) -> bool:
+        sealed = fn(row["webhook_secret"])
+        if sealed == row["webhook_secret"]:
+            return False
+        await store.rotate_webhook_secret(conn, row["id"], sealed)
+        return True
+
+    return await in_batches(
+        conn,
+        start="",
+        fetch=lambda conn, after: store.secrets_after(
+            conn, after, limit=batch, plaintext_only=not rotate
+        ),
+        key=lambda row: str(row["id"]),
+        each=each,
+        progress=progress,
+    )
+
+
+async def count_webhook_secrets(conn: Conn) -> int:
+    return await store.count_webhook_secrets(conn)
 
 
 async def add_key(

@@ -8,7 +8,6 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from offerd.db import Conn, fetchall, fetchone
-from offerd.notifications.signing import new_secret
 from offerd.sites.models import SiteIn
 
 UPSERT_SITE = """
@@ -119,13 +118,37 @@ RETURNING webhook_secret
 ROTATE_SECRET = "UPDATE sites SET webhook_secret = %s WHERE id = %s RETURNING webhook_secret"
 
 
-async def ensure_webhook_secret(conn: Conn, site_id: str) -> str:
-    """The site's signing secret for processing webhooks, made on first use."""
-    row = await fetchone(conn, ENSURE_SECRET, (new_secret(), site_id))
+SECRETS_AFTER = """
+SELECT id, webhook_secret FROM sites
+WHERE id > %(after)s AND webhook_secret IS NOT NULL
+  AND (NOT %(plaintext_only)s OR webhook_secret NOT LIKE 'fernet:%%')
+ORDER BY id LIMIT %(limit)s
+"""
+COUNT_SECRETS = "SELECT count(*) AS n FROM sites WHERE webhook_secret IS NOT NULL"
+
+
+async def ensure_webhook_secret(conn: Conn, site_id: str, sealed_new: str) -> str:
+    """The site's signing secret for processing webhooks as stored (``sealed_new`` is stored if
+    it has none yet)."""
+    row = await fetchone(conn, ENSURE_SECRET, (sealed_new, site_id))
     assert row is not None
     secret: str = row["webhook_secret"]
     return secret
 
 
-async def rotate_webhook_secret(conn: Conn, site_id: str, secret: str) -> None:
-    await conn.execute(ROTATE_SECRET, (secret, site_id))
+async def rotate_webhook_secret(conn: Conn, site_id: str, sealed: str) -> None:
+    await conn.execute(ROTATE_SECRET, (sealed, site_id))
+
+
+async def secrets_after(
+    conn: Conn, after: str, *, limit: int, plaintext_only: bool
+) -> list[DictRow]:
+    values = {"after": after, "limit": limit, "plaintext_only": plaintext_only}
+    return await fetchall(conn, SECRETS_AFTER, values)
+
+
+async def count_webhook_secrets(conn: Conn) -> int:
+    row = await fetchone(conn, COUNT_SECRETS)
+    assert row is not None
+    n: int = row["n"]
+    return n

@@ -11,10 +11,12 @@ from typing import Any
 from psycopg.rows import DictRow
 
 from offerd.common.ids import new_id
+from offerd.common.secrets import SecretBox, box_for
 from offerd.db import Conn
 from offerd.fulfillments import requests
 from offerd.fulfillments.processors import (
     EVENT_TYPE,
+    BuildRequest,
     MerchantRequest,
     Processor,
     ask_merchant,
@@ -26,12 +28,21 @@ from offerd.sites import service as sites
 ACCEPT_JOB = KIND = "fulfillment.webhook"
 
 
+def _request(box: SecretBox) -> BuildRequest:
+    return lambda conn, row, option, now, sending: request(conn, row, option, now, sending, box)
+
+
 async def request(
-    conn: Conn, row: DictRow, option: dict[str, Any], now: datetime, sending: bool
+    conn: Conn,
+    row: DictRow,
+    option: dict[str, Any],
+    now: datetime,
+    sending: bool,
+    box: SecretBox,
 ) -> MerchantRequest:
     event_id = new_id("ev")
-    if sending:
-        await sites.ensure_webhook_secret(conn, row["site_id"])
+    if sending:  # the delivery is signed with the site's secret: make it on first use
+        await sites.ensure_webhook_secret(conn, row["site_id"], box)
     payload = payloads.chargebee_event(
         event_id=event_id,
         event_type=EVENT_TYPE,
@@ -43,7 +54,7 @@ async def request(
 
 
 async def handle(ctx: jobs.JobContext) -> None:
-    await ask_merchant(ctx, "webhook", request)
+    await ask_merchant(ctx, "webhook", _request(box_for(ctx.resources.settings)))
 
 
 TASKS = [jobs.Task(KIND, handle)]
