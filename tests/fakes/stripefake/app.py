@@ -65,6 +65,10 @@ class StripeApp:
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                # the client went away before its body arrived whole (a process killed while
+                # sending): like any HTTP server, the request is never processed
+                return
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break

@@ -96,7 +96,11 @@ def translate(exc: stripe.StripeError) -> ProviderError:
         transient = True
     if transient:
         return TransientProviderError(
-            f"Stripe: {message}", request_id=request_id, retry_after=retry_after
+            f"Stripe: {message}",
+            request_id=request_id,
+            retry_after=retry_after,
+            # Stripe stores a 500 against the idempotency key and replays it
+            settled=status == 500,
         )
     return PermanentProviderError(message, request_id=request_id)
 
