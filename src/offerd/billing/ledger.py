@@ -17,11 +17,10 @@ from offerd.billing import store
 from offerd.billing.actions import (
     ActionError,
     BillingAction,
-    Coupon,
-    Plan,
     SubscriptionState,
     apply_action,
 )
+from offerd.billing.catalog import catalog_of, referenced
 from offerd.billing.pricing import summarize
 from offerd.billing.provider import Applied, PermanentProviderError, Preview
 from offerd.db import Conn, fetchall, fetchone
@@ -61,38 +60,8 @@ def _state_from_log(raw: Mapping[str, Any]) -> SubscriptionState:
     return SubscriptionState(**values)
 
 
-def _referenced(state: SubscriptionState, action: BillingAction) -> tuple[set[str], set[str]]:
-    plans = {state.plan_id}
-    coupons = set(state.coupon_ids)
-    if (plan := getattr(action, "plan_id", None)) is not None:
-        plans.add(plan)
-    if (coupon := getattr(action, "coupon_id", None)) is not None:
-        coupons.add(coupon)
-    return plans, coupons
-
-
 def _replayed(done: Mapping[str, Any]) -> Applied:
     return Applied(_state_from_log(done["before"]), _state_from_log(done["after"]), True)
-
-
-def _catalog_of(
-    plan_rows: list[dict[str, Any]], coupon_rows: list[dict[str, Any]]
-) -> tuple[dict[str, Plan], dict[str, Coupon]]:
-    plans = {
-        r["id"]: Plan(r["id"], r["name"], r["price"], r["currency"], r["period_unit"], r["period"])
-        for r in plan_rows
-    }
-    coupons = {
-        r["id"]: Coupon(
-            r["id"],
-            r["name"],
-            r["discount_type"],
-            float(r["discount_percentage"]) if r["discount_percentage"] is not None else None,
-            r["discount_amount"],
-        )
-        for r in coupon_rows
-    }
-    return plans, coupons
 
 
 class LedgerProvider:
@@ -132,7 +101,7 @@ class LedgerProvider:
         if row["done"] is not None:
             return _replayed(row["done"])
         before = state_of(row)
-        plans, coupons = _catalog_of(row["plans"], row["coupons"])
+        plans, coupons = catalog_of(row["plans"], row["coupons"])
         try:
             after = apply_action(before, action, now=now, plans=plans, coupons=coupons)
         except ActionError as exc:
@@ -177,14 +146,14 @@ class LedgerProvider:
         if row is None:
             raise PermanentProviderError(f"subscription {subscription_id!r} does not exist")
         before = state_of(row)
-        plan_ids, coupon_ids = _referenced(before, action)
+        plan_ids, coupon_ids = referenced(before, action)
         plan_rows = await fetchall(conn, store.LEDGER_PLANS, (site_id, list(plan_ids)))
         coupon_rows = (
             await fetchall(conn, store.LEDGER_COUPONS, (site_id, list(coupon_ids)))
             if coupon_ids
             else []
         )
-        plans, coupons = _catalog_of(plan_rows, coupon_rows)
+        plans, coupons = catalog_of(plan_rows, coupon_rows)
         try:
             after = apply_action(before, action, now=now, plans=plans, coupons=coupons)
         except ActionError as exc:

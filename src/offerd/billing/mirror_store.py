@@ -210,6 +210,24 @@ async def exists(conn: Conn, site_id: str, kind: Kind, oid: str) -> bool:
     return await fetchone(conn, EXISTS[kind], (site_id, oid)) is not None
 
 
+CATALOG = """
+SELECT (SELECT coalesce(jsonb_agg(p), '[]'::jsonb) FROM plans p
+        WHERE p.site_id = %(site)s AND p.id = ANY(%(plans)s)) AS plans,
+       (SELECT coalesce(jsonb_agg(c), '[]'::jsonb) FROM coupons c
+        WHERE c.site_id = %(site)s AND c.id = ANY(%(coupons)s)) AS coupons
+"""
+
+
+async def catalog(
+    conn: Conn, site_id: str, plans: Sequence[str], coupons: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    row = await fetchone(
+        conn, CATALOG, {"site": site_id, "plans": list(plans), "coupons": list(coupons)}
+    )
+    assert row is not None
+    return row["plans"], row["coupons"]
+
+
 async def counts(conn: Conn, site_id: str) -> dict[str, int]:
     row = await fetchone(conn, COUNTS, {"site": site_id})
     assert row is not None

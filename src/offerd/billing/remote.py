@@ -70,6 +70,7 @@ from offerd.billing.actions import (
     SubscriptionState,
     apply_action,
 )
+from offerd.billing.catalog import catalog_of, referenced
 from offerd.billing.mirror import service as mirror
 from offerd.billing.provider import (
     Applied,
@@ -159,6 +160,26 @@ def reached(action: BillingAction, target: SubscriptionState, now: SubscriptionS
     return False  # pragma: no cover
 
 
+async def _catalog(
+    db: Database,
+    backend: RemoteBackend,
+    site_id: str,
+    state: SubscriptionState,
+    action: BillingAction,
+) -> tuple[Mapping[str, Plan], Mapping[str, Coupon]]:
+    """The plans and coupons the action needs: from the mirror (kept current by the provider's
+    webhooks), or from the provider when the mirror lacks one (two calls fewer per change)."""
+    plan_ids, coupon_ids = referenced(state, action)
+    async with db.connection() as conn:
+        plan_rows, coupon_rows = await mirror_store.catalog(
+            conn, site_id, sorted(plan_ids), sorted(coupon_ids)
+        )
+    plans, coupons = catalog_of(plan_rows, coupon_rows)
+    if plan_ids <= plans.keys() and coupon_ids <= coupons.keys():
+        return plans, coupons
+    return await backend.catalog(state, action)
+
+
 async def apply_once(
     db: Database,
     backend: RemoteBackend,
@@ -184,7 +205,7 @@ async def apply_once(
     call: dict[str, Any] | None = None
     if last is None:
         before = current
-        plans, coupons = await backend.catalog(current, action)
+        plans, coupons = await _catalog(db, backend, site_id, current, action)
         try:
             target = apply_action(current, action, now=now, plans=plans, coupons=coupons)
         except ActionError as exc:
