@@ -5,16 +5,14 @@ triggers count them as they count the API's writes."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
-from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from offerd.db import Conn
 
 
 class History:
-    def __init__(self, conn: Conn | AsyncConnection[Any], site: str) -> None:
+    def __init__(self, conn: Conn, site: str) -> None:
         self.conn = conn
         self.site = site
         self.n = 0
@@ -65,9 +63,8 @@ class History:
                 option_id, fulfillment_id, customer_id, subscription_id, business_entity_id,
                 origin, occurred_at)
             VALUES (%s, %s, %s, %s, %s, %s, %s, 'cus_1', 'sub_1', %s, %s, %s)""",
-            (self._id("ev"), self.site, type, po, row[0] if isinstance(row, tuple) else
-             row["offer_id"], option, fulfillment,
-             row[1] if isinstance(row, tuple) else row["business_entity_id"], Jsonb({}), at),
+            (self._id("ev"), self.site, type, po, row["offer_id"], option, fulfillment,
+             row["business_entity_id"], Jsonb({}), at),
         )  # fmt: skip
 
     async def accept(

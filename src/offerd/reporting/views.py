@@ -24,7 +24,7 @@ def report_body(kind: str, q: ReportQuery, rows: list[dict[str, Any]]) -> dict[s
     }
 
 
-def _cell(value: Any) -> Any:
+def cell(value: Any) -> Any:
     if isinstance(value, dict):
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
     return "" if value is None else value
@@ -37,7 +37,7 @@ def report_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+        writer.writerow([cell(row.get(c)) for c in columns])
     return out.getvalue()
 
 
