@@ -170,3 +170,16 @@ async def test_rebuild_gives_the_live_numbers(app: TestApp) -> None:
         await service.rebuild(conn, site, batch_days=1)
         rebuilt = await store.summed(conn, "acme")
     assert live and rebuilt == live
+
+
+async def test_the_time_zone_setting_must_be_an_iana_zone(app: TestApp) -> None:
+    r = await app.admin(
+        "PUT", "/sites/acme", {"name": "Acme", "settings": {"time_zone": "Mars/Olympus"}}
+    )
+    assert r.status_code == 400, r.text
+    assert "time_zone" in r.text
+    r = await app.admin(
+        "PUT", "/sites/acme", {"name": "Acme", "settings": {"time_zone": "Europe/Paris"}}
+    )
+    assert r.status_code in (200, 201), r.text
+    assert r.json()["settings"]["time_zone"] == "Europe/Paris"

@@ -39,9 +39,6 @@ depends_on = None
 # Upper bounds (seconds) of the time-to-fulfil histogram's buckets; the last is open.
 # Kept equal to offerd.reporting.metrics.FULFIL_BUCKETS (a test holds them equal).
 BUCKETS = "ARRAY[1,2,5,10,30,60,120,300,600,1800,3600,7200,21600,43200,86400,172800,604800]"
-HIST_COUNTS = ", ".join(
-    f"count(*) FILTER (WHERE secs IS NOT NULL AND report_bucket(secs) = {i})" for i in range(1, 19)
-)
 KEY = (
     "site_id, day, offer_id, option_id, experiment_arm, processing_type, business_entity_id, "
     "brand_id, shard"
@@ -108,88 +105,95 @@ def upgrade() -> None:
         RETURN NULL;
     END $$;
 
-    CREATE FUNCTION report_count_events() RETURNS trigger
+    -- Per row, with one plan-cached statement per case: the accept's event costs a lock, two
+    -- primary-key reads and one upsert (a statement-level trigger's transition-table query
+    -- cost the accept five times more; see bench/bench_rollup_cost.py).
+    CREATE FUNCTION report_count_event() RETURNS trigger
     LANGUAGE plpgsql AS $$
+    DECLARE
+        po record;
+        f record;
+        option text;
+        pt text;
+        secs double precision;
+        b int;
+        code text;
     BEGIN
-        PERFORM pg_advisory_xact_lock_shared(report_site_lock(site_id))
-        FROM (SELECT DISTINCT site_id FROM new_rows ORDER BY 1) s;
-        -- views and dismissals count once per personalized offer: the first transaction to
-        -- take the offer's lock counts, the next sees its event (a new snapshot after the lock)
-        PERFORM pg_advisory_xact_lock(hashtextextended('offerd.reports.po:' || po, 0))
-        FROM (SELECT DISTINCT personalized_offer_id AS po FROM new_rows
-              WHERE type IN ('viewed', 'dismissed') ORDER BY 1) v;
-        INSERT INTO report_rollups
-        SELECT site_id, day, offer_id, option_id, arm, pt, be, brand, pg_backend_pid() % 16, 0,
-               count(DISTINCT po) FILTER (WHERE type = 'viewed' AND first),
-               count(DISTINCT po) FILTER (WHERE type = 'dismissed' AND first),
-               count(*) FILTER (WHERE type = 'accepted'),
-               count(*) FILTER (WHERE type = 'fulfilled'),
-               count(*) FILTER (WHERE type = 'failed'),
-               coalesce((SELECT jsonb_object_agg(c, k) FROM (
-                    SELECT c, count(*) AS k FROM unnest(array_agg(code)) c
-                    WHERE c IS NOT NULL GROUP BY c) x), '{{}}'::jsonb),
-               coalesce(sum(secs), 0),
-               ARRAY[{HIST_COUNTS}]::bigint[]
-        FROM (
-            SELECT n.site_id, n.personalized_offer_id AS po, n.type, n.offer_id,
-                   report_day(p.site_id, p.created_at) AS day,
-                   CASE WHEN n.type IN ('viewed', 'dismissed') THEN ''
-                        ELSE coalesce(f.option_id, n.option_id, '') END AS option_id,
-                   CASE WHEN n.type IN ('viewed', 'dismissed') THEN ''
-                        ELSE coalesce(f.processing_type, '') END AS pt,
-                   coalesce(p.experiment_arm, '') AS arm, coalesce(p.business_entity_id, '') AS be,
-                   coalesce(p.brand_id, '') AS brand,
-                   n.type IN ('viewed', 'dismissed') AND NOT EXISTS (
-                       SELECT 1 FROM offer_events e
-                       WHERE e.personalized_offer_id = n.personalized_offer_id
-                         AND e.type = n.type
-                         AND e.id NOT IN (SELECT id FROM new_rows)) AS first,
-                   CASE WHEN n.type = 'fulfilled' THEN greatest(0,
-                       extract(epoch FROM n.occurred_at - f.created_at))::double precision
-                   END AS secs,
-                   CASE WHEN n.type = 'failed' THEN coalesce(f.error_code, 'unknown') END AS code
-            -- an event of no personalized offer counts nowhere (a rebuild agrees)
-            FROM new_rows n JOIN personalized_offers p ON p.id = n.personalized_offer_id
-            LEFT JOIN offer_fulfillments f
-                ON f.id = n.fulfillment_id AND n.type IN ('accepted', 'fulfilled', 'failed')
-        ) ev
-        GROUP BY site_id, day, offer_id, option_id, arm, pt, be, brand
-        HAVING count(*) FILTER (WHERE type NOT IN ('viewed', 'dismissed') OR first) > 0
-        ON CONFLICT ({KEY}) DO UPDATE SET
-            viewed = report_rollups.viewed + excluded.viewed,
-            dismissed = report_rollups.dismissed + excluded.dismissed,
-            accepted = report_rollups.accepted + excluded.accepted,
-            fulfilled = report_rollups.fulfilled + excluded.fulfilled,
-            failed = report_rollups.failed + excluded.failed,
-            failed_by_code = CASE WHEN excluded.failed_by_code = '{{}}'::jsonb
-                THEN report_rollups.failed_by_code
-                ELSE (SELECT jsonb_object_agg(k, v) FROM (
-                        SELECT k, sum(v::bigint) AS v FROM (
-                            SELECT * FROM jsonb_each_text(report_rollups.failed_by_code)
-                            UNION ALL SELECT * FROM jsonb_each_text(excluded.failed_by_code)
-                        ) x(k, v) GROUP BY k) y) END,
-            fulfil_seconds = report_rollups.fulfil_seconds + excluded.fulfil_seconds,
-            fulfil_hist = CASE WHEN excluded.fulfilled = 0 THEN report_rollups.fulfil_hist
-                ELSE (SELECT array_agg(a + b ORDER BY i) FROM unnest(
-                        report_rollups.fulfil_hist, excluded.fulfil_hist)
-                        WITH ORDINALITY u(a, b, i)) END;
+        PERFORM pg_advisory_xact_lock_shared(report_site_lock(NEW.site_id));
+        SELECT coalesce(p.experiment_arm, '') AS arm, coalesce(p.business_entity_id, '') AS be,
+               coalesce(p.brand_id, '') AS brand,
+               (p.created_at AT TIME ZONE coalesce(s.settings->>'time_zone', 'UTC'))::date AS day
+        INTO po FROM personalized_offers p JOIN sites s ON s.id = p.site_id
+        WHERE p.id = NEW.personalized_offer_id;
+        IF NOT FOUND THEN
+            RETURN NULL;  -- an event of no personalized offer counts nowhere (a rebuild agrees)
+        END IF;
+        IF NEW.type IN ('viewed', 'dismissed') THEN
+            -- once per personalized offer: the first transaction to take the offer's lock
+            -- counts, the next sees its event (a new snapshot after the lock)
+            PERFORM pg_advisory_xact_lock(hashtextextended(
+                'offerd.reports.po:' || NEW.personalized_offer_id, 0));
+            IF EXISTS (SELECT 1 FROM offer_events e
+                       WHERE e.personalized_offer_id = NEW.personalized_offer_id
+                         AND e.type = NEW.type AND e.id <> NEW.id) THEN
+                RETURN NULL;
+            END IF;
+            INSERT INTO report_rollups ({KEY}, viewed, dismissed)
+            VALUES (NEW.site_id, po.day, NEW.offer_id, '', po.arm, '', po.be, po.brand,
+                    pg_backend_pid() % 16, (NEW.type = 'viewed')::int,
+                    (NEW.type = 'dismissed')::int)
+            ON CONFLICT ({KEY}) DO UPDATE SET
+                viewed = report_rollups.viewed + excluded.viewed,
+                dismissed = report_rollups.dismissed + excluded.dismissed;
+            RETURN NULL;
+        END IF;
+        SELECT fl.option_id, fl.processing_type, fl.created_at, fl.error_code
+        INTO f FROM offer_fulfillments fl WHERE fl.id = NEW.fulfillment_id;
+        option := coalesce(f.option_id, NEW.option_id, '');
+        pt := coalesce(f.processing_type, '');
+        IF NEW.type = 'accepted' THEN
+            INSERT INTO report_rollups ({KEY}, accepted)
+            VALUES (NEW.site_id, po.day, NEW.offer_id, option, po.arm, pt, po.be, po.brand,
+                    pg_backend_pid() % 16, 1)
+            ON CONFLICT ({KEY}) DO UPDATE SET accepted = report_rollups.accepted + 1;
+        ELSIF NEW.type = 'fulfilled' THEN
+            secs := greatest(0, extract(epoch FROM NEW.occurred_at - f.created_at));
+            b := report_bucket(secs);
+            INSERT INTO report_rollups ({KEY}, fulfilled, fulfil_seconds, fulfil_hist)
+            VALUES (NEW.site_id, po.day, NEW.offer_id, option, po.arm, pt, po.be, po.brand,
+                    pg_backend_pid() % 16, 1, secs,
+                    array_fill(0::bigint, ARRAY[b - 1]) || 1::bigint
+                        || array_fill(0::bigint, ARRAY[18 - b]))
+            ON CONFLICT ({KEY}) DO UPDATE SET
+                fulfilled = report_rollups.fulfilled + 1,
+                fulfil_seconds = report_rollups.fulfil_seconds + excluded.fulfil_seconds,
+                fulfil_hist[b] = report_rollups.fulfil_hist[b] + 1;
+        ELSE
+            code := coalesce(f.error_code, 'unknown');
+            INSERT INTO report_rollups ({KEY}, failed, failed_by_code)
+            VALUES (NEW.site_id, po.day, NEW.offer_id, option, po.arm, pt, po.be, po.brand,
+                    pg_backend_pid() % 16, 1, jsonb_build_object(code, 1))
+            ON CONFLICT ({KEY}) DO UPDATE SET
+                failed = report_rollups.failed + 1,
+                failed_by_code = report_rollups.failed_by_code || jsonb_build_object(code,
+                    coalesce((report_rollups.failed_by_code->>code)::bigint, 0) + 1);
+        END IF;
         RETURN NULL;
     END $$;
 
     CREATE TRIGGER report_count_decisions AFTER INSERT ON personalized_offers
         REFERENCING NEW TABLE AS new_rows
         FOR EACH STATEMENT EXECUTE FUNCTION report_count_decisions();
-    CREATE TRIGGER report_count_events AFTER INSERT ON offer_events
-        REFERENCING NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION report_count_events();
+    CREATE TRIGGER report_count_event AFTER INSERT ON offer_events
+        FOR EACH ROW EXECUTE FUNCTION report_count_event();
     """)
 
 
 def downgrade() -> None:
     op.execute("""
-    DROP TRIGGER report_count_events ON offer_events;
+    DROP TRIGGER report_count_event ON offer_events;
     DROP TRIGGER report_count_decisions ON personalized_offers;
-    DROP FUNCTION report_count_events();
+    DROP FUNCTION report_count_event();
     DROP FUNCTION report_count_decisions();
     DROP FUNCTION report_bucket(double precision);
     DROP FUNCTION report_day(text, timestamptz);
