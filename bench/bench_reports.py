@@ -94,7 +94,7 @@ ROLLUPS_SQL = """
 INSERT INTO report_rollups (site_id, day, offer_id, option_id, experiment_arm, processing_type,
     decisions, viewed, dismissed, accepted, fulfilled, failed, failed_by_code, fulfil_seconds)
 SELECT %(site)s, d::date, 'offer_' || o, opt, arm, pt,
-    CASE WHEN opt = '' THEN per_day END,
+    CASE WHEN opt = '' THEN per_day ELSE 0 END,
     CASE WHEN opt = '' THEN per_day * 8 / 10 ELSE 0 END,
     CASE WHEN opt = '' THEN per_day * 2 / 10 ELSE 0 END,
     CASE WHEN opt = '' THEN 0 ELSE per_day / 10 END,

@@ -184,3 +184,37 @@ async def test_dimensions(app: TestApp) -> None:
         app, "acme", start=T0, end=end, granularity="all", group_by="processing_type"
     )
     assert {r["processing_type"]: r["accepted"] for r in rows} == {None: 0, "webhook": 4}
+
+
+async def test_compaction_folds_shards_and_keeps_every_number(app: TestApp) -> None:
+    from offerd.reporting.sweeps import compact_shards
+
+    await app.create_site("acme")
+    old, today = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 10, 12, tzinfo=UTC)
+    async with app.services.db.connection() as conn:
+        h = History(conn, "acme")
+        for at in (old, today):
+            po = await h.issue(at)
+            await h.event(po, "viewed", at)
+            f = await h.accept(po, at)
+            await h.fail(po, f, at + timedelta(seconds=5), "declined")
+            f = await h.accept(po, at + timedelta(seconds=6))
+            await h.complete(po, f, at + timedelta(seconds=40))
+        # the same counts as if three other connections had counted on their own shards
+        await conn.execute(
+            """INSERT INTO report_rollups
+               SELECT site_id, day, offer_id, option_id, experiment_arm, processing_type,
+                      business_entity_id, brand_id, s, decisions, viewed, dismissed, accepted,
+                      fulfilled, failed, failed_by_code, fulfil_seconds, fulfil_hist
+               FROM report_rollups, (VALUES (3), (5), (7)) x(s) WHERE shard = 0 OR true
+               ON CONFLICT DO NOTHING"""
+        )
+        count = "SELECT day, count(*) AS n FROM report_rollups GROUP BY day ORDER BY day"
+        before = await store.summed(conn, "acme")
+        rows_before = await (await conn.execute(count)).fetchall()
+        assert await compact_shards(conn, today) > 0
+        assert await store.summed(conn, "acme") == before
+        rows_after = await (await conn.execute(count)).fetchall()
+    # the old day is one row per key again; today's shards are left to count
+    assert rows_before[0]["n"] >= 6
+    assert [r["n"] for r in rows_after] == [2, rows_before[1]["n"]]

@@ -147,7 +147,9 @@ async def rebuild_days(
 SUMMED = f"""
 SELECT {", ".join(KEY)}, {", ".join(f"sum({c})::bigint AS {c}" for c in COUNTERS)},
     sum(fulfil_seconds)::double precision AS fulfil_seconds, {_HIST_SUM}::bigint[] AS fulfil_hist,
-    coalesce(jsonb_agg(failed_by_code) FILTER (WHERE failed > 0), '[]'::jsonb) AS codes
+    coalesce((SELECT jsonb_object_agg(k, s) FROM (
+        SELECT k, sum(v::bigint) AS s FROM unnest(array_agg(failed_by_code)) j,
+            jsonb_each_text(j) x(k, v) GROUP BY k) y), '{{}}'::jsonb) AS failed_by_code
 FROM report_rollups WHERE site_id = %s
 GROUP BY {", ".join(KEY)} ORDER BY {", ".join(KEY)}
 """
@@ -161,3 +163,53 @@ async def summed(conn: Conn, site_id: str) -> list[DictRow]:
 async def sites_with_data(conn: Conn) -> list[str]:
     rows = await fetchall(conn, "SELECT id FROM sites ORDER BY id")
     return [r["id"] for r in rows]
+
+
+# --- compaction -----------------------------------------------------------------------------
+
+_KEYS = ", ".join(KEY)
+_ADD_CODES = """CASE WHEN excluded.failed_by_code = '{}'::jsonb THEN report_rollups.failed_by_code
+    ELSE (SELECT jsonb_object_agg(k, v) FROM (
+        SELECT k, sum(v::bigint) AS v FROM (
+            SELECT * FROM jsonb_each_text(report_rollups.failed_by_code)
+            UNION ALL SELECT * FROM jsonb_each_text(excluded.failed_by_code)
+        ) x(k, v) GROUP BY k) y) END"""
+_ADD_HIST = """(SELECT array_agg(a + b ORDER BY i)
+    FROM unnest(report_rollups.fulfil_hist, excluded.fulfil_hist) WITH ORDINALITY u(a, b, i))"""
+
+# Fold the shards of days before ``before`` into shard 0, a batch of rows at a time: the shards
+# keep concurrent counting off one row lock on the day it happens; after it, one row per key is
+# all a report should have to read. A late event still counts on its shard (a row comes back),
+# and the next run folds it again. Safe under live counting: the moved rows are locked, deleted
+# and added to shard 0 in one statement.
+COMPACT = f"""
+WITH victims AS (
+    SELECT {_KEYS}, shard FROM report_rollups
+    WHERE shard <> 0 AND day < %(before)s
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM report_rollups r USING victims v
+    WHERE ({", ".join(f"r.{c}" for c in KEY)}, r.shard) = ({", ".join(f"v.{c}" for c in KEY)}, v.shard)
+    RETURNING r.*
+)
+INSERT INTO report_rollups ({_KEYS}, shard, {", ".join(COUNTERS)}, failed_by_code,
+    fulfil_seconds, fulfil_hist)
+SELECT {_KEYS}, 0, {", ".join(f"sum({c})" for c in COUNTERS)},
+    coalesce((SELECT jsonb_object_agg(k, s) FROM (
+        SELECT k, sum(v::bigint) AS s FROM unnest(array_agg(failed_by_code)) j,
+            jsonb_each_text(j) x(k, v) GROUP BY k) y), '{{}}'::jsonb),
+    sum(fulfil_seconds), {_HIST_SUM}::bigint[]
+FROM gone GROUP BY {_KEYS}
+ON CONFLICT ({_KEYS}, shard) DO UPDATE SET
+    {", ".join(f"{c} = report_rollups.{c} + excluded.{c}" for c in COUNTERS)},
+    failed_by_code = {_ADD_CODES},
+    fulfil_seconds = report_rollups.fulfil_seconds + excluded.fulfil_seconds,
+    fulfil_hist = {_ADD_HIST}
+"""
+
+
+async def compact(conn: Conn, *, before: date, limit: int) -> int:
+    """Fold up to ``limit`` shard rows of days before ``before``; returns the rows folded into."""
+    cur = await conn.execute(COMPACT, {"before": before, "limit": limit})
+    return cur.rowcount

@@ -1,17 +1,19 @@
 """Report rollups: funnel counters per site, day (in the site's time zone), offer, option,
 experiment arm, processing type, business entity and brand, kept by the reporting slice.
 
-They are written by statement-level triggers owned by this revision (the reporting slice's SQL,
-in the database): ``personalized_offers`` inserts count decisions, ``offer_events`` inserts count
-the funnel, in the transaction that writes them.
+They are written by triggers owned by this revision (the reporting slice's SQL, in the
+database): ``personalized_offers`` inserts count decisions, ``offer_events`` inserts count the
+funnel, in the transaction that writes them.
 
 A trigger rather than a fragment composed into each writer's statement: the event log is written
 by four statements in three slices (the accept, a transition, a reported view, the bench and
 tests' fixtures), and a trigger counts every one of them with ``report_rollups`` written down in
-one place; the accept stays one statement and one round trip. Statement-level with a transition
-table rather than per row: a bulk insert (a benchmark's, an import's) adds to each rollup row
-once per statement instead of updating one row N times in one transaction (each update leaves a
-version the next must step over: quadratic).
+one place; the accept stays one statement and one round trip. The events' trigger is per row,
+one plan-cached upsert per case (~58 us on the accept statement, bench/bench_rollup_cost.py; a
+statement-level one with a transition table cost ~240 us). The decisions' trigger is
+per statement: a bulk insert of personalized offers (a benchmark's setup, an import) adds once
+per statement instead of updating one rollup row N times in one transaction (each update leaves
+a version the next must step over: quadratic).
 
 Every counter is bucketed by the *personalized offer's* issue day (a cohort): an event that
 arrives late or out of order lands on the day its offer was shown, so a day's rates compare the
@@ -69,6 +71,8 @@ def upgrade() -> None:
         PRIMARY KEY (site_id, day, offer_id, option_id, experiment_arm, processing_type,
                      business_entity_id, brand_id, shard)
     );
+    -- the shards a compaction folds (reporting/sweeps.py)
+    CREATE INDEX report_rollups_shards ON report_rollups (day) WHERE shard <> 0;
     COMMENT ON TABLE report_rollups IS
         'owned by offerd.reporting: written by the report_count_* triggers and reporting/store.py';
 
