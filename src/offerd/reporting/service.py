@@ -29,9 +29,13 @@ async def funnel(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
     """The funnel's rows: one per period and asked dimensions, from the rollups only."""
     tz = site.settings.time_zone
     first, last = day_span(q, tz)
-    found = await store.funnel(
+    found, codes = await store.funnel(
         conn, site.id, granularity=q.granularity, columns=q.columns, first=first, last=last
     )
+    by_group: dict[tuple[Any, ...], dict[str, int]] = {}
+    for c in codes:
+        group = (c["period"], *(c[column] for column in q.columns))
+        by_group.setdefault(group, {})[c["code"]] = c["n"]
     rows: list[Row] = []
     for r in found:
         counts = Counts(
@@ -44,7 +48,7 @@ async def funnel(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
             fulfil_seconds=r["fulfil_seconds"] or 0.0,
             fulfil_hist=[int(n or 0) for n in r["fulfil_hist"]],
         )
-        counts.add_codes(r["codes"])
+        counts.failed_by_code = by_group.get((r["period"], *(r[c] for c in q.columns)), {})
         row: Row = {"period_start": period_start(r["period"], q, tz)}
         for column in q.columns:
             row[column] = r[column] or None  # '' is "none": offer-level counts have no option
