@@ -52,6 +52,7 @@ from offerd.observability import Edge, metrics_payload, observe_pool, queue_gaug
 from offerd.offers import api as offers_api
 from offerd.offers.catalog import Catalog
 from offerd.queue import api as jobs_api
+from offerd.reporting import api as reporting_api
 from offerd.settings import Settings, get_settings
 from offerd.sites import api as sites_api
 
@@ -179,6 +180,7 @@ def create_app(
         events_api.admin,
         notifications_api.router,
         jobs_api.router,
+        reporting_api.admin,
     ):
         app.include_router(router)
     install_ops(app)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from offerd.cli import records
+from offerd.cli import records, reports
 from offerd.cli.base import console, fail, prepare, with_db
 from offerd.cli.billing import billing_cli
 from offerd.common.secrets import SecretKeyError, box_for
@@ -294,6 +294,8 @@ cli.add_typer(records.deliveries, name="deliveries")
 cli.add_typer(records.jobs_cli, name="jobs")
 cli.add_typer(records.secrets_cli, name="secrets")
 cli.add_typer(billing_cli, name="billing")
+cli.add_typer(reports.reports_cli, name="reports")
+cli.add_typer(reports.report_cli, name="report")
 
 
 # --- configuration errors: one line on stderr and a non-zero exit, never a traceback ----------

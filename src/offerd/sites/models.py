@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -69,6 +70,21 @@ class SiteSettings(BaseModel):
         "processes; past it 429 api_request_limit_exceeded with Retry-After. Unset: no limit "
         "(Chargebee's plans use 150, 1000 or 3500)",
     )
+
+    time_zone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        default="UTC",
+        description="IANA time zone (e.g. Europe/Paris) of the site's report days, weeks and "
+        "months; changing it moves only new counts: run `offerd reports rebuild` after",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Paris)") from None
+        return value
 
     @field_validator("checkout_frame_ancestors")
     @classmethod

@@ -1,0 +1,220 @@
+"""Report queries over generated history: N offer events (default 10 million) over two years,
+spread over offers, options and experiment arms, written straight into the event tables in
+chunks (the rollup triggers count them, as they count live traffic) or, with --rollups-only,
+straight into the rollups (the same distribution, without the event rows: minutes instead of
+an hour to generate). Then each report shape is asked repeatedly through the reporting service
+(the SQL and the Python the API runs) and its p50/p95 printed. The issue's target: p95 <= 200 ms.
+
+    .venv/bin/python bench/bench_reports.py [--events 10000000] [--rollups-only] [--repeat 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import harness  # noqa: E402
+
+SITE = "bench"
+START = datetime(2024, 1, 1, tzinfo=UTC)
+SPAN_SECONDS = 2 * 365 * 86400
+EVENTS_PER_OFFER = 1.6  # a view or a dismissal, then 30% accepted and fulfilled or failed
+
+# One chunk of personalized offers [lo, hi) of `total` and what their subscribers did, decided
+# by a hash of the offer's number: 80% viewed, 20% dismissed, 30% accepted, of which 90%
+# fulfilled (after 1 s to 2 h) and 10% failed (two error codes).
+CHUNK_SQL = """
+WITH s AS (
+    SELECT i, %(start)s::timestamptz + (i::float8 / %(total)s * %(span)s) * interval '1 second' AS t,
+           abs(hashint8(i)) %% 1000 AS r
+    FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) i
+), po AS (
+    INSERT INTO personalized_offers (id, site_id, offer_id, offer_version, customer_id,
+        content, options, context, origin, experiment_id, experiment_arm, created_at, expires_at)
+    SELECT 'po_' || i, %(site)s, 'offer_' || (i %% %(offers)s), 1, 'cus_' || (i %% 100000),
+        '{}', '[]', '{}', '{}', CASE WHEN i %% 3 > 0 THEN 'exp_1' END,
+        CASE i %% 3 WHEN 1 THEN 'control' WHEN 2 THEN 'holdout' END, t, t + interval '1 day'
+    FROM s
+    RETURNING id
+)
+SELECT count(*) FROM po
+"""
+
+FULFILMENTS_SQL = """
+WITH s AS (
+    SELECT i, %(start)s::timestamptz + (i::float8 / %(total)s * %(span)s) * interval '1 second' AS t,
+           abs(hashint8(i)) %% 1000 AS r
+    FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) i
+)
+INSERT INTO offer_fulfillments (id, site_id, personalized_offer_id, offer_id, option_id,
+    processing_type, status, customer_id, origin, created_at, completed_at, failed_at,
+    error_code, error_message, deadline_at)
+SELECT 'ful_' || i, %(site)s, 'po_' || i, 'offer_' || (i %% %(offers)s), 'opt_' || (r %% 3),
+    (ARRAY['billing_update', 'checkout', 'url_redirect'])[r %% 3 + 1],
+    CASE WHEN r < 270 THEN 'completed' ELSE 'failed' END, 'cus_' || (i %% 100000), '{}',
+    t + interval '30 seconds',
+    CASE WHEN r < 270 THEN t + interval '30 seconds' + (1 + r * 26) * interval '1 second' END,
+    CASE WHEN r >= 270 THEN t + interval '1 minute' END,
+    CASE WHEN r >= 270 THEN (ARRAY['payment_declined', 'timeout'])[r %% 2 + 1] END,
+    CASE WHEN r >= 270 THEN 'generated' END,
+    t + interval '7 days'
+FROM s WHERE r < 300
+"""
+
+EVENTS_SQL = """
+WITH s AS (
+    SELECT i, %(start)s::timestamptz + (i::float8 / %(total)s * %(span)s) * interval '1 second' AS t,
+           abs(hashint8(i)) %% 1000 AS r
+    FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) i
+), e AS (
+    SELECT i, CASE WHEN r %% 10 < 8 THEN 'viewed' ELSE 'dismissed' END AS type, t, NULL AS ful
+    FROM s
+    UNION ALL SELECT i, 'accepted', t + interval '30 seconds', 'ful_' || i FROM s WHERE r < 300
+    UNION ALL SELECT i, CASE WHEN r < 270 THEN 'fulfilled' ELSE 'failed' END,
+        t + interval '2 minutes', 'ful_' || i FROM s WHERE r < 300
+)
+INSERT INTO offer_events (id, site_id, type, personalized_offer_id, offer_id, option_id,
+    fulfillment_id, customer_id, origin, occurred_at)
+SELECT 'ev_' || type || '_' || i, %(site)s, type, 'po_' || i, 'offer_' || (i %% %(offers)s),
+    NULL, ful, 'cus_' || (i %% 100000), '{}', t
+FROM e
+"""
+
+# --rollups-only: the rollup rows the same history makes, per day, offer, option and arm.
+ROLLUPS_SQL = """
+INSERT INTO report_rollups (site_id, day, offer_id, option_id, experiment_arm, processing_type,
+    decisions, viewed, dismissed, accepted, fulfilled, failed, failed_by_code, fulfil_seconds)
+SELECT %(site)s, d::date, 'offer_' || o, opt, arm, pt,
+    CASE WHEN opt = '' THEN per_day ELSE 0 END,
+    CASE WHEN opt = '' THEN per_day * 8 / 10 ELSE 0 END,
+    CASE WHEN opt = '' THEN per_day * 2 / 10 ELSE 0 END,
+    CASE WHEN opt = '' THEN 0 ELSE per_day / 10 END,
+    CASE WHEN opt = '' THEN 0 ELSE per_day * 9 / 100 END,
+    CASE WHEN opt = '' THEN 0 ELSE per_day / 100 END,
+    CASE WHEN opt = '' THEN '{}'::jsonb
+         ELSE jsonb_build_object('payment_declined', per_day / 100) END,
+    CASE WHEN opt = '' THEN 0 ELSE per_day * 9 / 100 * 3600 END
+FROM generate_series(%(start)s::timestamptz, %(start)s::timestamptz + %(span)s * interval '1 second',
+                     interval '1 day') d,
+     generate_series(0, %(offers)s - 1) o,
+     (VALUES ('', ''), ('opt_0', 'billing_update'), ('opt_1', 'checkout'),
+             ('opt_2', 'url_redirect')) x(opt, pt),
+     (VALUES (''), ('control'), ('holdout')) a(arm),
+     (SELECT greatest(1, %(pos)s / (730 * %(offers)s * 3))::bigint AS per_day) p
+"""
+
+SHAPES = [
+    ("all", ""),
+    ("month", ""),
+    ("week", "offer"),
+    ("day", ""),
+    ("day", "offer,option,arm"),
+    ("month", "offer,option,arm,processing_type"),
+]
+
+
+def generate(url: str, *, events: int, offers: int, chunk: int, rollups_only: bool) -> None:
+    pos = int(events / EVENTS_PER_OFFER)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO sites (id, name, settings, created_at, updated_at) "
+            "VALUES (%s, 'Bench', '{\"time_zone\": \"Europe/Paris\"}', now(), now())",
+            (SITE,),
+        )
+        params = {
+            "site": SITE,
+            "start": START,
+            "span": SPAN_SECONDS,
+            "total": pos,
+            "offers": offers,
+        }
+        if rollups_only:
+            conn.execute(ROLLUPS_SQL, {**params, "pos": pos})
+        else:
+            began = time.monotonic()
+            for lo in range(0, pos, chunk):
+                hi = min(lo + chunk, pos)
+                with conn.transaction():
+                    for sql in (CHUNK_SQL, FULFILMENTS_SQL, EVENTS_SQL):
+                        conn.execute(sql, {**params, "lo": lo, "hi": hi})
+                done = hi / pos
+                rate = hi / max(time.monotonic() - began, 1e-3)
+                print(f"  {done:6.1%} of {pos} personalized offers ({rate:,.0f}/s)", flush=True)
+        conn.execute("ANALYZE report_rollups")
+        n = conn.execute("SELECT count(*) FROM report_rollups").fetchone()
+        print(
+            f"generated: {pos} personalized offers, ~{events} events, {n[0] if n else 0} rollup rows"
+        )
+
+
+async def measure(url: str, repeat: int) -> dict[str, dict[str, float]]:
+    from offerd.db import Database
+    from offerd.reporting import query, service
+    from offerd.sites import service as sites
+
+    db = Database(url, min_size=1, max_size=2)
+    await db.open()
+    results: dict[str, dict[str, float]] = {}
+    try:
+        async with db.connection() as conn:
+            site = await sites.get(conn, SITE)
+            assert site is not None
+            end = START + timedelta(seconds=SPAN_SECONDS)
+            for granularity, group_by in SHAPES:
+                q = query.parse(
+                    start=str(int(START.timestamp())),
+                    end=str(int(end.timestamp())),
+                    granularity=granularity,
+                    group_by=group_by,
+                )
+                times, rows = [], 0
+                for _ in range(repeat):
+                    began = time.perf_counter()
+                    rows = len(await service.report(conn, site, "funnel", q))
+                    times.append((time.perf_counter() - began) * 1000)
+                times.sort()
+                p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+                name = f"{granularity} by [{group_by}]"
+                results[name] = {"p50_ms": statistics.median(times), "p95_ms": p95, "rows": rows}
+                print(f"{name:48} rows {rows:7}  p50 {statistics.median(times):8.1f} ms  "
+                      f"p95 {p95:8.1f} ms")  # fmt: skip
+    finally:
+        await db.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--offers", type=int, default=20)
+    parser.add_argument("--chunk", type=int, default=100_000, help="personalized offers per chunk")
+    parser.add_argument("--rollups-only", action="store_true")
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    with harness.database() as db:
+        generate(
+            db.url,
+            events=args.events,
+            offers=args.offers,
+            chunk=args.chunk,
+            rollups_only=args.rollups_only,
+        )
+        results = asyncio.run(measure(db.url, args.repeat))
+    worst = max(r["p95_ms"] for r in results.values())
+    print(f"worst p95 {worst:.1f} ms (target <= 200 ms)")
+    harness.write_json(
+        "reports", {"machine": harness.machine(), "args": vars(args), "results": results}
+    )
+
+
+if __name__ == "__main__":
+    main()

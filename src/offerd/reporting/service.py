@@ -1,0 +1,130 @@
+"""The reports: which kinds there are (``REPORTS``, the dispatch the saves and experiments
+reports join when their pure parts land), the funnel read from the rollups, and the rebuild of
+the rollups from the event log."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from offerd.db import Conn, transaction
+from offerd.edge.errors import NotFound
+from offerd.reporting import store
+from offerd.reporting.metrics import Counts, funnel_metrics
+from offerd.reporting.query import (
+    ReportQuery,
+    day_span,
+    midnight,
+    period_start,
+)
+from offerd.sites.models import Site
+
+Row = dict[str, Any]
+ReportFn = Callable[[Conn, Site, ReportQuery], Awaitable[list[Row]]]
+
+
+async def funnel(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
+    """The funnel's rows: one per period and asked dimensions, from the rollups only."""
+    tz = site.settings.time_zone
+    first, last = day_span(q, tz)
+    found, codes = await store.funnel(
+        conn, site.id, granularity=q.granularity, columns=q.columns, first=first, last=last
+    )
+    by_group: dict[tuple[Any, ...], dict[str, int]] = {}
+    for c in codes:
+        group = (c["period"], *(c[column] for column in q.columns))
+        by_group.setdefault(group, {})[c["code"]] = c["n"]
+    rows: list[Row] = []
+    for r in found:
+        counts = Counts(
+            decisions=r["decisions"],
+            viewed=r["viewed"],
+            dismissed=r["dismissed"],
+            accepted=r["accepted"],
+            fulfilled=r["fulfilled"],
+            failed=r["failed"],
+            fulfil_seconds=r["fulfil_seconds"] or 0.0,
+            fulfil_hist=[int(n or 0) for n in r["fulfil_hist"]],
+        )
+        counts.failed_by_code = by_group.get((r["period"], *(r[c] for c in q.columns)), {})
+        row: Row = {"period_start": period_start(r["period"], q, tz)}
+        for column in q.columns:
+            row[column] = r[column] or None  # '' is "none": offer-level counts have no option
+        row.update(funnel_metrics(counts))
+        rows.append(row)
+    return rows
+
+
+# The report kinds. "saves" and "experiments" join here (reporting.saves / reporting.sequential
+# give their rows); until then asking for them is a clear 404, not an empty report.
+REPORTS: dict[str, ReportFn] = {"funnel": funnel}
+PLANNED = ("saves", "experiments")
+
+
+async def report(conn: Conn, site: Site, kind: str, q: ReportQuery) -> list[Row]:
+    fn = REPORTS.get(kind)
+    if fn is None:
+        if kind in PLANNED:
+            raise NotFound(f"The {kind} report is not available yet")
+        raise NotFound(f"There is no report {kind!r}: one of {', '.join(REPORTS)}")
+    return await fn(conn, site, q)
+
+
+# --- rebuild --------------------------------------------------------------------------------
+
+REBUILD_BATCH_DAYS = 31
+
+
+async def rebuild_batches(conn: Conn, site: Site, *, batch_days: int = REBUILD_BATCH_DAYS) -> int:
+    """How many batches a rebuild of the site takes (for a progress bar)."""
+    first, last = await _span(conn, site)
+    if first is None or last is None:
+        return 0
+    return (last - first).days // batch_days + 1
+
+
+async def _span(conn: Conn, site: Site) -> tuple[date | None, date | None]:
+    tz = ZoneInfo(site.settings.time_zone)
+    lo, hi = await store.span(conn, site.id, site.settings.time_zone)
+    if lo is None or hi is None:
+        return None, None
+    return lo.astimezone(tz).date(), hi.astimezone(tz).date()
+
+
+async def rebuild(
+    conn: Conn,
+    site: Site,
+    *,
+    batch_days: int = REBUILD_BATCH_DAYS,
+    progress: Callable[[int], None] = lambda _: None,
+) -> int:
+    """Recompute the site's rollups from the event log, ``batch_days`` days a transaction (each
+    under the site's reporting lock, so live counting waits rather than being lost or counted
+    twice); a crash leaves each day either old or rebuilt, and a re-run finishes. Returns the
+    rollup rows written."""
+    tz = site.settings.time_zone
+    first, last = await _span(conn, site)
+    if first is None or last is None:
+        return 0
+    written, day = 0, first
+    while day <= last:
+        end = min(day + timedelta(days=batch_days - 1), last)
+        async with transaction(conn):
+            written += await store.rebuild_days(
+                conn,
+                site.id,
+                tz=tz,
+                first=day,
+                last=end,
+                lo=midnight(day, tz),
+                hi=midnight(end + timedelta(days=1), tz),
+            )
+        progress(1)
+        day = end + timedelta(days=1)
+    return written
+
+
+async def site_ids(conn: Conn) -> list[str]:
+    return await store.sites_with_data(conn)

@@ -1,0 +1,236 @@
+"""SQL for the report rollups (``report_rollups``): the reports' reads, and the rebuild from
+the event log. The live counting is migration 0011's triggers (this slice's SQL in the database:
+see there why a trigger)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from psycopg.rows import DictRow
+
+from offerd.db import Conn, fetchall, fetchone
+from offerd.reporting.metrics import COUNTERS, HIST_SIZE
+
+KEY = (
+    "site_id", "day", "offer_id", "option_id", "experiment_arm", "processing_type",
+    "business_entity_id", "brand_id",
+)  # fmt: skip
+
+PERIOD = {
+    "day": "day",
+    "week": "date_trunc('week', day)::date",
+    "month": "date_trunc('month', day)::date",
+    "all": "NULL::date",
+}
+
+_HIST_SUM = "ARRAY[" + ", ".join(f"sum(fulfil_hist[{i}])" for i in range(1, HIST_SIZE + 1)) + "]"
+# a report's: only rows that fulfilled anything open their histogram (NULL: none did)
+_HIST_REPORT = (
+    "ARRAY["
+    + ", ".join(
+        f"sum(fulfil_hist[{i}]) FILTER (WHERE fulfilled > 0)" for i in range(1, HIST_SIZE + 1)
+    )
+    + "]"
+)
+
+
+def funnel_sql(granularity: str, columns: tuple[str, ...]) -> str:
+    """The rollups summed per period and the asked dimensions (``columns`` are the whitelisted
+    names of ``query.DIMENSIONS``, never the caller's text). Reads the primary key's
+    (site_id, day) prefix only."""
+    dims = "".join(f", {c}" for c in columns)
+    order = ", ".join(["1", *columns])
+    return f"""
+SELECT {PERIOD[granularity]} AS period{dims},
+    {", ".join(f"sum({c})::bigint AS {c}" for c in COUNTERS)},
+    sum(fulfil_seconds)::double precision AS fulfil_seconds,
+    {_HIST_REPORT}::bigint[] AS fulfil_hist
+FROM report_rollups
+WHERE site_id = %(site)s AND day >= %(first)s AND day <= %(last)s
+GROUP BY {order}
+ORDER BY {order}
+"""
+
+
+def codes_sql(granularity: str, columns: tuple[str, ...]) -> str:
+    """The failures by error code per period and dimensions, summed in the database (apart from
+    the counters: aggregating the codes' objects per group there cost three times the rest)."""
+    dims = "".join(f", {c}" for c in columns)
+    return f"""
+SELECT {PERIOD[granularity]} AS period{dims}, x.code, sum(x.n::bigint)::bigint AS n
+FROM report_rollups, jsonb_each_text(failed_by_code) x(code, n)
+WHERE site_id = %(site)s AND day >= %(first)s AND day <= %(last)s AND failed > 0
+GROUP BY {", ".join(["1", *columns, "x.code"])}
+"""
+
+
+async def funnel(
+    conn: Conn, site_id: str, *, granularity: str, columns: tuple[str, ...], first: date, last: date
+) -> tuple[list[DictRow], list[DictRow]]:
+    """The summed counters per group, and the failures per group and error code."""
+    params = {"site": site_id, "first": first, "last": last}
+    counters = await fetchall(conn, funnel_sql(granularity, columns), params)
+    codes = await fetchall(conn, codes_sql(granularity, columns), params) if counters else []
+    return counters, codes
+
+
+# --- rebuild --------------------------------------------------------------------------------
+
+_BUCKETS = ", ".join(
+    f"count(*) FILTER (WHERE secs IS NOT NULL AND report_bucket(secs) = {i})"
+    for i in range(1, HIST_SIZE + 1)
+)
+
+# The rollups of one site's days [first, last], recomputed from the event log with the
+# triggers' definitions (migration 0011): decisions and first views/dismissals per personalized
+# offer on its issue day, accepted/fulfilled/failed per fulfillment event with its option and
+# processing type. Written as shard 0.
+REBUILD = f"""
+WITH po AS (
+    SELECT p.id, p.offer_id, coalesce(p.experiment_arm, '') AS arm,
+           coalesce(p.business_entity_id, '') AS be, coalesce(p.brand_id, '') AS brand,
+           (p.created_at AT TIME ZONE %(tz)s)::date AS day
+    FROM personalized_offers p
+    WHERE p.site_id = %(site)s AND p.created_at >= %(lo)s AND p.created_at < %(hi)s
+), ev AS (
+    SELECT po.day, e.offer_id, coalesce(f.option_id, e.option_id, '') AS option_id, po.arm,
+           coalesce(f.processing_type, '') AS pt, po.be, po.brand, e.type,
+           CASE WHEN e.type = 'fulfilled'
+                THEN greatest(0, extract(epoch FROM e.occurred_at - f.created_at))::double precision
+           END AS secs,
+           CASE WHEN e.type = 'failed' THEN coalesce(f.error_code, 'unknown') END AS code
+    FROM po JOIN offer_events e
+        ON e.personalized_offer_id = po.id AND e.type IN ('accepted', 'fulfilled', 'failed')
+    LEFT JOIN offer_fulfillments f ON f.id = e.fulfillment_id
+), parts AS (
+    SELECT day, offer_id, '' AS option_id, arm, '' AS pt, be, brand,
+           count(*) AS decisions,
+           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM offer_events v
+               WHERE v.personalized_offer_id = po.id AND v.type = 'viewed')) AS viewed,
+           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM offer_events v
+               WHERE v.personalized_offer_id = po.id AND v.type = 'dismissed')) AS dismissed,
+           0 AS accepted, 0 AS fulfilled, 0 AS failed, '{{}}'::jsonb AS codes,
+           0::double precision AS secs, array_fill(0::bigint, ARRAY[{HIST_SIZE}]) AS hist
+    FROM po GROUP BY 1, 2, 3, 4, 5, 6, 7
+    UNION ALL
+    SELECT day, offer_id, option_id, arm, pt, be, brand, 0, 0, 0,
+           count(*) FILTER (WHERE type = 'accepted'),
+           count(*) FILTER (WHERE type = 'fulfilled'),
+           count(*) FILTER (WHERE type = 'failed'),
+           coalesce((SELECT jsonb_object_agg(c, n) FROM (
+                SELECT c, count(*) AS n FROM unnest(array_agg(code)) c
+                WHERE c IS NOT NULL GROUP BY c) x), '{{}}'::jsonb),
+           coalesce(sum(secs), 0),
+           ARRAY[{_BUCKETS}]::bigint[]
+    FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7
+)
+INSERT INTO report_rollups ({", ".join(KEY)}, shard, {", ".join(COUNTERS)},
+    failed_by_code, fulfil_seconds, fulfil_hist)
+SELECT %(site)s, day, offer_id, option_id, arm, pt, be, brand, 0,
+       sum(decisions), sum(viewed), sum(dismissed), sum(accepted), sum(fulfilled), sum(failed),
+       coalesce((array_agg(codes) FILTER (WHERE codes <> '{{}}'::jsonb))[1], '{{}}'::jsonb),
+       sum(secs),
+       ARRAY[{", ".join(f"sum(hist[{i}])" for i in range(1, HIST_SIZE + 1))}]::bigint[]
+FROM parts GROUP BY day, offer_id, option_id, arm, pt, be, brand
+"""
+
+LOCK_SITE = "SELECT pg_advisory_xact_lock(report_site_lock(%s))"
+DELETE_DAYS = "DELETE FROM report_rollups WHERE site_id = %s AND day >= %s AND day <= %s"
+SPAN = """
+SELECT least((SELECT min(created_at) FROM personalized_offers WHERE site_id = %(site)s),
+             (SELECT min(day) FROM report_rollups WHERE site_id = %(site)s)::timestamp
+                 AT TIME ZONE %(tz)s) AS first,
+       greatest((SELECT max(created_at) FROM personalized_offers WHERE site_id = %(site)s),
+                (SELECT max(day) FROM report_rollups WHERE site_id = %(site)s)::timestamp
+                    AT TIME ZONE %(tz)s) AS last
+"""
+
+
+async def span(conn: Conn, site_id: str, tz: str) -> tuple[datetime | None, datetime | None]:
+    """The first and last instants with anything to count or already counted."""
+    row = await fetchone(conn, SPAN, {"site": site_id, "tz": tz})
+    assert row is not None
+    return row["first"], row["last"]
+
+
+async def rebuild_days(
+    conn: Conn, site_id: str, *, tz: str, first: date, last: date, lo: datetime, hi: datetime
+) -> int:
+    """Replace the site's rollups of days [first, last] (``lo``..``hi`` as instants) with a
+    recomputation, under the site's reporting lock (the triggers wait on it). The caller's
+    transaction. Returns the rows written."""
+    await conn.execute(LOCK_SITE, (site_id,))
+    await conn.execute(DELETE_DAYS, (site_id, first, last))
+    cur = await conn.execute(REBUILD, {"site": site_id, "tz": tz, "lo": lo, "hi": hi})
+    return cur.rowcount
+
+
+SUMMED = f"""
+SELECT {", ".join(KEY)}, {", ".join(f"sum({c})::bigint AS {c}" for c in COUNTERS)},
+    sum(fulfil_seconds)::double precision AS fulfil_seconds, {_HIST_SUM}::bigint[] AS fulfil_hist,
+    coalesce((SELECT jsonb_object_agg(k, s) FROM (
+        SELECT k, sum(v::bigint) AS s FROM unnest(array_agg(failed_by_code)) j,
+            jsonb_each_text(j) x(k, v) GROUP BY k) y), '{{}}'::jsonb) AS failed_by_code
+FROM report_rollups WHERE site_id = %s
+GROUP BY {", ".join(KEY)} ORDER BY {", ".join(KEY)}
+"""
+
+
+async def summed(conn: Conn, site_id: str) -> list[DictRow]:
+    """Every rollup key of a site with its shards summed (what rebuild and live compare on)."""
+    return await fetchall(conn, SUMMED, (site_id,))
+
+
+async def sites_with_data(conn: Conn) -> list[str]:
+    rows = await fetchall(conn, "SELECT id FROM sites ORDER BY id")
+    return [r["id"] for r in rows]
+
+
+# --- compaction -----------------------------------------------------------------------------
+
+_KEYS = ", ".join(KEY)
+_ADD_CODES = """CASE WHEN excluded.failed_by_code = '{}'::jsonb THEN report_rollups.failed_by_code
+    ELSE (SELECT jsonb_object_agg(k, v) FROM (
+        SELECT k, sum(v::bigint) AS v FROM (
+            SELECT * FROM jsonb_each_text(report_rollups.failed_by_code)
+            UNION ALL SELECT * FROM jsonb_each_text(excluded.failed_by_code)
+        ) x(k, v) GROUP BY k) y) END"""
+_ADD_HIST = """(SELECT array_agg(a + b ORDER BY i)
+    FROM unnest(report_rollups.fulfil_hist, excluded.fulfil_hist) WITH ORDINALITY u(a, b, i))"""
+
+# Fold the shards of days before ``before`` into shard 0, a batch of rows at a time: the shards
+# keep concurrent counting off one row lock on the day it happens; after it, one row per key is
+# all a report should have to read. A late event still counts on its shard (a row comes back),
+# and the next run folds it again. Safe under live counting: the moved rows are locked, deleted
+# and added to shard 0 in one statement.
+COMPACT = f"""
+WITH victims AS (
+    SELECT {_KEYS}, shard FROM report_rollups
+    WHERE shard <> 0 AND day < %(before)s
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM report_rollups r USING victims v
+    WHERE ({", ".join(f"r.{c}" for c in KEY)}, r.shard) = ({", ".join(f"v.{c}" for c in KEY)}, v.shard)
+    RETURNING r.*
+)
+INSERT INTO report_rollups ({_KEYS}, shard, {", ".join(COUNTERS)}, failed_by_code,
+    fulfil_seconds, fulfil_hist)
+SELECT {_KEYS}, 0, {", ".join(f"sum({c})" for c in COUNTERS)},
+    coalesce((SELECT jsonb_object_agg(k, s) FROM (
+        SELECT k, sum(v::bigint) AS s FROM unnest(array_agg(failed_by_code)) j,
+            jsonb_each_text(j) x(k, v) GROUP BY k) y), '{{}}'::jsonb),
+    sum(fulfil_seconds), {_HIST_SUM}::bigint[]
+FROM gone GROUP BY {_KEYS}
+ON CONFLICT ({_KEYS}, shard) DO UPDATE SET
+    {", ".join(f"{c} = report_rollups.{c} + excluded.{c}" for c in COUNTERS)},
+    failed_by_code = {_ADD_CODES},
+    fulfil_seconds = report_rollups.fulfil_seconds + excluded.fulfil_seconds,
+    fulfil_hist = {_ADD_HIST}
+"""
+
+
+async def compact(conn: Conn, *, before: date, limit: int) -> int:
+    """Fold up to ``limit`` shard rows of days before ``before``; returns the rows folded into."""
+    cur = await conn.execute(COMPACT, {"before": before, "limit": limit})
+    return cur.rowcount

@@ -1,0 +1,114 @@
+"""Property: after any workload (random offers, arms, entities, brands, time zones, events in
+any order and at any time, failed fulfilments accepted again), the rollups counted live by the
+triggers equal the ones ``reporting.service.rebuild`` recomputes from the event log, and so
+does every report read from them."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from offerd.reporting import service, store
+from offerd.reporting.query import parse
+from offerd.sites import service as sites
+from tests.reporting.history import History
+from tests.support.app import TestApp
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ZONES = ["UTC", "Europe/Paris", "Asia/Kathmandu", "America/Los_Angeles"]
+SITES = itertools.count()
+
+instant = st.integers(min_value=0, max_value=60 * 86400).map(lambda s: T0 + timedelta(seconds=s))
+issue = st.tuples(
+    st.just("issue"),
+    st.sampled_from(["a", "b"]),
+    st.sampled_from([None, "control", "holdout"]),
+    st.sampled_from([None, "be_1"]),
+    st.sampled_from([None, "brand_1"]),
+    instant,
+)
+act = st.tuples(
+    st.sampled_from(["viewed", "dismissed", "accept", "complete", "fail"]),
+    st.integers(min_value=0, max_value=50),  # which offer / fulfilment (modulo what exists)
+    st.sampled_from(["talk", "gift"]),
+    st.sampled_from(["declined", "timeout"]),
+    instant,
+)
+workload = st.tuples(
+    st.sampled_from(ZONES),
+    st.lists(issue, min_size=1, max_size=6),
+    st.lists(act, max_size=25),
+    st.integers(min_value=1, max_value=40),  # batch days of the rebuild
+)
+
+
+async def run(h: History, issues: list[Any], acts: list[Any]) -> None:
+    pos = [
+        await h.issue(at, offer=offer, arm=arm, entity=entity, brand=brand)
+        for _, offer, arm, entity, brand, at in issues
+    ]
+    open_: list[tuple[str, str]] = []  # in-progress fulfilments
+    live: set[str] = set()  # offers with a live (in progress or completed) fulfilment
+    for kind, n, option, code, at in acts:
+        po = pos[n % len(pos)]
+        if kind in ("viewed", "dismissed"):
+            await h.event(po, kind, at)
+        elif kind == "accept" and po not in live:
+            ptype = "url_redirect" if option == "talk" else "webhook"
+            open_.append((po, await h.accept(po, at, option=option, processing_type=ptype)))
+            live.add(po)
+        elif kind in ("complete", "fail") and open_:
+            po, f = open_.pop(n % len(open_))
+            if kind == "complete":
+                await h.complete(po, f, at)
+            else:
+                await h.fail(po, f, at, code)
+                live.discard(po)
+
+
+async def reports(app: TestApp, site_id: str) -> list[list[dict[str, Any]]]:
+    out = []
+    async with app.services.db.connection() as conn:
+        site = await sites.get(conn, site_id)
+        assert site is not None
+        for granularity, group_by in [("all", ""), ("week", "offer,option,arm"), ("day", "brand")]:
+            q = parse(
+                start=str(int(T0.timestamp()) - 86400),
+                end=str(int(T0.timestamp()) + 70 * 86400),
+                granularity=granularity,
+                group_by=group_by,
+            )
+            out.append(await service.report(conn, site, "funnel", q))
+    return out
+
+
+def comparable(rows: list[Any]) -> list[dict[str, Any]]:
+    return [{**r, "fulfil_seconds": round(r["fulfil_seconds"], 3)} for r in rows]
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(workload)
+async def test_live_rollups_equal_rebuilt(app: TestApp, w: Any) -> None:
+    zone, issues, acts, batch_days = w
+    site_id = f"p{next(SITES)}"
+    await app.create_site(site_id, time_zone=zone)
+    async with app.services.db.connection() as conn:
+        await run(History(conn, site_id), issues, acts)
+    before = await reports(app, site_id)
+    async with app.services.db.connection() as conn:
+        live = comparable(await store.summed(conn, site_id))
+        site = await sites.get(conn, site_id)
+        assert site is not None
+        await service.rebuild(conn, site, batch_days=batch_days)
+        rebuilt = comparable(await store.summed(conn, site_id))
+    assert rebuilt == live
+    assert sum(r["decisions"] for r in live) == len(issues)
+    assert await reports(app, site_id) == before
