@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from offerd.cli.catalog_file import CatalogError, parse
@@ -140,3 +141,69 @@ def test_the_ledger_needs_no_credentials() -> None:
     (site,) = parse(yaml.safe_dump(catalog({"type": "ledger"})), {}).values()
     assert site.billing_provider is not None
     assert site.billing_provider.type == "ledger"
+
+
+CHARGEBEE_FILE = {
+    "type": "chargebee",
+    "site": "acme-test",
+    "api_key_env": "ACME_CB_KEY",
+    "webhook_username": "offerd",
+    "webhook_password_env": "ACME_CB_PASSWORD",
+}
+
+
+def with_offer(provider: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
+    option = {
+        "id": "deal",
+        "label": "Deal",
+        "processing_type": "billing_update",
+        "billing_action": action,
+    }
+    spec = catalog(provider)
+    spec["sites"]["acme"]["offers"] = {
+        "stay": {
+            "name": "Stay",
+            "status": "active",
+            "content": {"title": "Stay"},
+            "options": [option],
+        }
+    }
+    return spec
+
+
+def test_an_offer_a_chargebee_site_cannot_fulfil_is_refused_and_nothing_written(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACME_CB_KEY", "test_cb_catalog_key_1234")
+    monkeypatch.setenv("ACME_CB_PASSWORD", "a-long-webhook-password")
+    result = apply(db_url, tmp_path, with_offer(CHARGEBEE_FILE, {"type": "convert_trial"}))
+    assert result.returncode != 0
+    assert "offers.stay" in result.stderr and "Chargebee" in result.stderr
+    assert query(db_url, "SELECT id FROM sites WHERE id = 'acme'") == []
+
+
+def test_ids_are_checked_against_an_imported_mirror(
+    db_url: str, tmp_path: Path, stripe_env: None
+) -> None:
+    assert apply(db_url, tmp_path, catalog(STRIPE_FILE)).returncode == 0
+    with psycopg.connect(db_url, autocommit=True) as conn:  # as an import leaves it
+        conn.execute(
+            "INSERT INTO billing_syncs (site_id, state, last_synced_at, updated_at) "
+            "VALUES ('acme', 'idle', now(), now())"
+        )
+        conn.execute(
+            "INSERT INTO coupons (site_id, id, name, discount_type, discount_percentage, "
+            "duration_type, mirrored_at, created_at, updated_at) "
+            "VALUES ('acme', 'SAVE10', 'Save 10', 'percentage', 10, 'forever', now(), now(), now())"
+        )
+    unknown = apply(
+        db_url, tmp_path, with_offer(STRIPE_FILE, {"type": "apply_coupon", "coupon_id": "NOPE"})
+    )
+    assert unknown.returncode != 0
+    assert "options[0][billing_action][coupon_id]" in unknown.stderr and "'NOPE'" in unknown.stderr
+    assert query(db_url, "SELECT id FROM offers") == []
+    known = apply(
+        db_url, tmp_path, with_offer(STRIPE_FILE, {"type": "apply_coupon", "coupon_id": "SAVE10"})
+    )
+    assert known.returncode == 0, known.stderr
+    assert [r["id"] for r in query(db_url, "SELECT id FROM offers")] == ["stay"]

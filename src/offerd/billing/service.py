@@ -3,17 +3,20 @@ API, the command line and the other slices. Subscriptions change through ``ledge
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import DictRow
 
-from offerd.billing import ledger, store
+from offerd.billing import ledger, mirror_store, store
+from offerd.billing.chargebee.provider import UNSUPPORTED as CHARGEBEE_UNSUPPORTED
+from offerd.billing.mirror.objects import Kind
 from offerd.billing.models import CouponIn, CustomerIn, PlanIn, SubscriptionIn
 from offerd.billing.views import coupon_resource, customer_resource, subscription_resource
 from offerd.db import Conn
-from offerd.edge.errors import NotFound
+from offerd.edge.errors import NotFound, ParamWrongValue
 
 Table = Literal["plans", "coupons", "customers", "subscriptions"]
 
@@ -98,3 +101,32 @@ async def subscription_view(
     """The subscription as the admin API shows it, for what other slices send about it."""
     row = await store.get(conn, "subscriptions", site_id, subscription_id)
     return subscription_resource(row) if row is not None else None
+
+
+# --- what an offer asks of a remote provider, checked when it is saved -------------------------
+
+
+def unsupported_actions(provider_type: str) -> dict[str, str]:
+    """The billing actions a provider cannot do, with why (none for the ledger and Stripe)."""
+    return dict(CHARGEBEE_UNSUPPORTED) if provider_type == "chargebee" else {}
+
+
+def check_actions(provider_type: str, actions: Sequence[tuple[str, str]]) -> None:
+    """Each (param, action type) must be one the provider can do: a 400 naming the param."""
+    unsupported = unsupported_actions(provider_type)
+    for param, action_type in actions:
+        if action_type in unsupported:
+            raise ParamWrongValue(param, unsupported[action_type])
+
+
+async def missing_in_mirror(
+    conn: Conn, site_id: str, references: Sequence[tuple[str, Kind, str]]
+) -> list[tuple[str, Kind, str]]:
+    """The (param, kind, id) references the site's mirror does not have."""
+    return [r for r in references if not await mirror_store.exists(conn, site_id, r[1], r[2])]
+
+
+async def mirror_synced(conn: Conn, site_id: str) -> bool:
+    """Whether the site's mirror has completed an import (its ids can be checked)."""
+    row = await mirror_store.get_sync(conn, site_id)
+    return row is not None and row["last_synced_at"] is not None

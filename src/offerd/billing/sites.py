@@ -21,6 +21,7 @@ import structlog
 
 from offerd.billing import providers
 from offerd.billing import providers_store as store
+from offerd.billing import service as billing_service
 from offerd.billing.chargebee import client as chargebee_client
 from offerd.billing.chargebee.provider import ChargebeeProvider
 from offerd.billing.chargebee.source import ChargebeeSource
@@ -179,10 +180,7 @@ class SiteProviders:
         remote = await self.remote(conn, site_id)
         if remote is None or remote.source is None:
             return
-        unsupported: Mapping[str, str] = getattr(remote.provider, "unsupported", {})
-        for param, action_type in actions:
-            if action_type in unsupported:
-                raise ParamWrongValue(param, unsupported[action_type])
+        billing_service.check_actions(remote.type, actions)
         for param, kind, oid in references:
             if await mirror.exists(conn, site_id, kind, oid):
                 continue

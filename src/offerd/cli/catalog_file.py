@@ -319,7 +319,12 @@ async def apply(
         for coupon_id, coupon in spec.coupons.items():
             await billing.save_coupon(conn, site_id, coupon_id, coupon, now)
             progress(f"coupon {coupon_id}")
+        stored = await providers.get(conn, site_id)
+        kind = spec.billing_provider.type if spec.billing_provider else None
+        kind = kind or (stored["type"] if stored else "ledger")
+        check_ids = kind != "ledger" and await billing.mirror_synced(conn, site_id)
         for offer_id, offer in spec.offers.items():
+            await _check_billing(conn, site_id, offer_id, offer, kind, check_ids)
             await offers.save_offer(
                 conn, site_id=site_id, offer_id=offer_id, offer=offer, now=now, site=site
             )
@@ -340,6 +345,28 @@ async def apply(
             await providers.save(conn, site_id, spec.billing_provider, now=now, box=box)
             progress("billing provider")
     return secrets
+
+
+async def _check_billing(
+    conn: Conn, site_id: str, offer_id: str, offer: OfferIn, kind: str, check_ids: bool
+) -> None:
+    """As the admin API checks an offer for a Stripe or Chargebee site: actions the provider can
+    do, and (once the site's mirror has been imported: ``offerd billing sync``) plans and
+    coupons the provider has. Checked against the mirror only: the file is applied in one
+    transaction, with no call to the provider inside it."""
+    try:
+        billing.check_actions(kind, offers.billing_actions(offer))
+    except APIError as exc:
+        raise CatalogError(f"offers.{offer_id}: {exc.message}") from None
+    if not check_ids:
+        return
+    for param, what, oid in await billing.missing_in_mirror(
+        conn, site_id, offers.billing_references(offer)
+    ):
+        raise CatalogError(
+            f"offers.{offer_id}: {param}: {oid!r} is not a {what} of this site's {kind} "
+            "(as last imported; run `offerd billing sync` if it is new)"
+        )
 
 
 def count(spec: SiteFile) -> int:
