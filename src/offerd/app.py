@@ -177,6 +177,7 @@ def create_app(
         billing_api.router,
         billing_provider_api.router,
         billing_webhooks_api.router,
+        fulfillments_api.admin,
         events_api.admin,
         notifications_api.router,
         jobs_api.router,

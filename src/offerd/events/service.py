@@ -60,3 +60,8 @@ async def list_events(
         before=before,
         limit=limit,
     )
+
+
+async def for_fulfillment(conn: Conn, site_id: str, fulfillment_id: str) -> list[DictRow]:
+    """A fulfillment's events, in the order they were recorded."""
+    return await store.for_fulfillment(conn, site_id, fulfillment_id)

@@ -26,6 +26,15 @@ LIMIT %(limit)s
 """
 
 
+FOR_FULFILLMENT = """
+SELECT * FROM offer_events WHERE site_id = %s AND fulfillment_id = %s ORDER BY seq
+"""
+
+
+async def for_fulfillment(conn: Conn, site_id: str, fulfillment_id: str) -> list[DictRow]:
+    return await fetchall(conn, FOR_FULFILLMENT, (site_id, fulfillment_id))
+
+
 async def insert_event(conn: Conn, values: dict[str, Any]) -> None:
     await conn.execute(INSERT_EVENT, {**values, "origin": Jsonb(values["origin"])})
 

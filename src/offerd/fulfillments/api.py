@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from offerd.db import Conn
-from offerd.edge.deps import FullAccessGet, FullAccessPost, PublicPost
+from offerd.edge.deps import Admin, AdminSite, FullAccessGet, FullAccessPost, PublicPost, Svc
 from offerd.edge.endpoint import body_docs, error_responses, read_params, run_post
 from offerd.edge.errors import ParamMissing, ParamWrongValue
+from offerd.edge.paging import page
 from offerd.edge.params import Opt100, Params, Required50
 from offerd.edge.wire import JSONResponse
+from offerd.fulfillments import admin as admin_views
 from offerd.fulfillments import service
 
 
@@ -151,3 +153,71 @@ async def update_fulfillment(
         return JSONResponse({"offer_fulfillment": service.resource(row)})
 
     return await run_post(svc, request, caller, meta, data, work)
+
+
+# --- the admin API: search, detail, expire -------------------------------------------------------
+
+admin = APIRouter(
+    prefix="/admin/v1/sites/{site}", tags=["admin: fulfillments"], dependencies=[Admin]
+)
+
+
+@admin.get(
+    "/fulfillments",
+    summary="Search fulfillments, newest first; pass next_cursor as cursor for the next page",
+    responses=error_responses(400, 401, 404),
+)
+async def list_fulfillments(
+    site: AdminSite,
+    svc: Svc,
+    status: Annotated[Literal["in_progress", "completed", "failed"] | None, Query()] = None,
+    customer_id: Annotated[str | None, Query(max_length=100)] = None,
+    subscription_id: Annotated[str | None, Query(max_length=100)] = None,
+    offer_id: Annotated[str | None, Query(max_length=50)] = None,
+    created_after: Annotated[int | None, Query(ge=0, le=253402300799)] = None,
+    created_before: Annotated[int | None, Query(ge=0, le=253402300799)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=50)] = None,
+) -> Response:
+    async with svc.db.connection() as conn:
+        rows = await admin_views.search(
+            conn,
+            site.id,
+            status=status,
+            customer_id=customer_id,
+            subscription_id=subscription_id,
+            offer_id=offer_id,
+            created_after=created_after,
+            created_before=created_before,
+            before=cursor,
+            limit=limit + 1,
+        )
+    body = page(
+        "fulfillments",
+        rows,
+        limit=limit,
+        render=admin_views.admin_resource,
+        cursor_of=lambda r: r["id"],
+    )
+    return JSONResponse(body)
+
+
+@admin.get(
+    "/fulfillments/{fulfillment_id}",
+    summary="A fulfillment with its events, its jobs and its deliveries",
+    responses=error_responses(401, 404),
+)
+async def get_fulfillment(fulfillment_id: str, site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        return JSONResponse(await admin_views.detail(conn, site.id, fulfillment_id))
+
+
+@admin.post(
+    "/fulfillments/{fulfillment_id}/expire",
+    summary="End a stuck fulfillment as fulfillment_expired (events and notifications as usual)",
+    responses=error_responses(401, 404, 409),
+)
+async def expire_fulfillment(fulfillment_id: str, site: AdminSite, svc: Svc) -> Response:
+    async with svc.db.connection() as conn:
+        row = await admin_views.expire(conn, site.id, fulfillment_id, now=svc.clock.now())
+    return JSONResponse(admin_views.admin_resource(row))

@@ -249,3 +249,23 @@ FOR UPDATE SKIP LOCKED
 async def lock_overdue(conn: Conn, *, now: datetime, limit: int) -> list[DictRow]:
     """In-progress fulfillments past their deadline, locked (others' locked ones skipped)."""
     return await fetchall(conn, OVERDUE, (now, limit))
+
+
+# The admin list: newest first (ids are time-ordered), from before the cursor.
+LIST = """
+SELECT * FROM offer_fulfillments
+WHERE site_id = %(site)s
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(customer)s::text IS NULL OR customer_id = %(customer)s)
+  AND (%(subscription)s::text IS NULL OR subscription_id = %(subscription)s)
+  AND (%(offer)s::text IS NULL OR offer_id = %(offer)s)
+  AND (%(after)s::timestamptz IS NULL OR created_at >= %(after)s)
+  AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)
+  AND (%(before)s::text IS NULL OR id < %(before)s)
+ORDER BY id DESC
+LIMIT %(limit)s
+"""
+
+
+async def list_fulfillments(conn: Conn, site_id: str, **filters: Any) -> list[DictRow]:
+    return await fetchall(conn, LIST, {"site": site_id, **filters})

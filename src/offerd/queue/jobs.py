@@ -280,6 +280,17 @@ async def retry(conn: Conn, job_id: int, *, now: datetime) -> DictRow | None:
     return row
 
 
+_FOR_PAYLOAD = """
+SELECT id, kind, status, attempts, run_at, locked_by, locked_until, last_error, created_at
+FROM jobs WHERE payload->>'fulfillment_id' = %s ORDER BY id
+"""
+
+
+async def for_fulfillment(conn: Conn, fulfillment_id: str) -> list[DictRow]:
+    """The jobs (queued, running or failed) that carry a fulfillment forward."""
+    return await fetchall(conn, _FOR_PAYLOAD, (fulfillment_id,))
+
+
 async def stats(conn: Conn) -> list[DictRow]:
     """Per kind: ``queued``, ``oldest_age_seconds`` and ``failed`` (see ``_STATS``)."""
     return await fetchall(conn, _STATS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from starlette.responses import Response
 
@@ -15,6 +15,7 @@ from offerd.edge.auth import hash_key, new_key
 from offerd.edge.deps import Admin, AdminSite, Svc
 from offerd.edge.endpoint import body_docs, error_responses, read_params
 from offerd.edge.errors import NotFound
+from offerd.edge.paging import page
 from offerd.edge.wire import JSONResponse
 from offerd.sites import service
 from offerd.sites.models import SITE_ID_PATTERN, SiteIn
@@ -72,6 +73,23 @@ async def rotate_webhook_secret(site: AdminSite, svc: Svc) -> Response:
     async with svc.db.connection() as conn:
         secret = await service.rotate_webhook_secret(conn, site.id, box_for(svc.settings))
     return JSONResponse({"webhook_secret": secret})
+
+
+@router.get(
+    "",
+    summary="List sites, in id order; pass next_cursor as cursor for the next page",
+    responses=error_responses(400, 401),
+)
+async def list_sites(
+    svc: Svc,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=63)] = None,
+) -> Response:
+    async with svc.db.connection() as conn:
+        rows = await service.list_sites(conn, after=cursor, limit=limit + 1)
+    return JSONResponse(
+        page("sites", rows, limit=limit, render=lambda s: s.as_dict(), cursor_of=lambda s: s.id)
+    )
 
 
 @router.get("/{site}", summary="A site", responses=error_responses(401, 404))

@@ -36,6 +36,11 @@ async def get(conn: Conn, site_id: str) -> Site | None:
     return Site.from_row(row) if row is not None else None
 
 
+async def list_sites(conn: Conn, *, after: str | None, limit: int) -> list[Site]:
+    """Sites in id order, from after ``after``."""
+    return [Site.from_row(r) for r in await store.list_sites(conn, after=after, limit=limit)]
+
+
 async def delete(conn: Conn, site_id: str) -> None:
     """The site and everything it owns (the demo's ``--reset``)."""
     await store.delete_site(conn, site_id)

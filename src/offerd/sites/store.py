@@ -66,6 +66,15 @@ async def upsert_site(conn: Conn, site_id: str, body: SiteIn, now: datetime) -> 
     return row
 
 
+LIST_SITES = """
+SELECT * FROM sites WHERE (%(after)s::text IS NULL OR id > %(after)s) ORDER BY id LIMIT %(limit)s
+"""
+
+
+async def list_sites(conn: Conn, *, after: str | None, limit: int) -> list[DictRow]:
+    return await fetchall(conn, LIST_SITES, {"after": after, "limit": limit})
+
+
 async def get_site(conn: Conn, site_id: str) -> DictRow | None:
     return await fetchone(conn, GET_SITE, (site_id,))
 
