@@ -148,7 +148,7 @@ async def test_bad_parameters_are_400_naming_the_parameter(app: TestApp) -> None
 
 async def test_unknown_and_planned_reports_are_404(app: TestApp) -> None:
     await seed(app)
-    for kind in ("saves", "experiments", "nope"):
+    for kind in ("experiments", "nope"):
         r = await app.admin("GET", f"/sites/acme/reports/{kind}?from=0&to=100")
         assert r.status_code == 404, r.text
 

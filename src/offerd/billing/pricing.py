@@ -60,3 +60,12 @@ def summarize(
         next_charge=discounted(price, applied) if next_at is not None else None,
         next_charge_at=next_at,
     )
+
+
+# a unit's length in months, for the monthly recurring revenue of any billing period
+_MONTHS = {"day": 12 / 365, "week": 12 / 52, "month": 1.0, "year": 12.0}
+
+
+def monthly(amount: int, period_unit: str, period: int = 1) -> int:
+    """What ``amount`` billed every ``period`` ``period_unit``s is per month (minor units)."""
+    return round(amount / (_MONTHS[period_unit] * period))

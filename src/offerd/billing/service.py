@@ -10,7 +10,8 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import DictRow
 
-from offerd.billing import ledger, mirror_store, store
+from offerd.billing import ledger, mirror_store, pricing, store
+from offerd.billing.catalog import catalog_of
 from offerd.billing.chargebee.provider import UNSUPPORTED as CHARGEBEE_UNSUPPORTED
 from offerd.billing.mirror.objects import Kind
 from offerd.billing.models import CouponIn, CustomerIn, PlanIn, SubscriptionIn
@@ -130,3 +131,19 @@ async def mirror_synced(conn: Conn, site_id: str) -> bool:
     """Whether the site's mirror has completed an import (its ids can be checked)."""
     row = await mirror_store.get_sync(conn, site_id)
     return row is not None and row["last_synced_at"] is not None
+
+
+async def monthly_revenue(
+    conn: Conn, site_id: str, subscription_ids: Sequence[str]
+) -> dict[str, tuple[str, int]]:
+    """Each subscription's monthly recurring revenue as it bills now: plan price x quantity
+    less its coupons, per month (minor units), with its currency. Missing ones are left out."""
+    out: dict[str, tuple[str, int]] = {}
+    for row in await store.billing_of(conn, site_id, list(subscription_ids)):
+        _, coupons = catalog_of([], row["coupons"])
+        billed = pricing.discounted(row["price"] * row["quantity"], list(coupons.values()))
+        out[row["id"]] = (
+            row["currency"],
+            pricing.monthly(billed, row["period_unit"], row["period"]),
+        )
+    return out

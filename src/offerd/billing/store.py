@@ -159,3 +159,17 @@ LEDGER_HISTORY = """
 SELECT id, idempotency_key, fulfillment_id, action, before, after, created_at
 FROM subscription_changes WHERE site_id = %s AND subscription_id = %s ORDER BY id
 """
+
+
+# What a subscription bills now, with its plan and coupons (the saves report's revenue).
+BILLING_OF = """
+SELECT s.id, s.quantity, s.status, p.price, p.currency, p.period_unit, p.period,
+    (SELECT coalesce(jsonb_agg(c), '[]'::jsonb) FROM coupons c
+     WHERE c.site_id = s.site_id AND c.id = ANY(s.coupon_ids)) AS coupons
+FROM subscriptions s JOIN plans p ON p.site_id = s.site_id AND p.id = s.plan_id
+WHERE s.site_id = %s AND s.id = ANY(%s)
+"""
+
+
+async def billing_of(conn: Conn, site_id: str, subscription_ids: list[str]) -> list[DictRow]:
+    return await fetchall(conn, BILLING_OF, (site_id, subscription_ids))

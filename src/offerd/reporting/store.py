@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 from psycopg.rows import DictRow
 
-from offerd.db import Conn, fetchall, fetchone
+from offerd.db import Conn, execute, fetchall, fetchone
 from offerd.reporting.metrics import COUNTERS, HIST_SIZE
 
 KEY = (
@@ -234,3 +234,133 @@ async def compact(conn: Conn, *, before: date, limit: int) -> int:
     """Fold up to ``limit`` shard rows of days before ``before``; returns the rows folded into."""
     cur = await conn.execute(COMPACT, {"before": before, "limit": limit})
     return cur.rowcount
+
+
+# --- saves (offer_saves: written only here) --------------------------------------------------------
+
+# Completed fulfillments on a subscription not followed yet (the last 60 days: a sweep that did
+# not run for longer than that has bigger problems), each with its site's window.
+ENROLL_SAVES = """
+INSERT INTO offer_saves (site_id, fulfillment_id, offer_id, option_id, experiment_arm,
+    subscription_id, accepted_at, window_ends_at, state)
+SELECT f.site_id, f.id, f.offer_id, f.option_id, coalesce(po.experiment_arm, ''),
+    f.subscription_id, f.created_at,
+    f.created_at + make_interval(days => coalesce((s.settings->>'save_window_days')::int, 30)),
+    'pending'
+FROM offer_fulfillments f
+JOIN personalized_offers po ON po.id = f.personalized_offer_id
+JOIN sites s ON s.id = f.site_id
+WHERE f.status = 'completed' AND f.subscription_id IS NOT NULL
+  AND f.completed_at > %(now)s - interval '60 days'
+  AND NOT EXISTS (
+      SELECT 1 FROM offer_saves x WHERE x.site_id = f.site_id AND x.fulfillment_id = f.id)
+LIMIT %(limit)s
+ON CONFLICT DO NOTHING
+"""
+
+# Pending saves whose subscription was cancelled inside the window: lost, whenever it is seen.
+LOSE_SAVES = """
+UPDATE offer_saves x SET state = 'lost', settled_at = %(now)s
+FROM subscriptions sub
+WHERE x.state = 'pending' AND sub.site_id = x.site_id AND sub.id = x.subscription_id
+  AND sub.status = 'cancelled' AND coalesce(sub.cancelled_at, %(now)s) <= x.window_ends_at
+"""
+
+# Pending saves whose window is over, with whether their subscription is still there.
+DUE_SAVES = """
+SELECT x.site_id, x.fulfillment_id, x.subscription_id, sub.id IS NOT NULL AS present
+FROM offer_saves x
+LEFT JOIN subscriptions sub ON sub.site_id = x.site_id AND sub.id = x.subscription_id
+WHERE x.state = 'pending' AND x.window_ends_at <= %(now)s
+ORDER BY x.window_ends_at
+LIMIT %(limit)s
+FOR UPDATE OF x SKIP LOCKED
+"""
+
+SETTLE_SAVE = """
+UPDATE offer_saves SET state = %(state)s, settled_at = %(now)s, currency = %(currency)s,
+    mrr = %(mrr)s
+WHERE site_id = %(site)s AND fulfillment_id = %(id)s AND state = 'pending'
+"""
+
+
+async def enroll_saves(conn: Conn, *, now: datetime, limit: int) -> int:
+    return await execute(conn, ENROLL_SAVES, {"now": now, "limit": limit})
+
+
+async def lose_saves(conn: Conn, *, now: datetime) -> int:
+    return await execute(conn, LOSE_SAVES, {"now": now})
+
+
+async def due_saves(conn: Conn, *, now: datetime, limit: int) -> list[DictRow]:
+    return await fetchall(conn, DUE_SAVES, {"now": now, "limit": limit})
+
+
+async def settle_save(
+    conn: Conn,
+    site_id: str,
+    fulfillment_id: str,
+    *,
+    state: str,
+    currency: str | None,
+    mrr: int | None,
+    now: datetime,
+) -> None:
+    values = {
+        "site": site_id,
+        "id": fulfillment_id,
+        "state": state,
+        "currency": currency,
+        "mrr": mrr,
+        "now": now,
+    }
+    await execute(conn, SETTLE_SAVE, values)
+
+
+_SAVE_DIMENSIONS = {"offer_id", "option_id", "experiment_arm"}
+
+
+def saves_sql(granularity: str, columns: tuple[str, ...], *, revenue: bool = False) -> str:
+    """The saves report: per period of acceptance (local time) and the asked dimensions; with
+    ``revenue``, the saved ones' monthly revenue per currency instead of the counts."""
+    period = (
+        "NULL::date"
+        if granularity == "all"
+        else f"date_trunc('{granularity}', x.accepted_at AT TIME ZONE %(tz)s)::date"
+    )
+    dims = [c for c in columns if c in _SAVE_DIMENSIONS]
+    keys = [period + " AS period", *(f"x.{c}" for c in dims)]
+    if revenue:
+        keys.append("x.currency")
+        measures = "sum(x.mrr) AS revenue"
+        where = " AND x.state = 'saved' AND x.currency IS NOT NULL"
+    else:
+        measures = """count(*) FILTER (WHERE x.state = 'pending') AS pending,
+    count(*) FILTER (WHERE x.state = 'saved') AS saved,
+    count(*) FILTER (WHERE x.state = 'lost') AS lost"""
+        where = ""
+    group = ", ".join(str(i + 1) for i in range(len(keys)))
+    return f"""
+SELECT {", ".join(keys)}, {measures}
+FROM offer_saves x
+WHERE x.site_id = %(site)s AND x.accepted_at >= %(start)s AND x.accepted_at < %(end)s{where}
+GROUP BY {group}
+ORDER BY {group}
+"""
+
+
+async def saves_report(
+    conn: Conn,
+    site_id: str,
+    *,
+    granularity: str,
+    columns: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    tz: str,
+) -> tuple[list[DictRow], list[DictRow]]:
+    """(counts per group, revenue per group and currency)."""
+    values = {"site": site_id, "start": start, "end": end, "tz": tz}
+    counts = await fetchall(conn, saves_sql(granularity, columns), values)
+    revenue = await fetchall(conn, saves_sql(granularity, columns, revenue=True), values)
+    return counts, revenue

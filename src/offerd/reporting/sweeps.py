@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from psycopg.rows import DictRow
+
+from offerd.billing import service as billing
 from offerd.db import Conn
 from offerd.reporting import store
 
@@ -15,3 +18,36 @@ async def compact_shards(conn: Conn, now: datetime) -> int:
     into one row per key, a batch per run, in the caller's transaction: a report over years
     reads one row per day and key, not one per connection that counted."""
     return await store.compact(conn, before=(now - timedelta(days=2)).date(), limit=BATCH)
+
+
+SAVES_BATCH = 1000
+
+
+async def settle_saves(conn: Conn, now: datetime) -> int:
+    """Follow completed fulfillments as saves and settle them, in the caller's transaction:
+    new ones enrolled (``pending``), those whose subscription was cancelled inside the window
+    ``lost``, those whose window is over ``saved`` with the monthly revenue their subscription
+    bills now (as the billing provider's state in the mirror or the ledger has it) — or ``lost``
+    if the subscription is gone. Returns how many changed."""
+    changed = await store.enroll_saves(conn, now=now, limit=SAVES_BATCH)
+    changed += await store.lose_saves(conn, now=now)
+    due = await store.due_saves(conn, now=now, limit=SAVES_BATCH)
+    by_site: dict[str, list[DictRow]] = {}
+    for row in due:
+        by_site.setdefault(row["site_id"], []).append(row)
+    for site_id, rows in by_site.items():
+        revenue = await billing.monthly_revenue(conn, site_id, [r["subscription_id"] for r in rows])
+        for row in rows:
+            currency, mrr = revenue.get(row["subscription_id"], (None, None))
+            state = "saved" if row["present"] else "lost"
+            await store.settle_save(
+                conn,
+                site_id,
+                row["fulfillment_id"],
+                state=state,
+                currency=currency if state == "saved" else None,
+                mrr=mrr if state == "saved" else None,
+                now=now,
+            )
+            changed += 1
+    return changed

@@ -48,7 +48,9 @@ FUNNEL_COLUMNS = [
 ]  # fmt: skip
 
 
-KIND_COLUMNS = {"funnel": FUNNEL_COLUMNS}
+SAVES_COLUMNS = ["pending", "saved", "lost", "save_rate", "revenue_retained"]
+
+KIND_COLUMNS = {"funnel": FUNNEL_COLUMNS, "saves": SAVES_COLUMNS}
 
 
 def columns(kind: str, q: ReportQuery) -> list[str]:

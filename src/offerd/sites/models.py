@@ -71,6 +71,14 @@ class SiteSettings(BaseModel):
         "(Chargebee's plans use 150, 1000 or 3500)",
     )
 
+    save_window_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="Days after an offer is fulfilled that its subscription must stay "
+        "uncancelled to count as saved (the saves report)",
+    )
+
     time_zone: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
         default="UTC",
         description="IANA time zone (e.g. Europe/Paris) of the site's report days, weeks and "
