@@ -72,6 +72,7 @@ from offerd.billing.actions import (
 )
 from offerd.billing.catalog import catalog_of, referenced
 from offerd.billing.mirror import service as mirror
+from offerd.billing.pricing import Summary, summarize
 from offerd.billing.provider import (
     Applied,
     PermanentProviderError,
@@ -79,7 +80,7 @@ from offerd.billing.provider import (
     ProviderUnauthorized,
     TransientProviderError,
 )
-from offerd.db import Database
+from offerd.db import Conn, Database
 
 STEP = "apply"
 
@@ -268,3 +269,64 @@ async def apply_once(
         )
     await mirror.changed(db, site_id, subscription_id, sent.after, read_at)
     return Applied(before, sent.after, replayed=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A change worked out without making it (a checkout's preview): the subscription as read,
+    the target, and the ledger's summaries of both."""
+
+    snapshot: Snapshot
+    target: SubscriptionState
+    before: Summary
+    after: Summary
+
+
+class RemoteProvider:
+    """What Stripe's and Chargebee's ``BillingProvider`` share: ``apply`` exactly once through
+    ``apply_once`` (refusing the actions the provider cannot do), and the draft a preview starts
+    from. ``db``: the pool ``provider_calls`` is written through (its own transactions, never
+    the job's ``conn``)."""
+
+    remote = True
+    unsupported: Mapping[str, str] = {}
+
+    def __init__(self, backend: RemoteBackend, db: Database) -> None:
+        self.backend = backend
+        self.db = db
+
+    def _refuse_unsupported(self, action: BillingAction) -> None:
+        if action.type in self.unsupported:
+            raise PermanentProviderError(self.unsupported[action.type])
+
+    async def apply(
+        self,
+        conn: Conn | None,  # noqa: ARG002 - remote: calls are recorded in their own transactions
+        *,
+        site_id: str,
+        subscription_id: str,
+        action: BillingAction,
+        idempotency_key: str,
+        now: datetime,
+    ) -> Applied:
+        self._refuse_unsupported(action)
+        return await apply_once(
+            self.db,
+            self.backend,
+            site_id=site_id,
+            subscription_id=subscription_id,
+            action=action,
+            idempotency_key=idempotency_key,
+            now=now,
+        )
+
+    async def draft(self, subscription_id: str, action: BillingAction, now: datetime) -> Draft:
+        self._refuse_unsupported(action)
+        snapshot = await self.backend.read(subscription_id)
+        plans, coupons = await self.backend.catalog(snapshot.state, action)
+        try:
+            target = apply_action(snapshot.state, action, now=now, plans=plans, coupons=coupons)
+        except ActionError as exc:
+            raise PermanentProviderError(str(exc)) from None
+        before = summarize(snapshot.state, plans, coupons)
+        return Draft(snapshot, target, before, summarize(target, plans, coupons))

@@ -29,7 +29,6 @@ from typing import Any
 from chargebee import Chargebee
 
 from offerd.billing.actions import (
-    ActionError,
     ApplyCoupon,
     BillingAction,
     CancelSubscription,
@@ -42,19 +41,15 @@ from offerd.billing.actions import (
     RemoveScheduledCancellation,
     ResumeSubscription,
     SubscriptionState,
-    apply_action,
 )
 from offerd.billing.chargebee.client import NotFoundAtChargebee, call
 from offerd.billing.chargebee.mapping import NotMappable, coupon_row, plan_row, subscription_state
 from offerd.billing.mirror.objects import MirroredCoupon, MirroredPlan
-from offerd.billing.pricing import summarize
 from offerd.billing.provider import (
-    Applied,
     PermanentProviderError,
     Preview,
-    ProviderError,
 )
-from offerd.billing.remote import Sent, Snapshot, apply_once
+from offerd.billing.remote import RemoteProvider, Sent, Snapshot
 from offerd.db import Conn, Database
 
 CONVERT_TRIAL_REFUSED = (
@@ -182,39 +177,15 @@ class ChargebeeBackend:
         return Sent(_state(done.subscription.raw_data), request_id)
 
 
-class ChargebeeProvider:
-    """``BillingProvider`` for one Chargebee site. ``db``: the pool ``provider_calls`` is written
-    through (its own transactions, never the job's ``conn``)."""
+class ChargebeeProvider(RemoteProvider):
+    """``BillingProvider`` for one Chargebee site."""
 
     name = "chargebee"
-    remote = True
     unsupported = UNSUPPORTED
+    backend: ChargebeeBackend
 
     def __init__(self, client: Chargebee, db: Database) -> None:
-        self.backend = ChargebeeBackend(client)
-        self.db = db
-
-    async def apply(
-        self,
-        conn: Conn | None,  # noqa: ARG002 - remote: calls are recorded in their own transactions
-        *,
-        site_id: str,
-        subscription_id: str,
-        action: BillingAction,
-        idempotency_key: str,
-        now: datetime,
-    ) -> Applied:
-        if action.type in UNSUPPORTED:
-            raise PermanentProviderError(UNSUPPORTED[action.type])
-        return await apply_once(
-            self.db,
-            self.backend,
-            site_id=site_id,
-            subscription_id=subscription_id,
-            action=action,
-            idempotency_key=idempotency_key,
-            now=now,
-        )
+        super().__init__(ChargebeeBackend(client), db)
 
     async def preview(
         self,
@@ -227,33 +198,21 @@ class ChargebeeProvider:
     ) -> Preview:
         """The ledger's summaries of before and after; for a change of plan or coupons the next
         charge after is Chargebee's estimate of the same change."""
-        if action.type in UNSUPPORTED:
-            raise PermanentProviderError(UNSUPPORTED[action.type])
-        snapshot = await self.backend.read(subscription_id)
-        plans, coupons = await self.backend.catalog(snapshot.state, action)
-        try:
-            target = apply_action(snapshot.state, action, now=now, plans=plans, coupons=coupons)
-        except ActionError as exc:
-            raise PermanentProviderError(str(exc)) from None
-        before = summarize(snapshot.state, plans, coupons)
-        after = summarize(target, plans, coupons)
+        draft = await self.draft(subscription_id, action, now)
+        state, target, after = draft.snapshot.state, draft.target, draft.after
         params: dict[str, Any] = {"subscription": {"id": subscription_id}}
-        if (target.plan_id, target.quantity) != (snapshot.state.plan_id, snapshot.state.quantity):
+        if (target.plan_id, target.quantity) != (state.plan_id, state.quantity):
             params["subscription_items"] = [
                 {"item_price_id": target.plan_id, "quantity": target.quantity}
             ]
             params["change_option"] = "immediately"
-        added = [c for c in target.coupon_ids if c not in snapshot.state.coupon_ids]
+        added = [c for c in target.coupon_ids if c not in state.coupon_ids]
         if added:
             params["coupon_ids"] = added
         if len(params) > 1:
             got = await call(self.backend.client.Estimate.update_subscription_for_items(params))
-            estimate = got.estimate.raw_data
-            nxt = estimate.get("next_invoice_estimate") or {}
+            nxt = got.estimate.raw_data.get("next_invoice_estimate") or {}
             amount = nxt.get("amount_due", nxt.get("total"))
             if amount is not None:
                 after = replace(after, next_charge=int(amount))
-        return Preview(before, after)
-
-
-__all__ = ["ChargebeeProvider", "ProviderError"]
+        return Preview(draft.before, after)

@@ -31,7 +31,6 @@ from typing import Any, cast
 import stripe
 
 from offerd.billing.actions import (
-    ActionError,
     ApplyCoupon,
     BillingAction,
     CancelSubscription,
@@ -44,18 +43,15 @@ from offerd.billing.actions import (
     RemoveScheduledCancellation,
     ResumeSubscription,
     SubscriptionState,
-    apply_action,
 )
-from offerd.billing.pricing import summarize
 from offerd.billing.provider import (
-    Applied,
     PermanentProviderError,
     Preview,
     ProviderError,
     ProviderUnauthorized,
     TransientProviderError,
 )
-from offerd.billing.remote import Sent, Snapshot, apply_once
+from offerd.billing.remote import RemoteProvider, Sent, Snapshot
 from offerd.billing.stripe.mapping import NotMappable, subscription_state
 from offerd.db import Conn, Database
 
@@ -251,36 +247,14 @@ def _update_params(
     raise AssertionError(f"no Stripe call for {action!r}")  # pragma: no cover
 
 
-class StripeProvider:
-    """``BillingProvider`` for one Stripe account. ``db``: the pool ``provider_calls`` is written
-    through (its own transactions, never the job's ``conn``)."""
+class StripeProvider(RemoteProvider):
+    """``BillingProvider`` for one Stripe account."""
 
     name = "stripe"
-    remote = True
+    backend: StripeBackend
 
     def __init__(self, client: stripe.StripeClient, db: Database) -> None:
-        self.backend = StripeBackend(client)
-        self.db = db
-
-    async def apply(
-        self,
-        conn: Conn | None,  # noqa: ARG002 - remote: calls are recorded in their own transactions
-        *,
-        site_id: str,
-        subscription_id: str,
-        action: BillingAction,
-        idempotency_key: str,
-        now: datetime,
-    ) -> Applied:
-        return await apply_once(
-            self.db,
-            self.backend,
-            site_id=site_id,
-            subscription_id=subscription_id,
-            action=action,
-            idempotency_key=idempotency_key,
-            now=now,
-        )
+        super().__init__(StripeBackend(client), db)
 
     async def preview(
         self,
@@ -293,22 +267,18 @@ class StripeProvider:
     ) -> Preview:
         """The ledger's summaries of before and after, with the next charge after the change
         taken from Stripe's invoice preview (prorations included) when the price changes."""
-        snapshot = await self.backend.read(subscription_id)
-        plans, coupons = await self.backend.catalog(snapshot.state, action)
-        try:
-            target = apply_action(snapshot.state, action, now=now, plans=plans, coupons=coupons)
-        except ActionError as exc:
-            raise PermanentProviderError(str(exc)) from None
-        before = summarize(snapshot.state, plans, coupons)
-        after = summarize(target, plans, coupons)
-        params = _preview_params(subscription_id, snapshot.raw, snapshot.state, target)
+        draft = await self.draft(subscription_id, action, now)
+        after = draft.after
+        params = _preview_params(
+            subscription_id, draft.snapshot.raw, draft.snapshot.state, draft.target
+        )
         if params is not None:
             try:
                 invoice = await self.backend.client.v1.invoices.create_preview_async(params)
             except stripe.StripeError as exc:
                 raise translate(exc) from exc
             after = replace(after, next_charge=int(invoice.amount_due))
-        return Preview(before, after)
+        return Preview(draft.before, after)
 
 
 def _preview_params(
