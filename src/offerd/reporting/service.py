@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from offerd.db import Conn, transaction
 from offerd.edge.errors import NotFound, ParamWrongValue
-from offerd.reporting import store
+from offerd.reporting import sequential, store
 from offerd.reporting.metrics import Counts, funnel_metrics
 from offerd.reporting.query import (
     ReportQuery,
@@ -99,18 +99,76 @@ async def saves(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
 
 SAVE_COLUMNS = ("offer_id", "option_id", "experiment_arm")
 
-# The report kinds. "experiments" joins here once saves are counted per arm against the
-# holdout (reporting.sequential gives the lift); until then asking for it is a clear 404.
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+async def experiments(conn: Conn, site: Site, q: ReportQuery, *, now: datetime) -> list[Row]:
+    """Each experiment's arms over the subscribers assigned in the range (cumulative: the
+    granularity and group_by do not apply): assigned, accepted and their rate; saved and lost
+    (as the saves report counts them, from assignment) and the save rate; and for each arm
+    against the experiment's holdout, the lift in save rate with its always-valid 95 % interval
+    and verdict (``reporting.sequential``)."""
+    if q.columns:
+        raise ParamWrongValue("group_by", "the experiments report is per experiment and arm")
+    found = await store.experiments(
+        conn,
+        site.id,
+        start=datetime.fromtimestamp(q.start, UTC),
+        end=datetime.fromtimestamp(q.end, UTC),
+        window=timedelta(days=site.settings.save_window_days),
+        now=now,
+    )
+    holdouts = {r["experiment_id"]: r for r in found if r["holdout"]}
+    rows: list[Row] = []
+    for r in found:
+        settled = r["saved"] + r["lost"]
+        row: Row = {
+            "period_start": q.start,
+            "experiment_id": r["experiment_id"],
+            "experiment_arm": r["experiment_arm"],
+            "holdout": r["holdout"],
+            "assigned": r["assigned"],
+            "accepted": r["accepted"],
+            "acceptance_rate": _rate(r["accepted"], r["assigned"]),
+            "saved": r["saved"],
+            "lost": r["lost"],
+            "save_rate": _rate(r["saved"], settled),
+            "lift": None,
+            "interval_low": None,
+            "interval_high": None,
+            "verdict": None,
+        }
+        holdout = holdouts.get(r["experiment_id"])
+        if holdout is not None and not r["holdout"]:
+            result = sequential.lift(
+                settled, r["saved"], holdout["saved"] + holdout["lost"], holdout["saved"]
+            )
+            row.update(
+                lift=None if result.lift is None else round(result.lift, 4),
+                interval_low=round(result.interval_low, 4),
+                interval_high=round(result.interval_high, 4),
+                verdict=result.verdict,
+            )
+        rows.append(row)
+    return rows
+
+
 REPORTS: dict[str, ReportFn] = {"funnel": funnel, "saves": saves}
-PLANNED = ("experiments",)
+PLANNED: tuple[str, ...] = ()
 
 
-async def report(conn: Conn, site: Site, kind: str, q: ReportQuery) -> list[Row]:
+async def report(
+    conn: Conn, site: Site, kind: str, q: ReportQuery, *, now: datetime | None = None
+) -> list[Row]:
+    if kind == "experiments":
+        return await experiments(conn, site, q, now=now or datetime.now(UTC))
     fn = REPORTS.get(kind)
     if fn is None:
         if kind in PLANNED:
             raise NotFound(f"The {kind} report is not available yet")
-        raise NotFound(f"There is no report {kind!r}: one of {', '.join(REPORTS)}")
+        raise NotFound(f"There is no report {kind!r}: one of funnel, saves, experiments")
     return await fn(conn, site, q)
 
 

@@ -4,7 +4,7 @@ see there why a trigger)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from psycopg.rows import DictRow
 
@@ -364,3 +364,45 @@ async def saves_report(
     counts = await fetchall(conn, saves_sql(granularity, columns), values)
     revenue = await fetchall(conn, saves_sql(granularity, columns, revenue=True), values)
     return counts, revenue
+
+
+# --- experiments: each arm's subscribers and what became of them ------------------------------
+
+# One row per experiment and arm over the subscribers assigned in [start, end): how many, how many
+# accepted the offer shown, and (their window over) saved or lost, from the billing provider's
+# state of the subscription (a cancellation inside the window is a loss, wherever it is seen).
+EXPERIMENTS = """
+WITH assigned AS (
+    SELECT sv.experiment_id, sv.experiment_arm, bool_or(sv.offer_id IS NULL) AS holdout,
+        coalesce(sv.subscription_id, sv.customer_id) AS who, max(sv.subscription_id) AS sub_id,
+        min(sv.occurred_at) AS at, bool_or(f.id IS NOT NULL) AS accepted
+    FROM served sv
+    LEFT JOIN offer_fulfillments f ON f.personalized_offer_id = sv.personalized_offer_id
+    WHERE sv.site_id = %(site)s AND sv.occurred_at >= %(start)s AND sv.occurred_at < %(end)s
+    GROUP BY 1, 2, 4
+)
+SELECT a.experiment_id, a.experiment_arm, bool_or(a.holdout) AS holdout,
+    count(*) AS assigned,
+    count(*) FILTER (WHERE a.accepted) AS accepted,
+    count(*) FILTER (WHERE sub.status = 'cancelled' AND sub.cancelled_at <= a.at + %(window)s)
+        AS lost,
+    count(*) FILTER (WHERE sub.id IS NOT NULL AND a.at + %(window)s <= %(now)s
+        AND NOT (sub.status = 'cancelled' AND sub.cancelled_at <= a.at + %(window)s)) AS saved
+FROM assigned a
+LEFT JOIN subscriptions sub ON sub.site_id = %(site)s AND sub.id = a.sub_id
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+
+async def experiments(
+    conn: Conn,
+    site_id: str,
+    *,
+    start: datetime,
+    end: datetime,
+    window: timedelta,
+    now: datetime,
+) -> list[DictRow]:
+    values = {"site": site_id, "start": start, "end": end, "window": window, "now": now}
+    return await fetchall(conn, EXPERIMENTS, values)

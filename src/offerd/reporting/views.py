@@ -50,7 +50,16 @@ FUNNEL_COLUMNS = [
 
 SAVES_COLUMNS = ["pending", "saved", "lost", "save_rate", "revenue_retained"]
 
-KIND_COLUMNS = {"funnel": FUNNEL_COLUMNS, "saves": SAVES_COLUMNS}
+EXPERIMENT_COLUMNS = [
+    "experiment_id", "experiment_arm", "holdout", "assigned", "accepted", "acceptance_rate",
+    "saved", "lost", "save_rate", "lift", "interval_low", "interval_high", "verdict",
+]  # fmt: skip
+
+KIND_COLUMNS = {
+    "funnel": FUNNEL_COLUMNS,
+    "saves": SAVES_COLUMNS,
+    "experiments": EXPERIMENT_COLUMNS,
+}
 
 
 def columns(kind: str, q: ReportQuery) -> list[str]:
