@@ -427,3 +427,43 @@ async def test_an_incomplete_subscription_takes_no_action(
     with pytest.raises(PermanentProviderError, match="'incomplete' takes no actions"):
         await _apply(app, provider, sub_id, {"type": "cancel_subscription", "end_of_term": False})
     assert _posts(fake_stripe) == 0 and await _calls(app, sub_id) == []
+
+
+async def test_a_key_stripe_kept_for_other_parameters_moves_to_the_next_generation(
+    app: TestApp, provider: StripeProvider, fake_stripe: FakeStripe, seeded: dict[str, Any]
+) -> None:
+    """The first attempt's request was answered and kept under its key with parameters the retry
+    no longer builds (the subscription changed in between): Stripe refuses the key for the new
+    parameters. That key is spent and nothing under it is in flight, so the retry is the next
+    generation — not a refusal of the whole change."""
+    sub_id = _sub(fake_stripe, seeded)
+    snapshot = await provider.backend.read(sub_id)
+    target = replace(snapshot.state, coupon_ids=("SAVE10",))
+    async with app.services.db.connection() as conn:
+        await calls_store.record(
+            conn,
+            site_id=SITE,
+            provider="stripe",
+            subscription_id=sub_id,
+            base_key="ful_1",
+            step="apply",
+            generation=1,
+            idempotency_key="ful_1:apply:1",
+            action={"type": "apply_coupon", "coupon_id": "SAVE10"},
+            before=snapshot.state.as_dict(),
+            target=target.as_dict(),
+            now=datetime.now(UTC),
+        )
+    # what Stripe kept under that key: a request with other parameters
+    fake_stripe.client().v1.subscriptions.update(
+        sub_id, {"metadata": {"note": "x"}}, {"idempotency_key": "ful_1:apply:1"}
+    )
+    action = {"type": "apply_coupon", "coupon_id": "SAVE10"}
+
+    with pytest.raises(TransientProviderError):
+        await _apply(app, provider, sub_id, action)
+    applied = await _apply(app, provider, sub_id, action)
+
+    assert not applied.replayed and applied.after.coupon_ids == ("SAVE10",)
+    assert await _calls(app, sub_id) == [(1, "failed"), (2, "applied")]
+    assert [c.idempotency_key for c in fake_stripe.history(sub_id)][-1] == "ful_1:apply:2"

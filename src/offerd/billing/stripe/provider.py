@@ -80,6 +80,11 @@ def translate(exc: stripe.StripeError) -> ProviderError:
     except ValueError:
         retry_after = None
     status = exc.http_status
+    if isinstance(exc, stripe.IdempotencyError) and status == 400:
+        # The key was first used with other parameters: the request under it was answered and
+        # kept (the subscription changed between two attempts, and the parameters with it). The
+        # key is spent and nothing under it is in flight: a new generation, after a re-read.
+        return TransientProviderError(f"Stripe: {message}", request_id=request_id, settled=True)
     transient = (
         isinstance(exc, stripe.APIConnectionError)
         or status is None
