@@ -9,12 +9,14 @@ in read time only. The ledger's own rows have no ``mirrored_at`` and are never t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from offerd.billing.actions import SubscriptionState
 from offerd.billing.mirror.objects import (
     TABLES,
     Kind,
@@ -66,18 +68,8 @@ SET email = EXCLUDED.email, first_name = EXCLUDED.first_name, last_name = EXCLUD
 WHERE {_NEWER.format(t="customers")}
 """
 
-_STATE_COLUMNS = (
-    "plan_id",
-    "quantity",
-    "status",
-    "coupon_ids",
-    "trial_end",
-    "current_term_start",
-    "current_term_end",
-    "pause_until",
-    "cancel_at",
-    "cancelled_at",
-)
+# a subscription's state columns are SubscriptionState's fields, one for one
+_STATE_COLUMNS = tuple(f.name for f in fields(SubscriptionState))
 
 SUBSCRIPTION = f"""
 INSERT INTO subscriptions (site_id, id, customer_id, business_entity_id, {", ".join(_STATE_COLUMNS)},
