@@ -21,7 +21,7 @@ from offerd.billing.provider import (
     ProviderUnauthorized,
     TransientProviderError,
 )
-from offerd.billing.stripe.provider import StripeProvider
+from offerd.billing.stripe.provider import StripeBackend, StripeProvider
 from offerd.db import transaction
 from tests.fakes.stripe_api import FakeStripe
 from tests.support.app import TestApp
@@ -69,6 +69,31 @@ async def _calls(app: TestApp, sub_id: str) -> list[tuple[int, str]]:
     async with app.services.db.connection() as conn:
         rows = await calls_store.for_subscription(conn, SITE, sub_id)
     return [(r["generation"], r["state"]) for r in rows]
+
+
+async def _recorded_not_answered(
+    app: TestApp,
+    sub_id: str,
+    action: dict[str, Any],
+    before: SubscriptionState,
+    target: SubscriptionState,
+) -> None:
+    """Generation 1 of change ``ful_1`` as a crash leaves it: recorded 'sent', never answered."""
+    async with app.services.db.connection() as conn:
+        await calls_store.record(
+            conn,
+            site_id=SITE,
+            provider="stripe",
+            subscription_id=sub_id,
+            base_key="ful_1",
+            step="apply",
+            generation=1,
+            idempotency_key="ful_1:apply:1",
+            action=action,
+            before=before.as_dict(),
+            target=target.as_dict(),
+            now=datetime.now(UTC),
+        )
 
 
 def _posts(fake: FakeStripe) -> int:
@@ -398,21 +423,7 @@ async def test_a_generation_recorded_but_never_answered_is_sent_again_under_its_
     action = {"type": "extend_trial", "days": 7}
     snapshot = await provider.backend.read(sub_id)
     target = replace(snapshot.state, trial_end=snapshot.state.trial_end + timedelta(days=7))  # type: ignore[operator]
-    async with app.services.db.connection() as conn:
-        await calls_store.record(
-            conn,
-            site_id=SITE,
-            provider="stripe",
-            subscription_id=sub_id,
-            base_key="ful_1",
-            step="apply",
-            generation=1,
-            idempotency_key="ful_1:apply:1",
-            action=action,
-            before=snapshot.state.as_dict(),
-            target=target.as_dict(),
-            now=datetime.now(UTC),
-        )
+    await _recorded_not_answered(app, sub_id, action, snapshot.state, target)
     applied = await _apply(app, provider, sub_id, action)
     assert not applied.replayed and applied.before == snapshot.state
     assert fake_stripe.subscription(sub_id)["trial_end"] == trial_end + 7 * DAY
@@ -439,26 +450,12 @@ async def test_a_key_stripe_kept_for_other_parameters_moves_to_the_next_generati
     sub_id = _sub(fake_stripe, seeded)
     snapshot = await provider.backend.read(sub_id)
     target = replace(snapshot.state, coupon_ids=("SAVE10",))
-    async with app.services.db.connection() as conn:
-        await calls_store.record(
-            conn,
-            site_id=SITE,
-            provider="stripe",
-            subscription_id=sub_id,
-            base_key="ful_1",
-            step="apply",
-            generation=1,
-            idempotency_key="ful_1:apply:1",
-            action={"type": "apply_coupon", "coupon_id": "SAVE10"},
-            before=snapshot.state.as_dict(),
-            target=target.as_dict(),
-            now=datetime.now(UTC),
-        )
+    action = {"type": "apply_coupon", "coupon_id": "SAVE10"}
+    await _recorded_not_answered(app, sub_id, action, snapshot.state, target)
     # what Stripe kept under that key: a request with other parameters
     fake_stripe.client().v1.subscriptions.update(
         sub_id, {"metadata": {"note": "x"}}, {"idempotency_key": "ful_1:apply:1"}
     )
-    action = {"type": "apply_coupon", "coupon_id": "SAVE10"}
 
     with pytest.raises(TransientProviderError):
         await _apply(app, provider, sub_id, action)
@@ -467,3 +464,31 @@ async def test_a_key_stripe_kept_for_other_parameters_moves_to_the_next_generati
     assert not applied.replayed and applied.after.coupon_ids == ("SAVE10",)
     assert await _calls(app, sub_id) == [(1, "failed"), (2, "applied")]
     assert [c.idempotency_key for c in fake_stripe.history(sub_id)][-1] == "ful_1:apply:2"
+
+
+async def test_a_resend_refused_because_the_first_request_landed_meanwhile_is_applied(
+    app: TestApp, provider: StripeProvider, fake_stripe: FakeStripe, seeded: dict[str, Any]
+) -> None:
+    """A cancel whose first DELETE got no answer is sent again after a re-read that found the
+    subscription still live; the first DELETE lands just before the second (Stripe keys no
+    DELETE), which then gets a 404. The change is made, once: the refusal is checked against a
+    re-read, and the fulfillment is not failed."""
+    sub_id = _sub(fake_stripe, seeded)
+    snapshot = await provider.backend.read(sub_id)
+    action = {"type": "cancel_subscription", "end_of_term": False}
+    target = replace(snapshot.state, status="cancelled")
+    await _recorded_not_answered(app, sub_id, action, snapshot.state, target)
+    first_request = fake_stripe.client()
+
+    class LateFirstRequest(StripeBackend):
+        async def send(self, *args: Any, **kwargs: Any) -> Any:
+            first_request.v1.subscriptions.cancel(sub_id)  # the dead worker's DELETE lands
+            return await super().send(*args, **kwargs)
+
+    provider.backend = LateFirstRequest(provider.backend.client)
+
+    applied = await _apply(app, provider, sub_id, action)
+
+    assert applied.replayed and applied.after.status == "cancelled"
+    assert [c.action for c in fake_stripe.history(sub_id)] == ["cancel"]
+    assert await _calls(app, sub_id) == [(1, "applied")]

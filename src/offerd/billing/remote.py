@@ -36,6 +36,9 @@ the retry does:
 - after 'applied' is recorded, before the job's transaction commits: the retry finds 'applied' and
   returns replayed without sending (even if someone changed the subscription since).
 - a domain refusal ('refused') is final: the retry raises the same ``PermanentProviderError``.
+  Except for a resend: the first request may have landed between the re-read and the resend and
+  made the resend's request wrong (Stripe keys no DELETE: a second cancel is a 404), so a
+  refused resend re-reads once more, and a subscription that shows the change is 'applied'.
 
 Two attempts of one job racing (the queue should prevent it): the unique (base key, step,
 generation) lets one of them record generation N+1; the other gets a ``TransientProviderError``
@@ -252,6 +255,16 @@ async def apply_once(
             exc, ProviderUnauthorized
         )
         unknown = isinstance(exc, TransientProviderError) and not exc.settled
+        if refused and call is last:
+            # A refusal of a resend may be the first request having landed in the meantime
+            # (Stripe keys no DELETE: cancelling a cancelled subscription is a 404): the
+            # subscription says which.
+            again = await backend.read(subscription_id)
+            if reached(action, target, again.state):
+                async with db.connection() as log:
+                    await calls_store.finish(log, call["id"], state="applied", now=now)
+                await mirror.changed(db, site_id, subscription_id, again.state, read_at)
+                return Applied(before, again.state, replayed=True)
         async with db.connection() as log:
             await calls_store.finish(
                 log,
