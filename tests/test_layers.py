@@ -19,7 +19,17 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SLICES = frozenset(
-    {"billing", "checkout", "events", "fulfillments", "notifications", "offers", "sites"}
+    {
+        "audit",
+        "billing",
+        "checkout",
+        "console",
+        "events",
+        "fulfillments",
+        "notifications",
+        "offers",
+        "sites",
+    }
 )
 Kind = Literal["top", "type_checking", "function"]
 

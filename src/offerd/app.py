@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 
 from offerd import __version__
+from offerd.audit import api as audit_api
 from offerd.billing import api as billing_api
 from offerd.billing import provider_api as billing_provider_api
 from offerd.billing import webhooks_api as billing_webhooks_api
@@ -30,6 +31,8 @@ from offerd.billing.sites import SiteProviders
 from offerd.checkout import api as checkout_api
 from offerd.common.clock import Clock, SystemClock
 from offerd.common.secrets import box_for
+from offerd.console import routes as console_routes
+from offerd.console import web as console_web
 from offerd.db import Database, resolve_database_url
 from offerd.edge import db_errors
 from offerd.edge.auth import Authenticator
@@ -182,8 +185,10 @@ def create_app(
         notifications_api.router,
         jobs_api.router,
         reporting_api.admin,
+        audit_api.admin,
     ):
         app.include_router(router)
+    console_routes.install(app)
     install_ops(app)
     if inbox is not None:
         from offerd.cli.demo import inbox_router
@@ -194,9 +199,19 @@ def create_app(
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def api_error(_: Request, exc: Exception) -> Response:
+    async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, APIError)
+        if _is_console(request):  # people get a page, not Chargebee's JSON
+            return console_web.error_page(request, exc.status, exc.message, exc.headers)
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    async def console_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, console_web.ConsoleError)
+        return console_web.error_page(request, exc.status, exc.message, exc.headers)
+
+    async def sign_in_required(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, console_web.SignInRequired)
+        return console_web.sign_in_redirect(request, exc.next_path)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -253,6 +268,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return await bad_data(request, exc)
 
     app.add_exception_handler(APIError, api_error)
+    app.add_exception_handler(console_web.ConsoleError, console_error)
+    app.add_exception_handler(console_web.SignInRequired, sign_in_required)
     app.add_exception_handler(psycopg.DataError, bad_data)
     app.add_exception_handler(psycopg.IntegrityError, constraint_violated)
     app.add_exception_handler(StarletteHTTPException, http_error)
@@ -317,6 +334,10 @@ def install_ops(app: FastAPI) -> None:
             swagger_css_url="/static/docs/swagger-ui.css",
             swagger_favicon_url="/static/docs/favicon.png",
         )
+
+
+def _is_console(request: Request) -> bool:
+    return request.url.path == "/console" or request.url.path.startswith("/console/")
 
 
 # What a 503 db_connection_failure (and /readyz's 503) asks clients to wait, in seconds: the pool

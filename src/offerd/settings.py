@@ -110,6 +110,19 @@ class Settings(BaseSettings):
         "private network only).",
     )
 
+    console_session_hours: float = Field(
+        default=12,
+        gt=0,
+        le=24 * 30,
+        description="How long a console sign-in lasts (the session cookie and its row).",
+    )
+    console_login_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Failed console sign-ins per email (and 4x that per client address) in 15 "
+        "minutes before further attempts are refused with 429 until the window passes.",
+    )
+
     @property
     def base_url(self) -> str:
         if self.public_url:

@@ -74,7 +74,7 @@ async def test_text_and_html(
     assert sent["Subject"] == f"{title}: Before you go"
     assert sent["Message-ID"] == message_id(d)
     assert re.fullmatch(r"<dl_[0-9A-Za-z]+@acme\.example>", sent["Message-ID"])
-    link = f"/admin/v1/sites/{SITE}/deliveries/{d['id']}"
+    link = f"/console/sites/{SITE}/deliveries/{d['id']}"
     for part in (sent.text, sent.html):
         assert part, "both a text/plain and a text/html part"
         for fact in ("Before you go", "cus_1", "sub_1", "Talk to us", f["id"], status):
@@ -82,7 +82,7 @@ async def test_text_and_html(
     if outcome == "failed":
         assert "the customer changed their mind" in sent.text
     assert any(url.endswith(link) for url in sent.text_urls), sent.text
-    assert sent.link("Delivery log").endswith(link)
+    assert sent.link("See this delivery in the offerd console").endswith(link)
     assert "<" not in sent.text  # the text part is not HTML
     assert (d["status"], d["attempts"]) == ("succeeded", 1)
 

@@ -91,7 +91,7 @@ async def test_the_block_kit_message(
     (context,) = [b for b in message["blocks"] if b["type"] == "context"]
     text = " ".join(e["text"] for e in context["elements"])
     assert d["id"] in text
-    assert f"/admin/v1/sites/{SITE}/deliveries/{d['id']}" in text
+    assert f"/console/sites/{SITE}/deliveries/{d['id']}" in text
     assert f["id"] in text
     assert (d["status"], d["attempts"]) == ("succeeded", 1)
 

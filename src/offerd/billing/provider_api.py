@@ -3,6 +3,8 @@ in and never come out: the resource shows a hint of the key."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
@@ -12,7 +14,7 @@ from offerd.billing.mirror import sync
 from offerd.billing.provider_models import ProviderIn
 from offerd.common.secrets import box_for
 from offerd.db import transaction
-from offerd.edge.deps import Admin, AdminSite, Svc
+from offerd.edge.deps import Admin, AdminSite, Services, Svc
 from offerd.edge.endpoint import error_responses
 from offerd.edge.errors import InvalidRequest
 from offerd.edge.wire import JSONResponse, decode_body, validation_error
@@ -51,11 +53,16 @@ async def put_billing_provider(site: AdminSite, request: Request, svc: Svc) -> R
     responses=error_responses(401, 404),
 )
 async def get_billing_provider(site: AdminSite, svc: Svc) -> Response:
+    return JSONResponse(await provider_status(svc, site.id))
+
+
+async def provider_status(svc: Services, site_id: str) -> dict[str, Any]:
+    """The provider as the admin API and the console show it: type, health, key hint, sync."""
     async with svc.db.connection() as conn:
-        row = await providers.get(conn, site.id)
+        row = await providers.get(conn, site_id)
         resource = providers.resource(row, box_for(svc.settings))
-        resource["sync"] = await sync.state(conn, site.id)
-    return JSONResponse(resource)
+        resource["sync"] = await sync.state(conn, site_id)
+    return resource
 
 
 @router.post(

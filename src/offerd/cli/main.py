@@ -17,6 +17,7 @@ import typer
 from offerd.cli import records, reports
 from offerd.cli.base import console, fail, prepare, with_db
 from offerd.cli.billing import billing_cli
+from offerd.cli.users import users_cli
 from offerd.common.secrets import SecretKeyError, box_for
 from offerd.edge.errors import APIError
 from offerd.settings import Settings, get_settings
@@ -296,6 +297,7 @@ cli.add_typer(records.secrets_cli, name="secrets")
 cli.add_typer(billing_cli, name="billing")
 cli.add_typer(reports.reports_cli, name="reports")
 cli.add_typer(reports.report_cli, name="report")
+cli.add_typer(users_cli, name="users")
 
 
 # --- configuration errors: one line on stderr and a non-zero exit, never a traceback ----------

@@ -99,6 +99,10 @@ async def detail(conn: Conn, site_id: str, fulfillment_id: str) -> dict[str, Any
     }
 
 
+async def detail_row(conn: Conn, site_id: str, fulfillment_id: str) -> DictRow | None:
+    return await store.get(conn, site_id, fulfillment_id)
+
+
 async def expire(conn: Conn, site_id: str, fulfillment_id: str, *, now: datetime) -> DictRow:
     """End a stuck fulfillment as ``fulfillment_expired``, with its ``failed`` event and
     notifications, as the deadline sweep does. Expiring one already expired is a no-op; one that

@@ -5,11 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from psycopg.rows import DictRow
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from offerd.db import Conn
-from offerd.edge.deps import Admin, AdminSite, FullAccessGet, FullAccessPost, PublicPost, Svc
+from offerd.audit import service as audit
+from offerd.db import Conn, transaction
+from offerd.edge.deps import (
+    Admin,
+    AdminSite,
+    FullAccessGet,
+    FullAccessPost,
+    PublicPost,
+    Services,
+    Svc,
+)
 from offerd.edge.endpoint import body_docs, error_responses, read_params, run_post
 from offerd.edge.errors import ParamMissing, ParamWrongValue
 from offerd.edge.paging import page
@@ -218,6 +228,24 @@ async def get_fulfillment(fulfillment_id: str, site: AdminSite, svc: Svc) -> Res
     responses=error_responses(401, 404, 409),
 )
 async def expire_fulfillment(fulfillment_id: str, site: AdminSite, svc: Svc) -> Response:
-    async with svc.db.connection() as conn:
-        row = await admin_views.expire(conn, site.id, fulfillment_id, now=svc.clock.now())
+    row = await expire_as(svc, site.id, fulfillment_id, actor=audit.ADMIN_API)
     return JSONResponse(admin_views.admin_resource(row))
+
+
+async def expire_as(svc: Services, site_id: str, fulfillment_id: str, *, actor: str) -> DictRow:
+    """Expire a stuck fulfillment (the admin API and the console), audited with it."""
+    async with svc.db.connection() as conn, transaction(conn):
+        before = await admin_views.detail_row(conn, site_id, fulfillment_id)
+        row = await admin_views.expire(conn, site_id, fulfillment_id, now=svc.clock.now())
+        if before is not None and before["status"] != row["status"]:
+            await audit.record(
+                conn,
+                at=svc.clock.now(),
+                actor=actor,
+                site_id=site_id,
+                action="fulfillment.expire",
+                target=f"fulfillment:{fulfillment_id}",
+                before=admin_views.admin_resource(before),
+                after=admin_views.admin_resource(row),
+            )
+    return row

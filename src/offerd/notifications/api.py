@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
+from psycopg.rows import DictRow
 from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
+from offerd.audit import service as audit
 from offerd.common import addresses
 from offerd.common.secrets import box_for
-from offerd.edge.deps import Admin, AdminSite, Svc
+from offerd.db import transaction
+from offerd.edge.deps import Admin, AdminSite, Services, Svc
 from offerd.edge.endpoint import error_responses
 from offerd.edge.errors import NotFound, ParamWrongValue
 from offerd.edge.paging import page
@@ -140,6 +143,48 @@ async def get_delivery(delivery_id: str, site: AdminSite, svc: Svc) -> Response:
     responses=error_responses(401, 404, 409),
 )
 async def retry_delivery(delivery_id: str, site: AdminSite, svc: Svc) -> Response:
-    async with svc.db.connection() as conn:
-        row = await service.retry(conn, site.id, delivery_id, now=svc.clock.now())
+    row = await retry_as(svc, site.id, delivery_id, actor=audit.ADMIN_API)
     return JSONResponse(service.delivery_resource(row))
+
+
+async def retry_as(svc: Services, site_id: str, delivery_id: str, *, actor: str) -> DictRow:
+    """Send a delivery again (the admin API and the console's replay), audited with it."""
+    async with svc.db.connection() as conn, transaction(conn):
+        row = await service.retry(conn, site_id, delivery_id, now=svc.clock.now())
+        await audit.record(
+            conn,
+            at=svc.clock.now(),
+            actor=actor,
+            site_id=site_id,
+            action="delivery.retry",
+            target=f"delivery:{delivery_id}",
+            after=service.delivery_resource(row),
+        )
+    return row
+
+
+@router.post(
+    "/notification_channels/{channel_id}/test",
+    status_code=201,
+    summary="Send the channel a sample offer_accepted event now (a delivery of purpose test, "
+    "in the delivery log like any other)",
+    responses=error_responses(401, 404),
+)
+async def test_channel(channel_id: ChannelId, site: AdminSite, svc: Svc) -> Response:
+    row = await test_send_as(svc, site.id, channel_id, actor=audit.ADMIN_API)
+    return JSONResponse(service.delivery_resource(row), status_code=201)
+
+
+async def test_send_as(svc: Services, site_id: str, channel_id: str, *, actor: str) -> DictRow:
+    async with svc.db.connection() as conn, transaction(conn):
+        row = await service.test_send(conn, site_id, channel_id, now=svc.clock.now())
+        await audit.record(
+            conn,
+            at=svc.clock.now(),
+            actor=actor,
+            site_id=site_id,
+            action="channel.test_send",
+            target=f"channel:{channel_id}",
+            after=service.delivery_resource(row),
+        )
+    return row

@@ -92,7 +92,7 @@ def slack(event: Mapping[str, Any], *, delivery_id: str, delivery_url: str) -> d
                 "elements": [
                     {
                         "type": "mrkdwn",
-                        "text": f"Delivery `{delivery_id}` · <{delivery_url}|delivery log>"
+                        "text": f"Delivery `{delivery_id}` · <{delivery_url}|see it in the console>"
                         + (
                             f" · fulfillment `{f['fulfillment_id']}`" if f["fulfillment_id"] else ""
                         ),

@@ -8,10 +8,19 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
+from offerd.common.ids import new_id
 from offerd.common.secrets import SecretBox
 from offerd.db import Conn, in_batches, transaction
 from offerd.edge.errors import InvalidState, NotFound
-from offerd.notifications import channel_secrets, channel_store, dispatch, signing, store
+from offerd.notifications import (
+    channel_secrets,
+    channel_store,
+    dispatch,
+    fanout,
+    payloads,
+    signing,
+    store,
+)
 from offerd.notifications.models import (
     ChannelIn,
     EmailChannel,
@@ -160,6 +169,62 @@ async def retry(conn: Conn, site_id: str, delivery_id: str, *, now: datetime) ->
         updated = await store.get(conn, site_id, delivery_id)
     assert updated is not None
     return updated
+
+
+def sample_event(site_id: str, event_id: str, now: datetime) -> dict[str, Any]:
+    """What a channel's test send carries: an ``offer_accepted`` event with sample values
+    (``ev_test_`` ids, ``cus_test`` customer) shaped like a real one, so it renders as one."""
+    option = {"id": "test_option", "label": "Sample option", "processing_type": "webhook"}
+    return payloads.chargebee_event(
+        event_id=event_id,
+        event_type="offer_accepted",
+        occurred_at=now,
+        content={
+            "personalized_offer": {
+                "id": "po_test",
+                "offer_id": "test_offer",
+                "content": {"title": f"Test send from offerd ({site_id})", "description": ""},
+                "options": [option],
+            },
+            "offer_event": {
+                "type": "accepted",
+                "option_id": option["id"],
+                "customer_id": "cus_test",
+                "subscription_id": None,
+                "external_user_id": None,
+            },
+        },
+        source="api",
+    )
+
+
+async def test_send(conn: Conn, site_id: str, channel_id: str, *, now: datetime) -> DictRow:
+    """Queue a sample event to one channel (enabled or not), as a ``test`` delivery."""
+    async with transaction(conn):
+        channel = await channel_store.get(conn, site_id, channel_id)
+        if channel is None:
+            raise NotFound(f"Notification channel {channel_id!r} not found", param="channel_id")
+        event_id = new_id("ev_test")
+        await dispatch.create(
+            conn,
+            site_id=site_id,
+            purpose="test",
+            event_id=event_id,
+            event_type="offer_accepted",
+            payload=sample_event(site_id, event_id, now),
+            targets=[
+                dispatch.Target(
+                    channel=channel["type"],
+                    channel_id=channel["id"],
+                    destination=fanout.destination(channel),
+                    skip_reason=None,
+                )
+            ],
+            now=now,
+        )
+        row = await store.test_delivery(conn, site_id, event_id)
+    assert row is not None
+    return row
 
 
 async def reseal_channels(

@@ -234,5 +234,13 @@ async def list_deliveries(
     )
 
 
+async def test_delivery(conn: Conn, site_id: str, event_id: str) -> DictRow | None:
+    return await fetchone(
+        conn,
+        "SELECT * FROM deliveries WHERE purpose = 'test' AND event_id = %s AND site_id = %s",
+        (event_id, site_id),
+    )
+
+
 async def get(conn: Conn, site_id: str, delivery_id: str) -> DictRow | None:
     return await fetchone(conn, GET, (site_id, delivery_id))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from psycopg.rows import DictRow
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.responses import Response
 
+from offerd.audit import service as audit
 from offerd.common import addresses
-from offerd.db import Conn
-from offerd.edge.deps import Admin, AdminSite, PublicPost, Svc
+from offerd.db import Conn, transaction
+from offerd.edge.deps import Admin, AdminSite, PublicPost, Services, Svc
 from offerd.edge.endpoint import body_docs, error_responses, read_params, run_post
 from offerd.edge.errors import NotFound, ParamWrongValue
 from offerd.edge.headers import Origin, RequestMeta, Suppression
@@ -28,6 +30,7 @@ from offerd.edge.params import (
 from offerd.edge.wire import JSONResponse
 from offerd.offers import budget, service
 from offerd.offers.models import ExperimentIn, OfferIn, OfferStatus
+from offerd.sites.models import Site
 
 
 class RequestContext(Params):
@@ -169,6 +172,15 @@ async def put_offer(
     svc: Svc,
 ) -> Response:
     offer, _ = await read_params(request, OfferIn)
+    row = await store_offer(svc, site, offer_id, offer, actor=audit.ADMIN_API)
+    return JSONResponse(service.offer_resource(row), status_code=201 if row["created"] else 200)
+
+
+async def store_offer(
+    svc: Services, site: Site, offer_id: str, offer: OfferIn, *, actor: str
+) -> DictRow:
+    """Save an offer as the admin API and the console do: its destinations and billing
+    references checked, the change in the audit log (with the definition before)."""
     if not svc.settings.allow_private_destinations:
         for index, option in enumerate(offer.options):
             reason = option.webhook_url and addresses.refused_literal(option.webhook_url)
@@ -178,11 +190,29 @@ async def put_offer(
         await svc.billing.check_offer(
             conn, site.id, service.billing_actions(offer), service.billing_references(offer)
         )
-        row = await service.save_offer(
-            conn, site_id=site.id, offer_id=offer_id, offer=offer, now=svc.clock.now(), site=site
-        )
+        async with transaction(conn):  # the change and its audit entry, together
+            before = await service.get_offer(conn, site.id, offer_id)
+            row = await service.save_offer(
+                conn,
+                site_id=site.id,
+                offer_id=offer_id,
+                offer=offer,
+                now=svc.clock.now(),
+                site=site,
+            )
+            if before is None or before["definition"] != row["definition"]:
+                await audit.record(
+                    conn,
+                    at=svc.clock.now(),
+                    actor=actor,
+                    site_id=site.id,
+                    action="offer.save",
+                    target=f"offer:{offer_id}",
+                    before=None if before is None else before["definition"],
+                    after=row["definition"],
+                )
     svc.catalog_changed()
-    return JSONResponse(service.offer_resource(row), status_code=201 if row["created"] else 200)
+    return row
 
 
 @admin.get("/offers", summary="List offers", responses=error_responses(401, 404))

@@ -31,6 +31,7 @@ def build_registry() -> jobs.Registry:
 
 
 def periodic_tasks() -> list[Periodic]:
+    from offerd.console.service import forget_expired
     from offerd.edge.idempotency import purge_expired
     from offerd.fulfillments.sweeps import expire_overdue
     from offerd.reporting.sweeps import compact_shards, settle_saves
@@ -40,6 +41,7 @@ def periodic_tasks() -> list[Periodic]:
         Periodic("expire_fulfillments", 30.0, expire_overdue),
         Periodic("compact_report_rollups", 300.0, compact_shards),
         Periodic("settle_saves", 300.0, settle_saves),
+        Periodic("forget_console_sessions", 600.0, forget_expired),
     ]
 
 

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from starlette.responses import Response
 
+from offerd.audit import service as audit
 from offerd.common.ids import new_id
 from offerd.common.secrets import box_for
 from offerd.db import transaction
 from offerd.edge.auth import hash_key, new_key
-from offerd.edge.deps import Admin, AdminSite, Svc
+from offerd.edge.deps import Admin, AdminSite, Services, Svc
 from offerd.edge.endpoint import body_docs, error_responses, read_params
 from offerd.edge.errors import NotFound
 from offerd.edge.paging import page
@@ -52,16 +53,36 @@ def key_resource(row: dict[str, Any]) -> dict[str, Any]:
 )
 async def put_site(site: SitePath, request: Request, svc: Svc) -> Response:
     body, _ = await read_params(request, SiteIn)
+    resource, created = await store_site(svc, site, body, actor=audit.ADMIN_API)
+    return JSONResponse(resource, status_code=201 if created else 200)
+
+
+async def store_site(
+    svc: Services, site_id: str, body: SiteIn, *, actor: str
+) -> tuple[dict[str, Any], bool]:
+    """Create or update a site, as the admin API and the console do, with its audit entry. A
+    new site's processing-webhook secret is in the resource this once."""
     async with svc.db.connection() as conn, transaction(conn):
-        saved, created = await service.save(conn, site, body, svc.clock.now())
+        before = await service.get(conn, site_id)
+        saved, created = await service.save(conn, site_id, body, svc.clock.now())
         resource = saved.as_dict()
+        await audit.record(
+            conn,
+            at=svc.clock.now(),
+            actor=actor,
+            site_id=site_id,
+            action="site.save",
+            target=f"site:{site_id}",
+            before=None if before is None else before.as_dict(),
+            after=resource,
+        )
         if created:
             # The secret processing webhooks are signed with, shown this once.
             resource["webhook_secret"] = await service.ensure_webhook_secret(
-                conn, site, box_for(svc.settings)
+                conn, site_id, box_for(svc.settings)
             )
     svc.catalog_changed()
-    return JSONResponse(resource, status_code=201 if created else 200)
+    return resource, created
 
 
 @router.post(
@@ -106,19 +127,37 @@ async def get_site(site: AdminSite) -> Response:
 )
 async def create_key(site: AdminSite, request: Request, svc: Svc) -> Response:
     body, _ = await read_params(request, KeyIn)
+    row, secret = await add_key(svc, site.id, body, actor=audit.ADMIN_API)
+    return JSONResponse({**key_resource(row), "key": secret}, status_code=201)
+
+
+async def add_key(
+    svc: Services, site_id: str, body: KeyIn, *, actor: str
+) -> tuple[dict[str, Any], str]:
+    """A new API key's row and its secret (the only time it is seen), audited (not the
+    secret: the audit log has the key as it is listed)."""
     secret = new_key(body.kind)
-    async with svc.db.connection() as conn:
+    async with svc.db.connection() as conn, transaction(conn):
         row = await service.add_key(
             conn,
             key_id=new_id("key"),
-            site_id=site.id,
+            site_id=site_id,
             kind=body.kind,
             name=body.name,
             key_hash=hash_key(secret),
             hint=secret[-4:],
             now=svc.clock.now(),
         )
-    return JSONResponse({**key_resource(row), "key": secret}, status_code=201)
+        await audit.record(
+            conn,
+            at=svc.clock.now(),
+            actor=actor,
+            site_id=site_id,
+            action="api_key.create",
+            target=f"api_key:{row['id']}",
+            after=key_resource(row),
+        )
+    return row, secret
 
 
 @router.get("/{site}/api_keys", summary="List API keys (never their secrets)")
@@ -134,9 +173,27 @@ async def list_keys(site: AdminSite, svc: Svc) -> Response:
     responses=error_responses(401, 404),
 )
 async def revoke_key(site: AdminSite, key_id: str, svc: Svc) -> Response:
-    async with svc.db.connection() as conn:
-        row = await service.revoke_key(conn, site.id, key_id, svc.clock.now())
-    if row is None:
-        raise NotFound(f"API key {key_id!r} not found", param="key_id")
-    svc.catalog_changed()
+    row = await remove_key(svc, site.id, key_id, actor=audit.ADMIN_API)
     return JSONResponse(key_resource(row))
+
+
+async def remove_key(svc: Services, site_id: str, key_id: str, *, actor: str) -> dict[str, Any]:
+    """Revoke an API key (idempotent), audited when this call revoked it."""
+    now = svc.clock.now()
+    async with svc.db.connection() as conn, transaction(conn):
+        row = await service.revoke_key(conn, site_id, key_id, now)
+        if row is None:
+            raise NotFound(f"API key {key_id!r} not found", param="key_id")
+        if row["revoked_at"] == now:
+            await audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                site_id=site_id,
+                action="api_key.revoke",
+                target=f"api_key:{key_id}",
+                before={**key_resource(row), "revoked_at": None},
+                after=key_resource(row),
+            )
+    svc.catalog_changed()
+    return row

@@ -1,7 +1,8 @@
 """The console: its users (argon2id password hashes, a role), their sessions (only a SHA-256 of
 the cookie's token is stored, with the session's CSRF token and its expiry), the failed sign-ins
 the login rate limit counts, and the audit log of every change a person made (who, what, before
-and after), written by the console and the admin API alike.
+and after), written by the console and the admin API alike. Deliveries get a third purpose,
+``test``: a channel's test send from the console.
 
 Revision ID: 0013
 Revises: 0012
@@ -56,11 +57,21 @@ def upgrade() -> None:
         after       jsonb
     );
     CREATE INDEX audit_log_site ON audit_log (site_id, id DESC);
+
+    ALTER TABLE deliveries DROP CONSTRAINT deliveries_purpose_check;
+    ALTER TABLE deliveries ADD CONSTRAINT deliveries_purpose_check
+        CHECK (purpose IN ('processing', 'notification', 'test'));
+    CREATE INDEX deliveries_test ON deliveries (event_id) WHERE purpose = 'test';
     """)
 
 
 def downgrade() -> None:
     op.execute("""
+    DROP INDEX deliveries_test;
+    DELETE FROM deliveries WHERE purpose = 'test';
+    ALTER TABLE deliveries DROP CONSTRAINT deliveries_purpose_check;
+    ALTER TABLE deliveries ADD CONSTRAINT deliveries_purpose_check
+        CHECK (purpose IN ('processing', 'notification'));
     DROP TABLE audit_log;
     DROP TABLE console_login_failures;
     DROP TABLE console_sessions;

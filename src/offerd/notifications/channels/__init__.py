@@ -77,8 +77,8 @@ async def post(
 
 
 def delivery_url(base_url: str, delivery: Mapping[str, Any]) -> str:
-    """Where an admin sees a delivery and its attempts."""
-    return f"{base_url}/admin/v1/sites/{delivery['site_id']}/deliveries/{delivery['id']}"
+    """Where a person sees a delivery and its attempts: its console page."""
+    return f"{base_url}/console/sites/{delivery['site_id']}/deliveries/{delivery['id']}"
 
 
 def registry() -> dict[str, Channel]:
