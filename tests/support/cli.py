@@ -11,7 +11,11 @@ OFFERD = Path(sys.executable).parent / "offerd"
 
 
 def run_offerd(
-    db_url: str, cwd: Path, *args: str, env: dict[str, str] | None = None
+    db_url: str,
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
@@ -26,6 +30,7 @@ def run_offerd(
         cwd=cwd,  # no stray .env from the checkout
         env=env,
         capture_output=True,
+        input=stdin,
         text=True,
         timeout=180,
         check=False,

@@ -26,6 +26,7 @@ from offerd.billing.models import CouponIn, CustomerIn, PlanIn, SubscriptionIn
 from offerd.common.clock import SystemClock
 from offerd.common.ids import new_id
 from offerd.common.secrets import box_for
+from offerd.console import service as console_users
 from offerd.db import Database, transaction
 from offerd.edge.auth import hash_key, new_key
 from offerd.notifications.models import ChannelIn
@@ -37,6 +38,8 @@ from offerd.sites import service as sites
 from offerd.sites.models import KeyKind, SiteIn
 
 SITE = "demo"
+CONSOLE_USER = "demo@offerd.example"
+CONSOLE_PASSWORD_FILE = "demo-console-password"
 KEY_KINDS: tuple[KeyKind, ...] = ("full_access", "publishable")
 
 
@@ -133,7 +136,16 @@ def port_free(host: str, port: int) -> bool:
 def admin_token(home: Path) -> str:
     """The demo's admin token, kept under ``OFFERD_HOME`` (mode 0600) so that the token a reader
     copied from the last run keeps working after a restart."""
-    path = home / TOKEN_FILE
+    return _kept_secret(home / TOKEN_FILE, "adm_")
+
+
+def console_password(home: Path) -> str:
+    """The demo console user's password, kept like the admin token."""
+    return _kept_secret(home / CONSOLE_PASSWORD_FILE, "")
+
+
+def _kept_secret(path: Path, prefix: str) -> str:
+    home = path.parent
     try:
         token = path.read_text().strip()
     except FileNotFoundError:
@@ -141,7 +153,7 @@ def admin_token(home: Path) -> str:
     if token:
         return token
     home.mkdir(parents=True, exist_ok=True)
-    token = "adm_" + secrets.token_urlsafe(24)
+    token = prefix + secrets.token_urlsafe(24)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
@@ -234,6 +246,14 @@ async def seed(url: str, settings: Settings, *, reset: bool = False) -> dict[str
                     now=now,
                 )
                 keys[kind] = secret
+        async with db.connection() as conn:
+            await console_users.add_user(
+                conn,
+                email=CONSOLE_USER,
+                password=console_password(settings.home),
+                role="editor",
+                now=now,
+            )
         return keys
     finally:
         await db.close()
@@ -253,6 +273,7 @@ offerd demo — site "{SITE}" at {base}
   publishable key : {keys["publishable"]}
   admin token     : {admin}
   API docs        : {base}/docs
+  console         : {base}/console  (sign in as {CONSOLE_USER}, password {console_password(settings.home)})
 
 1. Ask for the best offer for the demo subscriber:
 

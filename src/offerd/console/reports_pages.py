@@ -8,7 +8,7 @@ asked with the same ``ReportQuery``: the console shows what ``GET .../reports/..
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,7 +18,7 @@ from offerd.console.web import ConsoleError, Page, all_sites, page, render, site
 from offerd.db import Conn
 from offerd.offers import service as offers
 from offerd.reporting import service as reports
-from offerd.reporting.query import ReportQuery
+from offerd.reporting.query import ReportQuery, day_span, period_start
 from offerd.sites.models import Site
 
 router = APIRouter(prefix="/console/sites/{site_id}", include_in_schema=False)
@@ -45,6 +45,29 @@ def _label(seconds: int, granularity: str) -> str:
 
 def _series(rows: list[dict[str, Any]], key: str) -> list[Any]:
     return [r.get(key) for r in rows]
+
+
+def _periods(q: ReportQuery, tz: str) -> list[int]:
+    """Every period of the range (days or ISO weeks, local midnights), for a chart's x axis:
+    the reports have rows only where something happened."""
+    first, last = day_span(q, tz)
+    if q.granularity == "week":
+        first -= timedelta(days=first.weekday())
+    step = timedelta(days=7 if q.granularity == "week" else 1)
+    out = []
+    day = first
+    while day <= last:
+        out.append(period_start(day, q, tz))
+        day += step
+    return out
+
+
+def _filled(
+    rows: list[dict[str, Any]], periods: list[int], zero: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """``rows`` with an empty row (``zero``) for each period that has none."""
+    by_start = {r["period_start"]: r for r in rows}
+    return [by_start.get(p, {**zero, "period_start": p}) for p in periods]
 
 
 def _revenue(rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -85,6 +108,15 @@ async def overview(site_id: str, request: Request) -> Response:
         saves_series = await _report(conn, site, "saves", _query(now, days, grain), now)
         saves_by_offer = await _report(conn, site, "saves", _query(now, days, "all", "offer"), now)
         catalog = await offers.list_offers(conn, site.id, None)
+    periods = _periods(_query(now, days, grain), site.settings.time_zone)
+    series = _filled(
+        series, periods, dict.fromkeys(("viewed", "accepted", "fulfilled", "failed"), 0)
+    )
+    saves_series = _filled(
+        saves_series,
+        periods,
+        {"saved": 0, "lost": 0, "pending": 0, "save_rate": None, "revenue_retained": {}},
+    )
     names = {o["id"]: o["definition"].get("name", o["id"]) for o in catalog}
     saves_of = {r["offer_id"]: r for r in saves_by_offer}
     offer_rows = [

@@ -48,6 +48,20 @@
       new Chart(canvas, { type: spec.type || "line", data: { labels: spec.labels, datasets: spec.datasets }, options: options });
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { draw(document); });
+  // the editor: show only the parameters the chosen billing action takes (all without script)
+  function actionFields(root) {
+    root.querySelectorAll("select[data-action-select]").forEach(function (select) {
+      var fieldset = select.closest("fieldset");
+      fieldset.querySelectorAll("[data-actions]").forEach(function (field) {
+        var kinds = field.dataset.actions.trim().split(/\s+/);
+        field.hidden = kinds.indexOf(select.value) < 0;
+      });
+    });
+  }
+  document.addEventListener("change", function (e) {
+    if (e.target && e.target.matches("select[data-action-select]")) { actionFields(document); }
+  });
+  document.documentElement.classList.add("js");
+  document.addEventListener("DOMContentLoaded", function () { draw(document); actionFields(document); });
   document.addEventListener("htmx:afterSettle", function (e) { draw(e.target); });
 })();
