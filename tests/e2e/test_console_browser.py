@@ -175,18 +175,25 @@ def test_an_editor_runs_retention_from_the_console(
     assert r.status_code == 200, r.text
     (po,) = r.json()["personalized_offers"]
     assert po["offer_id"] == "winback"
-    assert http.post(
-        "/api/v2/offer_events", json={"personalized_offer_id": po["id"], "type": "viewed"}
-    ).status_code == 200
+    assert (
+        http.post(
+            "/api/v2/offer_events", json={"personalized_offer_id": po["id"], "type": "viewed"}
+        ).status_code
+        == 200
+    )
     r = http.post(
-        "/api/v2/offer_fulfillments", json={"personalized_offer_id": po["id"], "option_id": "coupon"}
+        "/api/v2/offer_fulfillments",
+        json={"personalized_offer_id": po["id"], "option_id": "coupon"},
     )
     assert r.status_code == 202, r.text
     fid = r.json()["offer_fulfillment"]["id"]
     wait_for(
-        lambda: http.get(f"/api/v2/offer_fulfillments/{fid}", auth=(keys["full_access"], ""))
-        .json()["offer_fulfillment"]["status"]
-        == "completed",
+        lambda: (
+            http.get(f"/api/v2/offer_fulfillments/{fid}", auth=(keys["full_access"], "")).json()[
+                "offer_fulfillment"
+            ]["status"]
+            == "completed"
+        ),
         "the fulfilment to complete",
     )
 
