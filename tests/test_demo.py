@@ -3,6 +3,7 @@ anything changes, the admin token survives a restart, ``--reset`` starts the sit
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import stat
@@ -10,12 +11,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from offerd.cli.demo import SITE, TOKEN_FILE, demo_offer
+from offerd.cli.demo import CONSOLE_PASSWORD_FILE, CONSOLE_USER, SITE, TOKEN_FILE, demo_offer
+from offerd.console import service
+from offerd.db import Database
 from tests.support.server import free_port
 
 OFFERD = Path(sys.executable).parent / "offerd"
@@ -153,3 +157,35 @@ def test_the_demo_offer_text_names_its_options() -> None:
             "call": "call",
         }
         assert words[option["id"]] in text, option["id"]
+
+
+def test_the_demo_prints_a_console_user_that_can_sign_in(db_url: str, tmp_path: Path) -> None:
+    """The walk-through's console line names a user and a password (kept 0600 in the home, the
+    same across runs) that the console's own sign-in accepts."""
+    home = tmp_path / "home"
+    out = run_demo(db_url, home)
+    line = next(line for line in out.splitlines() if "/console" in line)
+    password = (home / CONSOLE_PASSWORD_FILE).read_text().strip()
+    assert CONSOLE_USER in line and password in line
+    assert stat.S_IMODE((home / CONSOLE_PASSWORD_FILE).stat().st_mode) == 0o600
+    assert password in run_demo(db_url, home)  # kept across runs
+
+    async def sign_in() -> bool:
+        db = Database(db_url, min_size=1, max_size=1)
+        await db.open()
+        try:
+            async with db.connection() as conn:
+                signed = await service.sign_in(
+                    conn,
+                    email=CONSOLE_USER,
+                    password=password,
+                    address=None,
+                    now=datetime.now(UTC),
+                    ttl=timedelta(hours=1),
+                    attempts=5,
+                )
+                return signed is not None and signed[1].user.role == "editor"
+        finally:
+            await db.close()
+
+    assert asyncio.run(sign_in())

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
+from offerd.audit import service as audit
 from offerd.billing import providers
 from offerd.billing.mirror import sync
 from offerd.billing.provider_models import ProviderIn
@@ -40,8 +41,20 @@ async def put_billing_provider(site: AdminSite, request: Request, svc: Svc) -> R
     providers.check_destination(provider, allow_private=svc.settings.allow_private_destinations)
     box = box_for(svc.settings)
     async with svc.db.connection() as conn:
-        row = await providers.save(conn, site.id, provider, now=svc.clock.now(), box=box)
-        resource = providers.resource(row, box)
+        async with transaction(conn):
+            before = providers.resource(await providers.get(conn, site.id), box)
+            row = await providers.save(conn, site.id, provider, now=svc.clock.now(), box=box)
+            resource = providers.resource(row, box)
+            await audit.record(
+                conn,
+                at=svc.clock.now(),
+                actor=audit.ADMIN_API,
+                site_id=site.id,
+                action="billing_provider.save",
+                target="billing_provider",
+                before=before,
+                after=resource,
+            )
         resource["sync"] = await sync.state(conn, site.id)
     svc.billing.forget(site.id)  # this process uses it at once; the others within their ttl
     return JSONResponse(resource, status_code=201 if row["created"] else 200)

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from offerd.audit.service import user_actor
 from offerd.console import offer_form
+from offerd.console.fields import text
 from offerd.console.web import (
     ConsoleError,
     Page,
@@ -19,7 +20,6 @@ from offerd.console.web import (
     redirect,
     render,
     site_of,
-    text,
 )
 from offerd.edge.errors import APIError
 from offerd.edge.headers import Origin, RequestMeta, Suppression

@@ -17,7 +17,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from offerd.billing.actions import BillingAction
-from offerd.console.web import items, mapping, text
+from offerd.console.fields import items, mapping, text
 from offerd.edge.errors import APIError
 from offerd.edge.wire import client_loc, param_name, validation_error
 from offerd.offers import targeting
@@ -205,17 +205,25 @@ def parse(
     try:
         offer = OfferIn.model_validate(data)
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            loc = client_loc(error["loc"], data)
-            name = param_name(loc) if loc else "form"
-            single = ValidationError.from_exception_data(exc.title, [error])  # type: ignore[list-item]
-            errors.setdefault(name, _message(validation_error(single, data)))
+        errors = {**field_errors(exc, data), **errors}
     if not options:
         errors.setdefault("options[0][id]", "an offer needs at least one option")
     return (offer if not errors else None), errors, shown
 
 
-def _message(error: APIError) -> str:
+def field_errors(exc: ValidationError, data: dict[str, Any]) -> dict[str, str]:
+    """Every problem pydantic found, by the field it names (as the API's 400 would name it; a
+    problem of the whole form under ``form``), worded as the API words it."""
+    errors: dict[str, str] = {}
+    for error in exc.errors(include_url=False):
+        loc = client_loc(error["loc"], data)
+        name = param_name(loc) if loc else "form"
+        single = ValidationError.from_exception_data(exc.title, [error])  # type: ignore[list-item]
+        errors.setdefault(name, message_of(validation_error(single, data)))
+    return errors
+
+
+def message_of(error: APIError) -> str:
     """The message without the ``param : `` the API puts first (the form shows it by the field)."""
     if error.param and error.message.startswith(f"{error.param} : "):
         return error.message[len(error.param) + 3 :]
@@ -225,4 +233,4 @@ def _message(error: APIError) -> str:
 def api_error_field(error: APIError) -> tuple[str, str]:
     """Where a service's refusal (a coupon the billing provider lacks, a brand the site does not
     have) belongs in the form."""
-    return error.param or "form", _message(error)
+    return error.param or "form", message_of(error)

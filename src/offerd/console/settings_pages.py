@@ -14,21 +14,20 @@ from starlette.responses import Response
 from offerd.audit import service as audit
 from offerd.billing.provider_api import provider_status
 from offerd.common.secrets import box_for
-from offerd.console.offer_form import _message
+from offerd.console.fields import mapping, text
+from offerd.console.offer_form import field_errors, message_of
 from offerd.console.web import (
     Page,
     all_sites,
-    mapping,
     page,
     posted,
     redirect,
     render,
     site_of,
-    text,
 )
 from offerd.edge.errors import APIError
 from offerd.edge.paging import numeric_cursor
-from offerd.edge.wire import client_loc, param_name, validation_error
+from offerd.edge.wire import validation_error
 from offerd.notifications import service as notifications
 from offerd.notifications.api import test_send_as
 from offerd.sites import service as sites
@@ -145,11 +144,7 @@ async def save_settings(site_id: str, request: Request) -> Response:
     try:
         body = SiteIn.model_validate(data)
     except ValidationError as exc:
-        errors: dict[str, str] = {}
-        for error in exc.errors(include_url=False):
-            loc = client_loc(error["loc"], data)
-            single = ValidationError.from_exception_data(exc.title, [error])  # type: ignore[list-item]
-            errors.setdefault(param_name(loc), _message(validation_error(single, data)))
+        errors = field_errors(exc, data)
         return await _settings_page(p, site, status=400, errors=errors, values=values)
     await store_site(p.svc, site.id, body, actor=p.actor)
     return redirect(f"/console/sites/{site.id}/settings?done=saved", request)
@@ -166,7 +161,7 @@ async def create_key(site_id: str, request: Request) -> Response:
         )
     except ValidationError as exc:
         return await _settings_page(
-            p, site, status=400, flash=_message(validation_error(exc, form)), flash_kind="bad"
+            p, site, status=400, flash=message_of(validation_error(exc, form)), flash_kind="bad"
         )
     row, secret = await add_key(p.svc, site.id, body, actor=p.actor)
     # the secret is in this response only: never in a redirect's URL, never stored

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from offerd.console import service
+from offerd.console.fields import text
 from offerd.console.service import TooManyAttempts
 from offerd.console.web import (
     COOKIE,
@@ -22,7 +23,6 @@ from offerd.console.web import (
     redirect,
     render,
     secure,
-    text,
 )
 from offerd.edge.deps import services
 

@@ -207,19 +207,3 @@ def error_page(request: Request, status: int, message: str, headers: dict[str, s
     return render(
         None, request, "error.html", status=status, headers=headers, message=message, code=status
     )
-
-
-def text(form: Mapping[str, Any], name: str) -> str:
-    """A posted field as text ('' when absent or given as a structure)."""
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
-def mapping(form: Mapping[str, Any], name: str) -> dict[str, Any]:
-    value = form.get(name)
-    return value if isinstance(value, dict) else {}
-
-
-def items(form: Mapping[str, Any], name: str) -> list[Any]:
-    value = form.get(name)
-    return value if isinstance(value, list) else []

@@ -55,16 +55,28 @@ async def put_channel(
         reason = addresses.refused_literal(target[1])
         if reason is not None:
             raise ParamWrongValue(target[0], reason)
-    async with svc.db.connection() as conn:
+    box = box_for(svc.settings)
+    async with svc.db.connection() as conn, transaction(conn):
+        before = await service.get_channel(conn, site.id, channel_id)
         row, secret = await service.save_channel(
             conn,
             site_id=site.id,
             channel_id=channel_id,
             channel=channel,
             now=svc.clock.now(),
-            box=box_for(svc.settings),
+            box=box,
         )
-    body = service.channel_resource(row, box_for(svc.settings))
+        await audit.record(
+            conn,
+            at=svc.clock.now(),
+            actor=audit.ADMIN_API,
+            site_id=site.id,
+            action="channel.save",
+            target=f"channel:{channel_id}",
+            before=None if before is None else service.channel_resource(before, box),
+            after=service.channel_resource(row, box),
+        )
+    body = service.channel_resource(row, box)
     if secret is not None:
         body["secret"] = secret
     return JSONResponse(body, status_code=201 if row["created"] else 200)
@@ -89,9 +101,19 @@ async def get_channel(channel_id: ChannelId, site: AdminSite, svc: Svc) -> Respo
 
 @router.delete("/notification_channels/{channel_id}", responses=error_responses(401, 404))
 async def delete_channel(channel_id: ChannelId, site: AdminSite, svc: Svc) -> Response:
-    async with svc.db.connection() as conn:
-        if not await service.delete_channel(conn, site.id, channel_id):
+    async with svc.db.connection() as conn, transaction(conn):
+        before = await service.get_channel(conn, site.id, channel_id)
+        if before is None or not await service.delete_channel(conn, site.id, channel_id):
             raise NotFound(f"Notification channel {channel_id!r} not found")
+        await audit.record(
+            conn,
+            at=svc.clock.now(),
+            actor=audit.ADMIN_API,
+            site_id=site.id,
+            action="channel.delete",
+            target=f"channel:{channel_id}",
+            before=service.channel_resource(before, box_for(svc.settings)),
+        )
     return JSONResponse({"id": channel_id, "object": "notification_channel", "deleted": True})
 
 

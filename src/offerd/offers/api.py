@@ -270,13 +270,24 @@ async def put_experiment(
     svc: Svc,
 ) -> Response:
     experiment, _ = await read_params(request, ExperimentIn)
-    async with svc.db.connection() as conn:
+    async with svc.db.connection() as conn, transaction(conn):
+        before = await service.get_experiment(conn, site.id, experiment_id)
         row = await service.save_experiment(
             conn,
             site_id=site.id,
             experiment_id=experiment_id,
             experiment=experiment,
             now=svc.clock.now(),
+        )
+        await audit.record(
+            conn,
+            at=svc.clock.now(),
+            actor=audit.ADMIN_API,
+            site_id=site.id,
+            action="experiment.save",
+            target=f"experiment:{experiment_id}",
+            before=None if before is None else service.experiment_resource(before),
+            after=service.experiment_resource(row),
         )
     svc.catalog_changed()
     return JSONResponse(
