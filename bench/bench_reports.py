@@ -15,7 +15,7 @@ import asyncio
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -23,6 +23,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness  # noqa: E402
+from offerd.reporting import store  # noqa: E402
 
 SITE = "bench"
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -92,8 +93,8 @@ FROM e
 # --rollups-only: the rollup rows the same history makes, per day, offer, option and arm.
 ROLLUPS_SQL = """
 INSERT INTO report_rollups (site_id, day, offer_id, option_id, experiment_arm, processing_type,
-    decisions, viewed, dismissed, accepted, fulfilled, failed, failed_by_code, fulfil_seconds)
-SELECT %(site)s, d::date, 'offer_' || o, opt, arm, pt,
+    shard, decisions, viewed, dismissed, accepted, fulfilled, failed, failed_by_code, fulfil_seconds)
+SELECT %(site)s, d::date, 'offer_' || o, opt, arm, pt, -1,
     CASE WHEN opt = '' THEN per_day ELSE 0 END,
     CASE WHEN opt = '' THEN per_day * 8 / 10 ELSE 0 END,
     CASE WHEN opt = '' THEN per_day * 2 / 10 ELSE 0 END,
@@ -114,11 +115,14 @@ FROM generate_series(%(start)s::timestamptz, %(start)s::timestamptz + %(span)s *
 
 SHAPES = [
     ("all", ""),
+    ("all", "offer,option,arm"),
     ("month", ""),
-    ("week", "offer"),
-    ("day", ""),
-    ("day", "offer,option,arm"),
     ("month", "offer,option,arm,processing_type"),
+    ("week", "offer"),
+    ("week", "offer,option,arm"),
+    ("day", ""),
+    ("day", "offer"),
+    ("day", "offer,option,arm"),  # 175,000 rows: refused (MAX_ROWS)
 ]
 
 
@@ -138,7 +142,15 @@ def generate(url: str, *, events: int, offers: int, chunk: int, rollups_only: bo
             "offers": offers,
         }
         if rollups_only:
+            # written as compacted rows, then summed into their weeks and months as a rebuild does
             conn.execute(ROLLUPS_SQL, {**params, "pos": pos})
+            span = {
+                "site": SITE,
+                "first": START.date(),
+                "last": (START + timedelta(seconds=SPAN_SECONDS)).date(),
+            }
+            conn.execute(store.DELETE_PERIODS, span)
+            conn.execute(store.SUM_PERIODS, span)
         else:
             began = time.monotonic()
             for lo in range(0, pos, chunk):
@@ -149,7 +161,16 @@ def generate(url: str, *, events: int, offers: int, chunk: int, rollups_only: bo
                 done = hi / pos
                 rate = hi / max(time.monotonic() - began, 1e-3)
                 print(f"  {done:6.1%} of {pos} personalized offers ({rate:,.0f}/s)", flush=True)
+            # the steady state: the triggers' shards folded by the compaction sweep (its statement,
+            # in larger batches), as a worker does for every day two days past
+            folded = 1
+            while folded:
+                folded = conn.execute(
+                    store.COMPACT, {"before": date(9999, 1, 1), "limit": 50_000}
+                ).rowcount
+                print(f"  compacted into {folded} rows", flush=True)
         conn.execute("ANALYZE report_rollups")
+        conn.execute("ANALYZE report_periods")
         n = conn.execute("SELECT count(*) FROM report_rollups").fetchone()
         print(
             f"generated: {pos} personalized offers, ~{events} events, {n[0] if n else 0} rollup rows"
@@ -158,6 +179,7 @@ def generate(url: str, *, events: int, offers: int, chunk: int, rollups_only: bo
 
 async def measure(url: str, repeat: int) -> dict[str, dict[str, float]]:
     from offerd.db import Database
+    from offerd.edge.errors import APIError
     from offerd.reporting import query, service
     from offerd.sites import service as sites
 
@@ -179,7 +201,10 @@ async def measure(url: str, repeat: int) -> dict[str, dict[str, float]]:
                 times, rows = [], 0
                 for _ in range(repeat):
                     began = time.perf_counter()
-                    rows = len(await service.report(conn, site, "funnel", q))
+                    try:
+                        rows = len(await service.report(conn, site, "funnel", q))
+                    except APIError:
+                        rows = -1  # refused: more than MAX_ROWS rows (the time to say so)
                     times.append((time.perf_counter() - began) * 1000)
                 times.sort()
                 p95 = times[min(len(times) - 1, int(0.95 * len(times)))]

@@ -7,6 +7,8 @@ import csv
 import io
 import time
 
+import pytest
+
 from offerd.reporting import service
 from offerd.sites import service as sites
 from tests.support.app import TestApp
@@ -183,3 +185,18 @@ async def test_the_time_zone_setting_must_be_an_iana_zone(app: TestApp) -> None:
     )
     assert r.status_code in (200, 201), r.text
     assert r.json()["settings"]["time_zone"] == "Europe/Paris"
+
+
+async def test_a_report_past_the_row_cap_is_a_400_saying_what_to_change(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _workload(app)
+    monkeypatch.setattr(service, "MAX_ROWS", 1)
+    now = int(app.clock.now().timestamp())
+    window = f"from={now - 86400}&to={now + 60}"
+    small = await app.admin("GET", f"{REPORT}?{window}&granularity=all")
+    assert small.status_code == 200 and len(small.json()["rows"]) == 1
+    big = await app.admin("GET", f"{REPORT}?{window}&granularity=all&group_by=offer,option")
+    assert big.status_code == 400, big.text
+    assert big.json()["param"] == "group_by"
+    assert "more than 1 rows" in big.json()["message"]

@@ -4,7 +4,7 @@ checked once (a bad value is a 400 naming the parameter) for the API and the com
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Literal, cast, get_args
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,10 @@ DIMENSIONS: dict[str, str] = {
 }
 
 MAX_SPAN_SECONDS = 10 * 366 * 86400  # ten years: enough for any report, bounds day rows
+# The most rows one report answers: past it, a 400 asks for a coarser granularity, fewer
+# dimensions or a shorter range (a year of days by offer, option and arm can be 100,000s of
+# rows: seconds to build and megabytes to send, for a table nobody reads).
+MAX_ROWS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,30 @@ def day_span(q: ReportQuery, tz: str) -> tuple[date, date]:
     period is widened to whole days, from the day holding ``from`` to the day holding ``to``
     less one second."""
     return local_day(q.start, tz), local_day(q.end - 1, tz)
+
+
+def _period_start(day: date, grain: str) -> date:
+    return day - timedelta(days=day.weekday()) if grain == "week" else day.replace(day=1)
+
+
+def _next_period(start: date, grain: str) -> date:
+    if grain == "week":
+        return start + timedelta(days=7)
+    return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def whole_periods(granularity: str, first: date, last: date) -> tuple[date, date] | None:
+    """The ISO weeks (granularity ``week``) or months (``month``, ``all``) lying wholly inside
+    days [first, last], as [lo, hi) of their first days; None for ``day``, or when there is no
+    whole one (the report then reads every day)."""
+    if granularity == "day":
+        return None
+    grain = "week" if granularity == "week" else "month"
+    lo = _period_start(first, grain)
+    if lo != first:
+        lo = _next_period(lo, grain)
+    hi = _period_start(last + timedelta(days=1), grain)
+    return (lo, hi) if lo < hi else None
 
 
 def midnight(day: date, tz: str) -> datetime:

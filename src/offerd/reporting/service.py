@@ -14,10 +14,12 @@ from offerd.edge.errors import NotFound, ParamWrongValue
 from offerd.reporting import sequential, store
 from offerd.reporting.metrics import Counts, funnel_metrics
 from offerd.reporting.query import (
+    MAX_ROWS,
     ReportQuery,
     day_span,
     midnight,
     period_start,
+    whole_periods,
 )
 from offerd.sites.models import Site
 
@@ -30,13 +32,23 @@ async def funnel(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
     tz = site.settings.time_zone
     first, last = day_span(q, tz)
     found, codes = await store.funnel(
-        conn, site.id, granularity=q.granularity, columns=q.columns, first=first, last=last
+        conn,
+        site.id,
+        granularity=q.granularity,
+        columns=q.columns,
+        first=first,
+        last=last,
+        limit=MAX_ROWS + 1,
+        whole=whole_periods(q.granularity, first, last),
     )
+    too_big(q, len(found))
+    columns = q.columns  # a property: built once, not per row
     by_group: dict[tuple[Any, ...], dict[str, int]] = {}
     for c in codes:
-        group = (c["period"], *(c[column] for column in q.columns))
+        group = (c["period"], *(c[column] for column in columns))
         by_group.setdefault(group, {})[c["code"]] = c["n"]
     rows: list[Row] = []
+    starts: dict[Any, int] = {}
     for r in found:
         counts = Counts(
             decisions=r["decisions"],
@@ -48,13 +60,26 @@ async def funnel(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
             fulfil_seconds=r["fulfil_seconds"] or 0.0,
             fulfil_hist=[int(n or 0) for n in r["fulfil_hist"]],
         )
-        counts.failed_by_code = by_group.get((r["period"], *(r[c] for c in q.columns)), {})
-        row: Row = {"period_start": period_start(r["period"], q, tz)}
-        for column in q.columns:
+        counts.failed_by_code = by_group.get((r["period"], *(r[c] for c in columns)), {})
+        period = r["period"]
+        if period not in starts:
+            starts[period] = period_start(period, q, tz)
+        row: Row = {"period_start": starts[period]}
+        for column in columns:
             row[column] = r[column] or None  # '' is "none": offer-level counts have no option
         row.update(funnel_metrics(counts))
         rows.append(row)
     return rows
+
+
+def too_big(q: ReportQuery, rows: int) -> None:
+    """Refuse a report of more than ``MAX_ROWS`` rows (a 400 naming what to change)."""
+    if rows > MAX_ROWS:
+        raise ParamWrongValue(
+            "group_by" if q.group_by else "granularity",
+            f"the report would have more than {MAX_ROWS:,} rows: ask for a coarser granularity, "
+            "fewer group_by dimensions or a shorter range",
+        )
 
 
 async def saves(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
@@ -75,6 +100,7 @@ async def saves(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
         end=datetime.fromtimestamp(q.end, UTC),
         tz=tz,
     )
+    too_big(q, len(counts))
     money: dict[tuple[Any, ...], dict[str, int]] = {}
     for r in revenue:
         key = (r["period"], *(r[c] for c in columns))

@@ -34,43 +34,98 @@ _HIST_REPORT = (
 )
 
 
-def funnel_sql(granularity: str, columns: tuple[str, ...]) -> str:
-    """The rollups summed per period and the asked dimensions (``columns`` are the whitelisted
-    names of ``query.DIMENSIONS``, never the caller's text). Reads the primary key's
-    (site_id, day) prefix only."""
+# The compacted shard (migration 0014): written only by the compaction and the rebuild; the
+# triggers count on shards 0..15. ``report_periods`` holds the compacted rows summed per week
+# and month.
+COMPACTED = -1
+
+_ROW = f"{', '.join(COUNTERS)}, fulfil_seconds, fulfil_hist, failed_by_code"
+_DIMS = ", ".join(KEY[2:])
+_SUMS = f"""{", ".join(f"sum({c})" for c in COUNTERS)},
+    coalesce((SELECT jsonb_object_agg(k, s) FROM (
+        SELECT k, sum(v::bigint) AS s FROM unnest(array_agg(failed_by_code)) j,
+            jsonb_each_text(j) x(k, v) GROUP BY k) y), '{{}}'::jsonb),
+    sum(fulfil_seconds), {_HIST_SUM}::bigint[]"""
+
+
+def sources_sql(granularity: str, columns: tuple[str, ...], *, periods: bool) -> str:
+    """The rows a report sums, as ``src(period, <columns>, counters...)``. Per day: the site's
+    daily rollups in the range. Per week or month (and ``all``) with whole periods inside the
+    range (``periods``): those periods' rows of ``report_periods``, plus the daily rows not
+    compacted yet in them, plus every daily row of the partial periods at the range's ends."""
     dims = "".join(f", {c}" for c in columns)
-    order = ", ".join(["1", *columns])
+    daily = f"SELECT {PERIOD[granularity]} AS period{dims}, {_ROW} FROM report_rollups"
+    in_range = "site_id = %(site)s AND day >= %(first)s AND day <= %(last)s"
+    if not periods:
+        return f"{daily} WHERE {in_range}"
+    period = "NULL::date" if granularity == "all" else "period"
     return f"""
-SELECT {PERIOD[granularity]} AS period{dims},
-    {", ".join(f"sum({c})::bigint AS {c}" for c in COUNTERS)},
-    sum(fulfil_seconds)::double precision AS fulfil_seconds,
-    {_HIST_REPORT}::bigint[] AS fulfil_hist
-FROM report_rollups
-WHERE site_id = %(site)s AND day >= %(first)s AND day <= %(last)s
-GROUP BY {order}
-ORDER BY {order}
+SELECT {period} AS period{dims}, {_ROW} FROM report_periods
+WHERE site_id = %(site)s AND grain = %(grain)s AND period >= %(full_lo)s AND period < %(full_hi)s
+UNION ALL
+{daily} WHERE site_id = %(site)s AND day >= %(first)s AND day < %(full_lo)s
+UNION ALL
+{daily} WHERE site_id = %(site)s AND day >= %(full_hi)s AND day <= %(last)s
+UNION ALL
+{daily} WHERE site_id = %(site)s AND day >= %(full_lo)s AND day < %(full_hi)s
+    AND shard <> {COMPACTED}
 """
 
 
-def codes_sql(granularity: str, columns: tuple[str, ...]) -> str:
+def funnel_sql(granularity: str, columns: tuple[str, ...], *, periods: bool = False) -> str:
+    """The rollups summed per period and the asked dimensions (``columns`` are the whitelisted
+    names of ``query.DIMENSIONS``, never the caller's text), at most ``%(limit)s`` groups."""
+    order = ", ".join(["1", *columns])
+    return f"""
+SELECT period{"".join(f", {c}" for c in columns)},
+    {", ".join(f"sum({c})::bigint AS {c}" for c in COUNTERS)},
+    sum(fulfil_seconds)::double precision AS fulfil_seconds,
+    {_HIST_REPORT}::bigint[] AS fulfil_hist
+FROM ({sources_sql(granularity, columns, periods=periods)}) src
+GROUP BY {order}
+ORDER BY {order}
+LIMIT %(limit)s
+"""
+
+
+def codes_sql(granularity: str, columns: tuple[str, ...], *, periods: bool = False) -> str:
     """The failures by error code per period and dimensions, summed in the database (apart from
     the counters: aggregating the codes' objects per group there cost three times the rest)."""
-    dims = "".join(f", {c}" for c in columns)
     return f"""
-SELECT {PERIOD[granularity]} AS period{dims}, x.code, sum(x.n::bigint)::bigint AS n
-FROM report_rollups, jsonb_each_text(failed_by_code) x(code, n)
-WHERE site_id = %(site)s AND day >= %(first)s AND day <= %(last)s AND failed > 0
+SELECT period{"".join(f", {c}" for c in columns)}, x.code, sum(x.n::bigint)::bigint AS n
+FROM ({sources_sql(granularity, columns, periods=periods)}) src,
+    jsonb_each_text(failed_by_code) x(code, n)
+WHERE failed > 0
 GROUP BY {", ".join(["1", *columns, "x.code"])}
 """
 
 
 async def funnel(
-    conn: Conn, site_id: str, *, granularity: str, columns: tuple[str, ...], first: date, last: date
+    conn: Conn,
+    site_id: str,
+    *,
+    granularity: str,
+    columns: tuple[str, ...],
+    first: date,
+    last: date,
+    limit: int,
+    whole: tuple[date, date] | None = None,
 ) -> tuple[list[DictRow], list[DictRow]]:
-    """The summed counters per group, and the failures per group and error code."""
-    params = {"site": site_id, "first": first, "last": last}
-    counters = await fetchall(conn, funnel_sql(granularity, columns), params)
-    codes = await fetchall(conn, codes_sql(granularity, columns), params) if counters else []
+    """The summed counters per group (at most ``limit``), and the failures per group and error
+    code. ``whole``: the whole weeks or months inside the range, [lo, hi), read from the
+    periods (None: read every day)."""
+    params: dict[str, object] = {"site": site_id, "first": first, "last": last, "limit": limit}
+    if whole is not None:
+        params.update(
+            grain="week" if granularity == "week" else "month", full_lo=whole[0], full_hi=whole[1]
+        )
+    periods = whole is not None
+    counters = await fetchall(conn, funnel_sql(granularity, columns, periods=periods), params)
+    codes = (
+        await fetchall(conn, codes_sql(granularity, columns, periods=periods), params)
+        if counters
+        else []
+    )
     return counters, codes
 
 
@@ -84,7 +139,8 @@ _BUCKETS = ", ".join(
 # The rollups of one site's days [first, last], recomputed from the event log with the
 # triggers' definitions (migration 0011): decisions and first views/dismissals per personalized
 # offer on its issue day, accepted/fulfilled/failed per fulfillment event with its option and
-# processing type. Written as shard 0.
+# processing type. Written as the compacted shard; ``refresh_periods`` then sums its weeks and
+# months again.
 REBUILD = f"""
 WITH po AS (
     SELECT p.id, p.offer_id, coalesce(p.experiment_arm, '') AS arm,
@@ -126,7 +182,7 @@ WITH po AS (
 )
 INSERT INTO report_rollups ({", ".join(KEY)}, shard, {", ".join(COUNTERS)},
     failed_by_code, fulfil_seconds, fulfil_hist)
-SELECT %(site)s, day, offer_id, option_id, arm, pt, be, brand, 0,
+SELECT %(site)s, day, offer_id, option_id, arm, pt, be, brand, {COMPACTED},
        sum(decisions), sum(viewed), sum(dismissed), sum(accepted), sum(fulfilled), sum(failed),
        coalesce((array_agg(codes) FILTER (WHERE codes <> '{{}}'::jsonb))[1], '{{}}'::jsonb),
        sum(secs),
@@ -162,7 +218,39 @@ async def rebuild_days(
     await conn.execute(LOCK_SITE, (site_id,))
     await conn.execute(DELETE_DAYS, (site_id, first, last))
     cur = await conn.execute(REBUILD, {"site": site_id, "tz": tz, "lo": lo, "hi": hi})
+    await refresh_periods(conn, site_id, first=first, last=last)
     return cur.rowcount
+
+
+# The site's weeks and months that hold days [first, last], summed again from the compacted
+# daily rows (after a rebuild replaced them).
+_SPAN = """
+    SELECT g.grain, date_trunc(g.grain, %(first)s::date)::date AS lo,
+           (date_trunc(g.grain, %(last)s::date)
+               + CASE g.grain WHEN 'week' THEN interval '1 week' ELSE interval '1 month' END
+           )::date AS hi
+    FROM (VALUES ('week'), ('month')) g(grain)"""
+_R_DIMS = ", ".join(f"r.{c}" for c in KEY[2:])
+DELETE_PERIODS = f"""
+DELETE FROM report_periods p USING ({_SPAN}) span
+WHERE p.site_id = %(site)s AND p.grain = span.grain AND p.period >= span.lo AND p.period < span.hi
+"""
+SUM_PERIODS = f"""
+INSERT INTO report_periods (site_id, grain, period, {_DIMS}, {", ".join(COUNTERS)},
+    failed_by_code, fulfil_seconds, fulfil_hist)
+SELECT %(site)s, span.grain, date_trunc(span.grain, r.day)::date, {_R_DIMS}, {_SUMS}
+FROM ({_SPAN}) span JOIN report_rollups r
+    ON r.site_id = %(site)s AND r.day >= span.lo AND r.day < span.hi AND r.shard = {COMPACTED}
+GROUP BY span.grain, date_trunc(span.grain, r.day)::date, {_R_DIMS}
+"""
+
+
+async def refresh_periods(conn: Conn, site_id: str, *, first: date, last: date) -> None:
+    """Sum the site's weeks and months holding days [first, last] again from its compacted
+    daily rows (the rebuild; a bulk load). The caller's transaction, under the site's lock."""
+    params = {"site": site_id, "first": first, "last": last}
+    await conn.execute(DELETE_PERIODS, params)
+    await conn.execute(SUM_PERIODS, params)
 
 
 SUMMED = f"""
@@ -198,35 +286,44 @@ _ADD_CODES = """CASE WHEN excluded.failed_by_code = '{}'::jsonb THEN report_roll
 _ADD_HIST = """(SELECT array_agg(a + b ORDER BY i)
     FROM unnest(report_rollups.fulfil_hist, excluded.fulfil_hist) WITH ORDINALITY u(a, b, i))"""
 
-# Fold the shards of days before ``before`` into shard 0, a batch of rows at a time: the shards
-# keep concurrent counting off one row lock on the day it happens; after it, one row per key is
-# all a report should have to read. A late event still counts on its shard (a row comes back),
-# and the next run folds it again. Safe under live counting: the moved rows are locked, deleted
-# and added to shard 0 in one statement.
+
+def _add_to(table: str) -> str:
+    """An upsert's SET adding the new row's counts to ``table``'s row."""
+    return f"""{", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS)},
+    failed_by_code = {_ADD_CODES.replace("report_rollups.", f"{table}.")},
+    fulfil_seconds = {table}.fulfil_seconds + excluded.fulfil_seconds,
+    fulfil_hist = {_ADD_HIST.replace("report_rollups.", f"{table}.")}"""
+
+
+# Fold the live shards of days before ``before`` into the compacted row, a batch of rows at a
+# time, and add the same counts to their weeks and months (``report_periods``): the shards keep
+# concurrent counting off one row lock on the day it happens; after it, one row per key is all a
+# report should have to read, and a report over months reads the periods. A late event still
+# counts on its shard (a row comes back), and the next run folds it again. Safe under live
+# counting: the moved rows are locked, deleted and added in one statement.
 COMPACT = f"""
 WITH victims AS (
     SELECT {_KEYS}, shard FROM report_rollups
-    WHERE shard <> 0 AND day < %(before)s
+    WHERE shard <> {COMPACTED} AND day < %(before)s
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), gone AS (
     DELETE FROM report_rollups r USING victims v
     WHERE ({", ".join(f"r.{c}" for c in KEY)}, r.shard) = ({", ".join(f"v.{c}" for c in KEY)}, v.shard)
     RETURNING r.*
+), periods AS (
+    INSERT INTO report_periods (site_id, grain, period, {_DIMS}, {", ".join(COUNTERS)},
+        failed_by_code, fulfil_seconds, fulfil_hist)
+    SELECT site_id, g.grain, date_trunc(g.grain, day)::date, {_DIMS}, {_SUMS}
+    FROM gone, (VALUES ('week'), ('month')) g(grain)
+    GROUP BY site_id, g.grain, date_trunc(g.grain, day)::date, {_DIMS}
+    ON CONFLICT (site_id, grain, period, {_DIMS}) DO UPDATE SET {_add_to("report_periods")}
 )
 INSERT INTO report_rollups ({_KEYS}, shard, {", ".join(COUNTERS)}, failed_by_code,
     fulfil_seconds, fulfil_hist)
-SELECT {_KEYS}, 0, {", ".join(f"sum({c})" for c in COUNTERS)},
-    coalesce((SELECT jsonb_object_agg(k, s) FROM (
-        SELECT k, sum(v::bigint) AS s FROM unnest(array_agg(failed_by_code)) j,
-            jsonb_each_text(j) x(k, v) GROUP BY k) y), '{{}}'::jsonb),
-    sum(fulfil_seconds), {_HIST_SUM}::bigint[]
+SELECT {_KEYS}, {COMPACTED}, {_SUMS}
 FROM gone GROUP BY {_KEYS}
-ON CONFLICT ({_KEYS}, shard) DO UPDATE SET
-    {", ".join(f"{c} = report_rollups.{c} + excluded.{c}" for c in COUNTERS)},
-    failed_by_code = {_ADD_CODES},
-    fulfil_seconds = report_rollups.fulfil_seconds + excluded.fulfil_seconds,
-    fulfil_hist = {_ADD_HIST}
+ON CONFLICT ({_KEYS}, shard) DO UPDATE SET {_add_to("report_rollups")}
 """
 
 
