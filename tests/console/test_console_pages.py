@@ -294,3 +294,29 @@ async def test_settings_keys_and_channel_test_send(
         e["action"] for e in (await app.admin("GET", "/sites/acme/audit_log")).json()["audit_log"]
     ]
     assert actions[:4] == ["channel.test_send", "api_key.revoke", "api_key.create", "site.save"]
+
+
+async def test_offer_page_draws_the_lift_against_the_holdout(
+    app: TestApp, world: dict[str, Any]
+) -> None:
+    r = await app.admin(
+        "PUT",
+        "/sites/acme/experiments/exp",
+        {
+            "name": "Stay or not",
+            "status": "running",
+            "arms": [{"id": "show", "offer_id": "stay", "weight": 1}, {"id": "hold", "weight": 1}],
+        },
+    )
+    assert r.status_code == 201, r.text
+    for n in range(12):
+        r = await app.post(
+            "/api/v2/personalized_offers",
+            world["keys"]["publishable"],
+            json={"customer_id": f"cus_x{n}"},
+        )
+        assert r.status_code == 200, r.text
+    page = await app.client.get("/console/sites/acme/offers/stay")
+    lift = _cells(page.text, "lift-table")
+    assert "exp / show" in lift and "exp / hold (holdout)" in lift
+    assert 'id="lift-chart"' in page.text

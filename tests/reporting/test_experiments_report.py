@@ -91,5 +91,10 @@ async def test_arms_against_the_holdout(app: TestApp) -> None:
     assert a["lift"] == 0.3 and a["interval_low"] <= 0.3 <= a["interval_high"]
     assert a["verdict"] in ("better", "inconclusive")
     assert h["holdout"] is True and h["lift"] is None
+    # acceptance against the holdout (which is shown nothing, so accepts nothing): 10 of 40
+    assert a["acceptance_lift"] == 0.25
+    assert a["acceptance_interval_low"] <= 0.25 <= a["acceptance_interval_high"]
+    assert a["acceptance_verdict"] in ("better", "inconclusive")
+    assert h["acceptance_lift"] is None
     bad = await app.admin("GET", "/sites/acme/reports/experiments?from=0&to=100&group_by=offer")
     assert bad.status_code == 400

@@ -165,6 +165,10 @@ async def experiments(conn: Conn, site: Site, q: ReportQuery, *, now: datetime) 
             "interval_low": None,
             "interval_high": None,
             "verdict": None,
+            "acceptance_lift": None,
+            "acceptance_interval_low": None,
+            "acceptance_interval_high": None,
+            "acceptance_verdict": None,
         }
         holdout = holdouts.get(r["experiment_id"])
         if holdout is not None and not r["holdout"]:
@@ -176,6 +180,16 @@ async def experiments(conn: Conn, site: Site, q: ReportQuery, *, now: datetime) 
                 interval_low=round(result.interval_low, 4),
                 interval_high=round(result.interval_high, 4),
                 verdict=result.verdict,
+            )
+            # the same test on acceptance: of the subscribers assigned, how many accepted
+            accepted = sequential.lift(
+                r["assigned"], r["accepted"], holdout["assigned"], holdout["accepted"]
+            )
+            row.update(
+                acceptance_lift=None if accepted.lift is None else round(accepted.lift, 4),
+                acceptance_interval_low=round(accepted.interval_low, 4),
+                acceptance_interval_high=round(accepted.interval_high, 4),
+                acceptance_verdict=accepted.verdict,
             )
         rows.append(row)
     return rows
