@@ -3,12 +3,12 @@ explain endpoint's answer for a customer, shown in place)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from offerd.audit.service import user_actor
 from offerd.console import offer_form
 from offerd.console.fields import text
 from offerd.console.web import (
@@ -85,8 +85,6 @@ async def edit_offer(site_id: str, offer_id: str, request: Request) -> Response:
 
 
 async def _save(p: Page, site: Site, form: dict[str, Any], offer_id: str | None) -> Response:
-    import re
-
     new = offer_id is None
     target_id = offer_id or text(form, "offer_id").strip()
     async with p.svc.db.connection() as conn:
@@ -100,7 +98,7 @@ async def _save(p: Page, site: Site, form: dict[str, Any], offer_id: str | None)
             errors["offer_id"] = "an offer with this id exists already: edit it instead"
     if offer is not None and not errors:
         try:
-            await store_offer(p.svc, site, target_id, offer, actor=user_actor(p.session.user.email))
+            await store_offer(p.svc, site, target_id, offer, actor=p.actor)
         except APIError as exc:
             field, message = offer_form.api_error_field(exc)
             errors[field] = message

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +42,18 @@ def _date(request: Request, name: str, errors: dict[str, str], *, end: bool = Fa
     return int(day.timestamp()) + (86400 if end else 0)
 
 
+def _paged(
+    rows: Sequence[Any], filters: dict[str, str | None], render_row: Callable[[Any], dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+    """A page of ``PAGE`` rows (the store read one more), and the query of the next page (the
+    same filters, from after the last row) when there is one."""
+    shown = [render_row(r) for r in rows[:PAGE]]
+    if len(rows) <= PAGE:
+        return shown, None
+    following = {k: v for k, v in filters.items() if v}
+    return shown, {**following, "cursor": shown[-1]["id"]}
+
+
 @router.get("/fulfillments")
 async def fulfillment_list(site_id: str, request: Request) -> Response:
     p = await page(request)
@@ -69,10 +82,7 @@ async def fulfillment_list(site_id: str, request: Request) -> Response:
             before=cursor,
             limit=PAGE + 1,
         )
-    shown = [fulfillments.admin_resource(r) for r in rows[:PAGE]]
-    more = {k: v for k, v in filters.items() if v}
-    if len(rows) > PAGE:
-        more["cursor"] = shown[-1]["id"]
+    shown, next_query = _paged(rows, filters, fulfillments.admin_resource)
     return render(
         p,
         request,
@@ -84,8 +94,7 @@ async def fulfillment_list(site_id: str, request: Request) -> Response:
         filters=filters,
         statuses=STATUSES,
         errors=errors,
-        next_query=more if len(rows) > PAGE else None,
-        partial=bool(request.headers.get("hx-request")),
+        next_query=next_query,
     )
 
 
@@ -179,10 +188,7 @@ async def delivery_list(site_id: str, request: Request) -> Response:
             before=cursor,
             limit=PAGE + 1,
         )
-    shown = [notifications.delivery_resource(r) for r in rows[:PAGE]]
-    more = {k: v for k, v in filters.items() if v}
-    if len(rows) > PAGE:
-        more["cursor"] = shown[-1]["id"]
+    shown, next_query = _paged(rows, filters, notifications.delivery_resource)
     return render(
         p,
         request,
@@ -194,7 +200,7 @@ async def delivery_list(site_id: str, request: Request) -> Response:
         filters=filters,
         statuses=DELIVERY_STATUSES,
         channels=CHANNELS,
-        next_query=more if len(rows) > PAGE else None,
+        next_query=next_query,
     )
 
 

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from offerd.audit.service import user_actor
 from offerd.common.templating import environment
 from offerd.console import service
 from offerd.console.service import Session
@@ -77,8 +78,6 @@ class Page:
 
     @property
     def actor(self) -> str:
-        from offerd.audit.service import user_actor
-
         return user_actor(self.session.user.email)
 
     def require_editor(self) -> None:
