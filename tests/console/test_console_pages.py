@@ -320,3 +320,40 @@ async def test_offer_page_draws_the_lift_against_the_holdout(
     lift = _cells(page.text, "lift-table")
     assert "exp / show" in lift and "exp / hold (holdout)" in lift
     assert 'id="lift-chart"' in page.text
+
+
+async def test_add_another_option_keeps_what_was_typed_and_saves_nothing(
+    app: TestApp, world: dict[str, Any]
+) -> None:
+    token = await csrf(app.client, "/console/sites/acme/offers/new")
+    form = {
+        "csrf_token": token,
+        "offer_id": "two",
+        "name": "Two options",
+        "content[title]": "Pick one",
+        "options[0][id]": "pause",
+        "options[0][label]": "Pause",
+        "options[0][processing_type]": "billing_update",
+        "options[0][billing_action][type]": "pause_subscription",
+        "options[0][billing_action][pause_months]": "1",
+        "more": "1",
+    }
+    r = await app.client.post("/console/sites/acme/offers", data=form)
+    assert r.status_code == 200, r.text
+    assert 'id="option-0"' in r.text and 'id="option-1"' in r.text
+    assert 'value="Pause"' in r.text and 'value="two"' in r.text
+    assert "problem" not in r.text  # not validated as a save
+    assert (await app.admin("GET", "/sites/acme/offers/two")).status_code == 404
+    del form["more"]
+    form.update(
+        {
+            "options[1][id]": "talk",
+            "options[1][label]": "Talk to us",
+            "options[1][processing_type]": "url_redirect",
+            "options[1][redirect_url]": "https://merchant.example/talk",
+        }
+    )
+    saved = await app.client.post("/console/sites/acme/offers", data=form)
+    assert saved.status_code == 303, saved.text
+    body = (await app.admin("GET", "/sites/acme/offers/two")).json()
+    assert [o["id"] for o in body["options"]] == ["pause", "talk"]

@@ -96,6 +96,8 @@ async def _save(p: Page, site: Site, form: dict[str, Any], offer_id: str | None)
             errors["offer_id"] = "letters, digits, . _ - only, 1 to 50 characters"
         elif existing is not None:
             errors["offer_id"] = "an offer with this id exists already: edit it instead"
+    if text(form, "more"):  # "Add another option": show the form again with a new empty one
+        return await _editor(p, site, offer_id=offer_id, values=shown, errors={})
     if offer is not None and not errors:
         try:
             await store_offer(p.svc, site, target_id, offer, actor=p.actor)
