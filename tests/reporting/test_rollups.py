@@ -218,3 +218,27 @@ async def test_compaction_folds_shards_and_keeps_every_number(app: TestApp) -> N
     # the old day is one row per key again; today's shards are left to count
     assert rows_before[0]["n"] >= 6
     assert [r["n"] for r in rows_after] == [2, rows_before[1]["n"]]
+
+
+async def test_compaction_leaves_a_site_being_rebuilt_for_its_next_run(app: TestApp) -> None:
+    """A rebuild holds the site's reporting lock exclusively; the compaction skips that site's
+    shards meanwhile (folding them into days the rebuild is replacing would count them twice)
+    and folds them on its next run."""
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    for site in ("busy", "idle"):
+        await app.create_site(site)
+        async with app.services.db.connection() as conn:
+            h = History(conn, site)
+            po = await h.issue(at)
+            await h.event(po, "viewed", at)
+    live = "SELECT site_id, count(*) AS n FROM report_rollups WHERE shard <> -1 GROUP BY 1"
+    later = (at + timedelta(days=10)).date()
+    async with app.services.db.connection() as rebuilding, rebuilding.transaction():
+        await rebuilding.execute(store.LOCK_SITE, ("busy",))
+        async with app.services.db.connection() as conn:
+            await store.compact(conn, before=later, limit=1000)
+            left = {r["site_id"]: r["n"] for r in await (await conn.execute(live)).fetchall()}
+        assert "idle" not in left and left.get("busy", 0) > 0
+    async with app.services.db.connection() as conn:
+        await store.compact(conn, before=later, limit=1000)
+        assert await (await conn.execute(live)).fetchall() == []

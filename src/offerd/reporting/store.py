@@ -300,11 +300,16 @@ def _add_to(table: str) -> str:
 # concurrent counting off one row lock on the day it happens; after it, one row per key is all a
 # report should have to read, and a report over months reads the periods. A late event still
 # counts on its shard (a row comes back), and the next run folds it again. Safe under live
-# counting: the moved rows are locked, deleted and added in one statement.
+# counting: the moved rows are locked, deleted and added in one statement. It holds the sites'
+# reporting locks shared, as the triggers do, so a rebuild (which takes one exclusively) never
+# runs beside it on the same site: a shard folded into a day the rebuild is replacing would
+# count twice.
 COMPACT = f"""
 WITH victims AS (
     SELECT {_KEYS}, shard FROM report_rollups
     WHERE shard <> {COMPACTED} AND day < %(before)s
+        -- a site being rebuilt (its reporting lock held exclusively) is left for the next run
+        AND pg_try_advisory_xact_lock_shared(report_site_lock(site_id))
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), gone AS (
