@@ -91,14 +91,16 @@ async def saves(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
     if any(c not in SAVE_COLUMNS for c in q.columns):
         raise ParamWrongValue("group_by", "saves are grouped by offer, option and arm only")
     columns = q.columns
+    first, last = day_span(q, tz)
     counts, revenue = await store.saves_report(
         conn,
         site.id,
         granularity=q.granularity,
         columns=columns,
-        start=datetime.fromtimestamp(q.start, UTC),
-        end=datetime.fromtimestamp(q.end, UTC),
-        tz=tz,
+        first=first,
+        last=last,
+        limit=MAX_ROWS + 1,
+        whole=whole_periods(q.granularity, first, last),
     )
     too_big(q, len(counts))
     money: dict[tuple[Any, ...], dict[str, int]] = {}
@@ -261,6 +263,8 @@ async def rebuild(
             )
         progress(1)
         day = end + timedelta(days=1)
+    async with transaction(conn):
+        written += await store.rebuild_saves(conn, site.id)
     return written
 
 

@@ -422,32 +422,51 @@ async def settle_save(
 _SAVE_DIMENSIONS = {"offer_id", "option_id", "experiment_arm"}
 
 
-def saves_sql(granularity: str, columns: tuple[str, ...], *, revenue: bool = False) -> str:
-    """The saves report: per period of acceptance (local time) and the asked dimensions; with
-    ``revenue``, the saved ones' monthly revenue per currency instead of the counts."""
-    period = (
-        "NULL::date"
-        if granularity == "all"
-        else f"date_trunc('{granularity}', x.accepted_at AT TIME ZONE %(tz)s)::date"
-    )
+def _save_sources(granularity: str, *, periods: bool) -> str:
+    """The ``save_rollups`` rows a saves report sums, as ``src(period, ...)``: days in the range;
+    or, with whole weeks or months inside it (``periods``), those periods' rows plus the
+    partial ends' days."""
+    trunc = "NULL::date" if granularity == "all" else f"date_trunc('{granularity}', period)::date"
+    daily = f"SELECT {trunc} AS period, offer_id, option_id, experiment_arm, currency, pending, saved, lost, mrr FROM save_rollups WHERE site_id = %(site)s AND grain = 'day'"
+    if not periods:
+        return f"{daily} AND period >= %(first)s AND period <= %(last)s"
+    period = "NULL::date" if granularity == "all" else "period"
+    return f"""
+SELECT {period} AS period, offer_id, option_id, experiment_arm, currency, pending, saved, lost, mrr
+FROM save_rollups
+WHERE site_id = %(site)s AND grain = %(grain)s AND period >= %(full_lo)s AND period < %(full_hi)s
+UNION ALL
+{daily} AND period >= %(first)s AND period < %(full_lo)s
+UNION ALL
+{daily} AND period >= %(full_hi)s AND period <= %(last)s
+"""
+
+
+def saves_sql(
+    granularity: str, columns: tuple[str, ...], *, revenue: bool = False, periods: bool = False
+) -> str:
+    """The saves report: per period of acceptance (the site's days) and the asked dimensions;
+    with ``revenue``, the saved ones' monthly revenue per currency instead of the counts. At
+    most ``%(limit)s`` groups."""
     dims = [c for c in columns if c in _SAVE_DIMENSIONS]
-    keys = [period + " AS period", *(f"x.{c}" for c in dims)]
+    keys = ["period", *dims]
     if revenue:
-        keys.append("x.currency")
-        measures = "sum(x.mrr) AS revenue"
-        where = " AND x.state = 'saved' AND x.currency IS NOT NULL"
+        keys.append("currency")
+        measures = "sum(mrr) AS revenue"
+        where, having = "WHERE currency <> ''", "HAVING sum(saved) > 0"
     else:
-        measures = """count(*) FILTER (WHERE x.state = 'pending') AS pending,
-    count(*) FILTER (WHERE x.state = 'saved') AS saved,
-    count(*) FILTER (WHERE x.state = 'lost') AS lost"""
-        where = ""
+        measures = """sum(pending)::bigint AS pending, sum(saved)::bigint AS saved,
+    sum(lost)::bigint AS lost"""
+        where, having = "", "HAVING sum(pending) + sum(saved) + sum(lost) > 0"
     group = ", ".join(str(i + 1) for i in range(len(keys)))
     return f"""
 SELECT {", ".join(keys)}, {measures}
-FROM offer_saves x
-WHERE x.site_id = %(site)s AND x.accepted_at >= %(start)s AND x.accepted_at < %(end)s{where}
+FROM ({_save_sources(granularity, periods=periods)}) src
+{where}
 GROUP BY {group}
+{having}
 ORDER BY {group}
+LIMIT %(limit)s
 """
 
 
@@ -457,15 +476,60 @@ async def saves_report(
     *,
     granularity: str,
     columns: tuple[str, ...],
-    start: datetime,
-    end: datetime,
-    tz: str,
+    first: date,
+    last: date,
+    limit: int,
+    whole: tuple[date, date] | None = None,
 ) -> tuple[list[DictRow], list[DictRow]]:
-    """(counts per group, revenue per group and currency)."""
-    values = {"site": site_id, "start": start, "end": end, "tz": tz}
-    counts = await fetchall(conn, saves_sql(granularity, columns), values)
-    revenue = await fetchall(conn, saves_sql(granularity, columns, revenue=True), values)
+    """(counts per group, revenue per group and currency), from the save rollups of days
+    [first, last] (``whole``: the whole weeks or months inside, read as such)."""
+    values: dict[str, object] = {"site": site_id, "first": first, "last": last, "limit": limit}
+    if whole is not None:
+        values.update(
+            grain="week" if granularity == "week" else "month", full_lo=whole[0], full_hi=whole[1]
+        )
+    periods = whole is not None
+    counts = await fetchall(conn, saves_sql(granularity, columns, periods=periods), values)
+    revenue = await fetchall(
+        conn, saves_sql(granularity, columns, revenue=True, periods=periods), values
+    )
     return counts, revenue
+
+
+# The site's save rollups recomputed from its saves (after a time zone change); the settling
+# sweep's writes wait (the table lock) so none is counted twice or lost.
+REBUILD_SAVES = """
+INSERT INTO save_rollups (site_id, grain, period, offer_id, option_id, experiment_arm, currency,
+    pending, saved, lost, mrr)
+SELECT x.site_id, g.grain, date_trunc(g.grain, report_day(x.site_id, x.accepted_at))::date,
+       x.offer_id, x.option_id, x.experiment_arm, coalesce(x.currency, ''),
+       count(*) FILTER (WHERE x.state = 'pending'), count(*) FILTER (WHERE x.state = 'saved'),
+       count(*) FILTER (WHERE x.state = 'lost'),
+       coalesce(sum(x.mrr) FILTER (WHERE x.state = 'saved'), 0)
+FROM offer_saves x, (VALUES ('day'), ('week'), ('month')) g(grain)
+WHERE x.site_id = %(site)s
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+"""
+
+
+async def rebuild_saves(conn: Conn, site_id: str) -> int:
+    """Replace the site's save rollups with a recomputation; the caller's transaction."""
+    await conn.execute("LOCK TABLE offer_saves IN SHARE MODE")
+    await conn.execute("DELETE FROM save_rollups WHERE site_id = %s", (site_id,))
+    cur = await conn.execute(REBUILD_SAVES, {"site": site_id})
+    return cur.rowcount
+
+
+SAVE_ROLLUPS = """
+SELECT grain, period, offer_id, option_id, experiment_arm, currency, pending, saved, lost, mrr
+FROM save_rollups WHERE site_id = %s AND (pending <> 0 OR saved <> 0 OR lost <> 0 OR mrr <> 0)
+ORDER BY 1, 2, 3, 4, 5, 6
+"""
+
+
+async def save_rollups(conn: Conn, site_id: str) -> list[DictRow]:
+    """Every non-empty save rollup of a site (what live counting and a rebuild compare on)."""
+    return await fetchall(conn, SAVE_ROLLUPS, (site_id,))
 
 
 # --- experiments: each arm's subscribers and what became of them ------------------------------
