@@ -76,3 +76,35 @@ async def test_report_refuses_bad_parameters(app: TestApp, db_url: str, tmp_path
     code, _, err = await offerd(db_url, tmp_path, "report", "funnel", "--site", "nope")
     assert code == 2
     assert "no site 'nope'" in err
+
+
+async def test_report_saves_and_experiments(app: TestApp, db_url: str, tmp_path: Path) -> None:
+    await app.create_site("acme")
+    async with app.services.db.connection() as conn:
+        for n, (state, currency, mrr) in enumerate(
+            [("saved", "USD", 4900), ("saved", "EUR", 1000), ("lost", None, None)]
+        ):
+            await conn.execute(
+                "INSERT INTO offer_saves (site_id, fulfillment_id, offer_id, option_id, "
+                "experiment_arm, subscription_id, accepted_at, window_ends_at, state, currency, "
+                "mrr) VALUES ('acme', %s, 'stay', 'discount', '', %s, %s, %s, %s, %s, %s)",
+                (f"f{n}", f"sub{n}", T0, T0 + timedelta(days=30), state, currency, mrr),
+            )
+    window = ("--from", "2026-03-01", "--to", "2026-04-01")
+    code, out, err = await offerd(
+        db_url, tmp_path, "report", "saves", "--site", "acme", *window, "--group-by", "offer",
+        "--csv",
+    )  # fmt: skip
+    assert code == 0, err
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    assert (row["offer_id"], row["saved"], row["lost"], row["save_rate"]) == (
+        "stay", "2", "1", "0.6667",
+    )  # fmt: skip
+    assert "USD" in row["revenue_retained"] and "4900" in row["revenue_retained"]
+    code, out, err = await offerd(db_url, tmp_path, "report", "experiments", "--site", "acme")
+    assert code == 0, err
+    assert "assigned" in out and "verdict" in out
+    code, out, err = await offerd(
+        db_url, tmp_path, "report", "saves", "--site", "acme", "--group-by", "brand"
+    )
+    assert code == 2 and "offer, option and arm" in out + err

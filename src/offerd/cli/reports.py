@@ -18,9 +18,7 @@ if TYPE_CHECKING:
     from offerd.db import Conn
 
 reports_cli = typer.Typer(help="The report rollups", no_args_is_help=True)
-report_cli = typer.Typer(
-    help="Reports: funnel (saves and experiments to come)", no_args_is_help=True
-)
+report_cli = typer.Typer(help="Reports: funnel, saves, experiments", no_args_is_help=True)
 
 
 @reports_cli.command("rebuild")
@@ -73,22 +71,16 @@ def _instant(value: str | None, default: int, name: str) -> str:
         fail(f"--{name}: Unix seconds or a date (2026-03-01), not {value!r}")
 
 
-@report_cli.command("funnel")
-def report_funnel(
-    site: Annotated[str, typer.Option(help="Site id")],
-    start: Annotated[
-        str | None, typer.Option("--from", help="Unix seconds or YYYY-MM-DD (UTC); 30 days ago")
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option("--to", help="Unix seconds or YYYY-MM-DD (UTC); now")
-    ] = None,
-    granularity: Annotated[str, typer.Option(help="day|week|month|all")] = "day",
-    group_by: Annotated[
-        str, typer.Option(help="offer,option,arm,processing_type,business_entity,brand")
-    ] = "",
-    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout")] = False,
+def _report(
+    kind: str,
+    site: str,
+    start: str | None,
+    end: str | None,
+    granularity: str,
+    group_by: str,
+    as_csv: bool,
 ) -> None:
-    """The funnel per period and dimension, from the rollups (what GET .../reports/funnel says)."""
+    """A report as ``GET .../reports/{kind}`` answers it: a table, or CSV on stdout."""
     from rich.table import Table
 
     from offerd.reporting import query, service, views
@@ -110,10 +102,13 @@ def report_funnel(
         s = await sites.get(conn, site)
         if s is None:
             fail(f"no site {site!r}")
-        return await service.report(conn, s, "funnel", q)
+        try:
+            return await service.report(conn, s, kind, q)
+        except APIError as e:
+            fail(e.message)
 
     rows = asyncio.run(with_db(url, run))
-    columns = views.columns("funnel", q)
+    columns = views.columns(kind, q)
     if as_csv:
         typer.echo(views.report_csv(rows, columns), nl=False)
         return
@@ -127,3 +122,47 @@ def report_funnel(
     from rich.console import Console
 
     Console().print(table)
+
+
+Site = Annotated[str, typer.Option(help="Site id")]
+From = Annotated[
+    str | None, typer.Option("--from", help="Unix seconds or YYYY-MM-DD (UTC); 30 days ago")
+]
+To = Annotated[str | None, typer.Option("--to", help="Unix seconds or YYYY-MM-DD (UTC); now")]
+Csv = Annotated[bool, typer.Option("--csv", help="CSV on stdout")]
+
+
+@report_cli.command("funnel")
+def report_funnel(
+    site: Site,
+    start: From = None,
+    end: To = None,
+    granularity: Annotated[str, typer.Option(help="day|week|month|all")] = "day",
+    group_by: Annotated[
+        str, typer.Option(help="offer,option,arm,processing_type,business_entity,brand")
+    ] = "",
+    as_csv: Csv = False,
+) -> None:
+    """The funnel per period and dimension, from the rollups (what GET .../reports/funnel says)."""
+    _report("funnel", site, start, end, granularity, group_by, as_csv)
+
+
+@report_cli.command("saves")
+def report_saves(
+    site: Site,
+    start: From = None,
+    end: To = None,
+    granularity: Annotated[str, typer.Option(help="day|week|month|all")] = "month",
+    group_by: Annotated[str, typer.Option(help="offer,option,arm")] = "",
+    as_csv: Csv = False,
+) -> None:
+    """Saves per period of acceptance: pending, saved, lost, save rate and revenue retained per
+    currency (what GET .../reports/saves says)."""
+    _report("saves", site, start, end, granularity, group_by, as_csv)
+
+
+@report_cli.command("experiments")
+def report_experiments(site: Site, start: From = None, end: To = None, as_csv: Csv = False) -> None:
+    """Each experiment's arms against the holdout: assigned, accepted, saved, lost, and the
+    lift with its always-valid interval and verdict (what GET .../reports/experiments says)."""
+    _report("experiments", site, start, end, "all", "", as_csv)
