@@ -4,6 +4,8 @@ for a customer, settings/keys/channels/fulfilments/deliveries do what their butt
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from typing import Any
 
@@ -357,3 +359,21 @@ async def test_add_another_option_keeps_what_was_typed_and_saves_nothing(
     assert saved.status_code == 303, saved.text
     body = (await app.admin("GET", "/sites/acme/offers/two")).json()
     assert [o["id"] for o in body["options"]] == ["pause", "talk"]
+
+
+async def test_reports_download_as_csv_for_a_signed_in_person(
+    app: TestApp, world: dict[str, Any]
+) -> None:
+    overview = await app.client.get("/console/sites/acme")
+    link = re.search(r'href="(/console/sites/acme/reports/funnel\.csv[^"]+)"', overview.text)
+    assert link
+    r = await app.client.get(link.group(1).replace("&amp;", "&"))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    talk = [row for row in rows if row["option_id"] == "talk"]
+    assert talk and sum(int(row["accepted"]) for row in talk) == 3
+    bad = await app.client.get("/console/sites/acme/reports/funnel.csv?group_by=color")
+    assert bad.status_code == 400 and "group_by" in bad.text
+    app.client.cookies.clear()
+    assert (await app.client.get(link.group(1))).status_code == 303  # signed out: sign in first

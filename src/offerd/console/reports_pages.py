@@ -17,6 +17,7 @@ from starlette.responses import Response
 from offerd.console.web import ConsoleError, Page, all_sites, page, render, site_of
 from offerd.db import Conn
 from offerd.offers import service as offers
+from offerd.reporting import query, views
 from offerd.reporting import service as reports
 from offerd.reporting.query import ReportQuery, day_span, period_start
 from offerd.sites.models import Site
@@ -285,4 +286,30 @@ async def offer_page(site_id: str, offer_id: str, request: Request) -> Response:
         days=days,
         ranges=RANGES,
         **await offer_figures(p, site, offer_id, days),
+    )
+
+
+@router.get("/reports/{kind}.csv")
+async def report_csv(site_id: str, kind: str, request: Request) -> Response:
+    """A report over the page's period as CSV (what ``GET .../reports/{kind}.csv`` answers the
+    admin token), for a signed-in person: ``?days=&granularity=&group_by=``."""
+    p = await page(request)
+    site = await site_of(p, site_id)
+    now = int(p.now.timestamp()) + 1
+    params = request.query_params
+    q = query.parse(
+        start=str(now - _days(request) * 86400),
+        end=str(now),
+        granularity=params.get("granularity") or "all",
+        group_by=params.get("group_by"),
+    )
+    async with p.svc.db.connection() as conn:
+        rows = await reports.report(conn, site, kind, q, now=p.now)
+    return Response(
+        views.report_csv(rows, views.columns(kind, q)),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "content-disposition": f'attachment; filename="{site.id}-{kind}.csv"',
+            "cache-control": "no-store",
+        },
     )
