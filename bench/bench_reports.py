@@ -170,8 +170,13 @@ def generate(url: str, *, events: int, offers: int, chunk: int, rollups_only: bo
                 "first": START.date(),
                 "last": (START + timedelta(seconds=SPAN_SECONDS)).date(),
             }
-            conn.execute(store.DELETE_PERIODS, span)
-            conn.execute(store.SUM_PERIODS, span)
+            for statement in (
+                store.DELETE_PERIODS,
+                store.SUM_PERIODS,
+                store.DELETE_TOTALS,
+                store.SUM_TOTALS,
+            ):
+                conn.execute(statement, span)
         else:
             began = time.monotonic()
             for lo in range(0, pos, chunk):

@@ -82,6 +82,7 @@ async def reports(app: TestApp, site_id: str) -> list[list[dict[str, Any]]]:
             ("all", ""),
             ("week", "offer,option,arm"),
             ("day", "brand"),
+            ("day", ""),
             ("month", "offer,processing_type"),
             ("all", "arm,business_entity"),
         ]:
@@ -100,8 +101,8 @@ PERIODS = """
 SELECT grain, period, offer_id, option_id, experiment_arm, processing_type, business_entity_id,
        brand_id, decisions, viewed, dismissed, accepted, fulfilled, failed, failed_by_code,
        round(fulfil_seconds::numeric, 3) AS secs, fulfil_hist
-FROM report_periods WHERE site_id = %(site)s AND (decisions + viewed + dismissed + accepted
-    + fulfilled + failed) > 0
+FROM report_periods WHERE site_id = %(site)s AND grain IN ('week', 'month')
+    AND (decisions + viewed + dismissed + accepted + fulfilled + failed) > 0
 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
 """
 PERIODS_FROM_DAYS = """
@@ -123,11 +124,36 @@ ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
 """
 
 
+# and its grain 'day' each compacted day's totals over every dimension
+TOTALS = """
+SELECT period AS day, decisions, viewed, dismissed, accepted, fulfilled, failed, failed_by_code,
+       round(fulfil_seconds::numeric, 3) AS secs, fulfil_hist
+FROM report_periods WHERE site_id = %(site)s AND grain = 'day'
+    AND (decisions + viewed + dismissed + accepted + fulfilled + failed) > 0
+ORDER BY 1
+"""
+TOTALS_FROM_DAYS = """
+SELECT day, sum(decisions) AS decisions, sum(viewed) AS viewed, sum(dismissed) AS dismissed,
+       sum(accepted) AS accepted, sum(fulfilled) AS fulfilled, sum(failed) AS failed,
+       coalesce((SELECT jsonb_object_agg(k, s) FROM (
+           SELECT k, sum(v::bigint) AS s FROM unnest(array_agg(failed_by_code)) j,
+               jsonb_each_text(j) x(k, v) GROUP BY k) y), '{}'::jsonb) AS failed_by_code,
+       round(sum(fulfil_seconds)::numeric, 3) AS secs,
+       ARRAY(SELECT sum(h) FROM unnest(array_agg(fulfil_hist)) WITH ORDINALITY u(h, i)
+             GROUP BY (i - 1) %% 18 ORDER BY (i - 1) %% 18)::bigint[] AS fulfil_hist
+FROM report_rollups WHERE site_id = %(site)s AND shard = -1
+GROUP BY day
+HAVING sum(decisions + viewed + dismissed + accepted + fulfilled + failed) > 0
+ORDER BY 1
+"""
+
+
 async def periods_hold(app: TestApp, site_id: str) -> None:
     async with app.services.db.connection() as conn:
-        kept = await (await conn.execute(PERIODS, {"site": site_id})).fetchall()
-        derived = await (await conn.execute(PERIODS_FROM_DAYS, {"site": site_id})).fetchall()
-    assert kept == derived
+        for kept_sql, derived_sql in ((PERIODS, PERIODS_FROM_DAYS), (TOTALS, TOTALS_FROM_DAYS)):
+            kept = await (await conn.execute(kept_sql, {"site": site_id})).fetchall()
+            derived = await (await conn.execute(derived_sql, {"site": site_id})).fetchall()
+            assert kept == derived
 
 
 def comparable(rows: list[Any]) -> list[dict[str, Any]]:

@@ -38,6 +38,8 @@ _HIST_REPORT = (
 # triggers count on shards 0..15. ``report_periods`` holds the compacted rows summed per week
 # and month.
 COMPACTED = -1
+# the offer_id of a day's totals over every dimension (grain 'day' of report_periods)
+TOTAL = "*"
 
 _ROW = f"{', '.join(COUNTERS)}, fulfil_seconds, fulfil_hist, failed_by_code"
 _DIMS = ", ".join(KEY[2:])
@@ -56,6 +58,14 @@ def sources_sql(granularity: str, columns: tuple[str, ...], *, periods: bool) ->
     dims = "".join(f", {c}" for c in columns)
     daily = f"SELECT {PERIOD[granularity]} AS period{dims}, {_ROW} FROM report_rollups"
     in_range = "site_id = %(site)s AND day >= %(first)s AND day <= %(last)s"
+    if granularity == "day" and not columns:
+        # the days' totals, plus what is not compacted yet
+        return f"""
+SELECT period, {_ROW} FROM report_periods
+WHERE site_id = %(site)s AND grain = 'day' AND period >= %(first)s AND period <= %(last)s
+UNION ALL
+{daily} WHERE {in_range} AND shard <> {COMPACTED}
+"""
     if not periods:
         return f"{daily} WHERE {in_range}"
     period = "NULL::date" if granularity == "all" else "period"
@@ -245,12 +255,26 @@ GROUP BY span.grain, date_trunc(span.grain, r.day)::date, {_R_DIMS}
 """
 
 
+DELETE_TOTALS = """
+DELETE FROM report_periods
+WHERE site_id = %(site)s AND grain = 'day' AND period >= %(first)s AND period <= %(last)s
+"""
+SUM_TOTALS = f"""
+INSERT INTO report_periods (site_id, grain, period, offer_id, {", ".join(COUNTERS)},
+    failed_by_code, fulfil_seconds, fulfil_hist)
+SELECT %(site)s, 'day', day, '{TOTAL}', {_SUMS}
+FROM report_rollups
+WHERE site_id = %(site)s AND day >= %(first)s AND day <= %(last)s AND shard = {COMPACTED}
+GROUP BY day
+"""
+
+
 async def refresh_periods(conn: Conn, site_id: str, *, first: date, last: date) -> None:
     """Sum the site's weeks and months holding days [first, last] again from its compacted
     daily rows (the rebuild; a bulk load). The caller's transaction, under the site's lock."""
     params = {"site": site_id, "first": first, "last": last}
-    await conn.execute(DELETE_PERIODS, params)
-    await conn.execute(SUM_PERIODS, params)
+    for statement in (DELETE_PERIODS, SUM_PERIODS, DELETE_TOTALS, SUM_TOTALS):
+        await conn.execute(statement, params)
 
 
 SUMMED = f"""
@@ -322,6 +346,12 @@ WITH victims AS (
     SELECT site_id, g.grain, date_trunc(g.grain, day)::date, {_DIMS}, {_SUMS}
     FROM gone, (VALUES ('week'), ('month')) g(grain)
     GROUP BY site_id, g.grain, date_trunc(g.grain, day)::date, {_DIMS}
+    ON CONFLICT (site_id, grain, period, {_DIMS}) DO UPDATE SET {_add_to("report_periods")}
+), totals AS (
+    INSERT INTO report_periods (site_id, grain, period, offer_id, {", ".join(COUNTERS)},
+        failed_by_code, fulfil_seconds, fulfil_hist)
+    SELECT site_id, 'day', day, '{TOTAL}', {_SUMS}
+    FROM gone GROUP BY site_id, day
     ON CONFLICT (site_id, grain, period, {_DIMS}) DO UPDATE SET {_add_to("report_periods")}
 )
 INSERT INTO report_rollups ({_KEYS}, shard, {", ".join(COUNTERS)}, failed_by_code,

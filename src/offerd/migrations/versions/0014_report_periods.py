@@ -1,5 +1,7 @@
 """Report periods: the rollups summed per ISO week and per month (``report_periods``), so a
-report over months or years reads one row per week or month and key instead of one per day.
+report over months or years reads one row per week or month and key instead of one per day;
+and each day's totals over every dimension (grain ``day``, offer ``*``), so a report by day
+without grouping reads one row per day instead of one per key.
 
 Kept by the compaction (``reporting.store.COMPACT``): the rows it folds into a day's compacted
 row are added to their week's and month's rows in the same statement. So the invariant is
@@ -45,7 +47,7 @@ def upgrade() -> None:
     op.execute(f"""
     CREATE TABLE report_periods (
         site_id            text NOT NULL REFERENCES sites (id) ON DELETE CASCADE,
-        grain              text NOT NULL CHECK (grain IN ('week', 'month')),
+        grain              text NOT NULL CHECK (grain IN ('day', 'week', 'month')),
         period             date NOT NULL,
         offer_id           text NOT NULL,
         option_id          text NOT NULL DEFAULT '',
@@ -73,6 +75,12 @@ def upgrade() -> None:
     CREATE INDEX report_rollups_live ON report_rollups (site_id, day) WHERE shard <> -1;
     {_fill("week")}
     {_fill("month")}
+    INSERT INTO report_periods (site_id, grain, period, offer_id, {COUNTERS}, failed_by_code,
+        fulfil_seconds, fulfil_hist)
+    SELECT site_id, 'day', day, '*', {", ".join(f"sum({c})" for c in COUNTERS.split(", "))},
+        {CODES}, sum(fulfil_seconds), ARRAY[{HIST}]::bigint[]
+    FROM report_rollups WHERE shard = -1
+    GROUP BY site_id, day;
     """)
 
 
