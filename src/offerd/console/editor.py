@@ -14,12 +14,10 @@ from offerd.console.fields import text
 from offerd.console.web import (
     ConsoleError,
     Page,
-    all_sites,
     page,
     posted,
     redirect,
     render,
-    site_of,
 )
 from offerd.edge.errors import APIError
 from offerd.edge.headers import Origin, RequestMeta, Suppression
@@ -34,7 +32,6 @@ _OFFER_ID = r"^[A-Za-z0-9_.-]{1,50}$"
 
 async def _editor(
     p: Page,
-    site: Site,
     *,
     offer_id: str | None,
     values: dict[str, Any],
@@ -48,8 +45,6 @@ async def _editor(
         "editor.html",
         status=status,
         nav="offers",
-        site=site,
-        sites=await all_sites(p.svc),
         offer_id=offer_id,
         v=values,
         errors=errors,
@@ -65,23 +60,22 @@ async def _editor(
 
 @router.get("/offers/new")
 async def new_offer(site_id: str, request: Request) -> Response:
-    p = await page(request)
+    p = await page(request, site_id)
     p.require_editor()
-    site = await site_of(p, site_id)
-    return await _editor(p, site, offer_id=None, values=offer_form.form_values(None), errors={})
+    return await _editor(p, offer_id=None, values=offer_form.form_values(None), errors={})
 
 
 @router.get("/offers/{offer_id}/edit")
 async def edit_offer(site_id: str, offer_id: str, request: Request) -> Response:
-    p = await page(request)
+    p = await page(request, site_id)
     p.require_editor()
-    site = await site_of(p, site_id)
+    site = p.site
     async with p.svc.db.connection() as conn:
         row = await offers.get_offer(conn, site.id, offer_id)
     if row is None:
         raise ConsoleError(404, f"There is no offer {offer_id!r} on {site.id}.")
     values = offer_form.form_values(row["definition"])
-    return await _editor(p, site, offer_id=offer_id, values=values, errors={})
+    return await _editor(p, offer_id=offer_id, values=values, errors={})
 
 
 async def _save(p: Page, site: Site, form: dict[str, Any], offer_id: str | None) -> Response:
@@ -97,7 +91,7 @@ async def _save(p: Page, site: Site, form: dict[str, Any], offer_id: str | None)
         elif existing is not None:
             errors["offer_id"] = "an offer with this id exists already: edit it instead"
     if text(form, "more"):  # "Add another option": show the form again with a new empty one
-        return await _editor(p, site, offer_id=offer_id, values=shown, errors={})
+        return await _editor(p, offer_id=offer_id, values=shown, errors={})
     if offer is not None and not errors:
         try:
             await store_offer(p.svc, site, target_id, offer, actor=p.actor)
@@ -106,30 +100,29 @@ async def _save(p: Page, site: Site, form: dict[str, Any], offer_id: str | None)
             errors[field] = message
         else:
             return redirect(f"/console/sites/{site.id}/offers/{target_id}?saved=1", p.request)
-    return await _editor(p, site, offer_id=offer_id, values=shown, errors=errors, status=400)
+    return await _editor(p, offer_id=offer_id, values=shown, errors=errors, status=400)
 
 
 @router.post("/offers")
 async def create_offer(site_id: str, request: Request) -> Response:
-    p, form = await posted(request)
+    p, form = await posted(request, site_id)
     p.require_editor()
-    site = await site_of(p, site_id)
+    site = p.site
     return await _save(p, site, form, None)
 
 
 @router.post("/offers/{offer_id}/edit")
 async def update_offer(site_id: str, offer_id: str, request: Request) -> Response:
-    p, form = await posted(request)
+    p, form = await posted(request, site_id)
     p.require_editor()
-    site = await site_of(p, site_id)
+    site = p.site
     return await _save(p, site, form, offer_id)
 
 
 @router.post("/rules/check")
 async def check_rule(site_id: str, request: Request) -> Response:
     """The live check under the eligibility field (htmx, as the editor types)."""
-    p, form = await posted(request)
-    await site_of(p, site_id)
+    p, form = await posted(request, site_id)
     expression = text(form, "eligibility")
     return render(
         p,
@@ -145,8 +138,8 @@ async def check_rule(site_id: str, request: Request) -> Response:
 async def try_it(site_id: str, request: Request) -> Response:
     """What ``personalized_offers`` would answer this customer now, and why (the admin API's
     explain: nothing is recorded), with the offer being looked at picked out."""
-    p, form = await posted(request)
-    site = await site_of(p, site_id)
+    p, form = await posted(request, site_id)
+    site = p.site
     customer = text(form, "customer_id").strip()[:50]
     subscription = text(form, "subscription_id").strip()[:50] or None
     focus = text(form, "offer_id").strip() or None

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from offerd.console.web import all_sites, page, posted, redirect, render, site_of
+from offerd.console.web import page, posted, redirect, render
 from offerd.edge.errors import APIError
 from offerd.fulfillments import admin as fulfillments
 from offerd.fulfillments.api import expire_as
@@ -56,8 +56,8 @@ def _paged(
 
 @router.get("/fulfillments")
 async def fulfillment_list(site_id: str, request: Request) -> Response:
-    p = await page(request)
-    site = await site_of(p, site_id)
+    p = await page(request, site_id)
+    site = p.site
     errors: dict[str, str] = {}
     status = _param(request, "status")
     filters = {
@@ -88,8 +88,6 @@ async def fulfillment_list(site_id: str, request: Request) -> Response:
         request,
         "fulfillments.html",
         nav="fulfillments",
-        site=site,
-        sites=await all_sites(p.svc),
         rows=shown,
         filters=filters,
         statuses=STATUSES,
@@ -100,8 +98,8 @@ async def fulfillment_list(site_id: str, request: Request) -> Response:
 
 @router.get("/fulfillments/{fulfillment_id}")
 async def fulfillment_page(site_id: str, fulfillment_id: str, request: Request) -> Response:
-    p = await page(request)
-    site = await site_of(p, site_id)
+    p = await page(request, site_id)
+    site = p.site
     async with p.svc.db.connection() as conn:
         detail = await fulfillments.detail(conn, site.id, fulfillment_id)
     return render(
@@ -109,8 +107,6 @@ async def fulfillment_page(site_id: str, fulfillment_id: str, request: Request) 
         request,
         "fulfillment.html",
         nav="fulfillments",
-        site=site,
-        sites=await all_sites(p.svc),
         f=detail,
         timeline=_timeline(detail),
         flash=_flash(request),
@@ -158,17 +154,17 @@ def _flash(request: Request) -> str | None:
 
 @router.post("/fulfillments/{fulfillment_id}/expire")
 async def expire(site_id: str, fulfillment_id: str, request: Request) -> Response:
-    p, _ = await posted(request)
+    p, _ = await posted(request, site_id)
     p.require_editor()
-    site = await site_of(p, site_id)
+    site = p.site
     await expire_as(p.svc, site.id, fulfillment_id, actor=p.actor)
     return redirect(f"/console/sites/{site.id}/fulfillments/{fulfillment_id}?done=expired", request)
 
 
 @router.get("/deliveries")
 async def delivery_list(site_id: str, request: Request) -> Response:
-    p = await page(request)
-    site = await site_of(p, site_id)
+    p = await page(request, site_id)
+    site = p.site
     status = _param(request, "status")
     channel = _param(request, "channel")
     filters = {
@@ -194,8 +190,6 @@ async def delivery_list(site_id: str, request: Request) -> Response:
         request,
         "deliveries.html",
         nav="deliveries",
-        site=site,
-        sites=await all_sites(p.svc),
         rows=shown,
         filters=filters,
         statuses=DELIVERY_STATUSES,
@@ -206,8 +200,8 @@ async def delivery_list(site_id: str, request: Request) -> Response:
 
 @router.get("/deliveries/{delivery_id}")
 async def delivery_page(site_id: str, delivery_id: str, request: Request) -> Response:
-    p = await page(request)
-    site = await site_of(p, site_id)
+    p = await page(request, site_id)
+    site = p.site
     async with p.svc.db.connection() as conn:
         detail = await notifications.delivery_detail(conn, site.id, delivery_id)
     return render(
@@ -215,8 +209,6 @@ async def delivery_page(site_id: str, delivery_id: str, request: Request) -> Res
         request,
         "delivery.html",
         nav="deliveries",
-        site=site,
-        sites=await all_sites(p.svc),
         d=detail,
         flash=_flash(request),
     )
@@ -224,9 +216,9 @@ async def delivery_page(site_id: str, delivery_id: str, request: Request) -> Res
 
 @router.post("/deliveries/{delivery_id}/replay")
 async def replay(site_id: str, delivery_id: str, request: Request) -> Response:
-    p, _ = await posted(request)
+    p, _ = await posted(request, site_id)
     p.require_editor()
-    site = await site_of(p, site_id)
+    site = p.site
     try:
         await retry_as(p.svc, site.id, delivery_id, actor=p.actor)
     except APIError as exc:
@@ -238,8 +230,6 @@ async def replay(site_id: str, delivery_id: str, request: Request) -> Response:
             "delivery.html",
             status=exc.status,
             nav="deliveries",
-            site=site,
-            sites=await all_sites(p.svc),
             d=detail,
             flash=exc.message,
             flash_kind="bad",

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from offerd.console.web import ConsoleError, Page, all_sites, page, render, site_of
+from offerd.console.web import ConsoleError, Page, page, render
 from offerd.db import Conn
 from offerd.offers import service as offers
 from offerd.reporting import query, views
@@ -97,8 +97,8 @@ async def _report(conn: Conn, site: Site, kind: str, q: ReportQuery, now: dateti
 
 @router.get("")
 async def overview(site_id: str, request: Request) -> Response:
-    p = await page(request)
-    site = await site_of(p, site_id)
+    p = await page(request, site_id)
+    site = p.site
     days = _days(request)
     grain = "day" if days <= 90 else "week"
     now = p.now
@@ -161,8 +161,6 @@ async def overview(site_id: str, request: Request) -> Response:
         request,
         "overview.html",
         nav="overview",
-        site=site,
-        sites=await all_sites(p.svc),
         days=days,
         ranges=RANGES,
         grain=grain,
@@ -180,8 +178,8 @@ async def overview(site_id: str, request: Request) -> Response:
 
 @router.get("/offers")
 async def offer_list(site_id: str, request: Request) -> Response:
-    p = await page(request)
-    site = await site_of(p, site_id)
+    p = await page(request, site_id)
+    site = p.site
     async with p.svc.db.connection() as conn:
         catalog = await offers.list_offers(conn, site.id, None)
     return render(
@@ -189,8 +187,6 @@ async def offer_list(site_id: str, request: Request) -> Response:
         request,
         "offers.html",
         nav="offers",
-        site=site,
-        sites=await all_sites(p.svc),
         offers=[offers.offer_resource(o) for o in catalog],
     )
 
@@ -266,8 +262,8 @@ async def offer_figures(p: Page, site: Site, offer_id: str, days: int) -> dict[s
 
 @router.get("/offers/{offer_id}")
 async def offer_page(site_id: str, offer_id: str, request: Request) -> Response:
-    p = await page(request)
-    site = await site_of(p, site_id)
+    p = await page(request, site_id)
+    site = p.site
     async with p.svc.db.connection() as conn:
         row = await offers.get_offer(conn, site.id, offer_id)
         versions = await offers.versions(conn, site.id, offer_id)
@@ -279,8 +275,6 @@ async def offer_page(site_id: str, offer_id: str, request: Request) -> Response:
         request,
         "offer.html",
         nav="offers",
-        site=site,
-        sites=await all_sites(p.svc),
         offer=offers.offer_resource(row),
         versions=versions,
         days=days,
@@ -293,8 +287,8 @@ async def offer_page(site_id: str, offer_id: str, request: Request) -> Response:
 async def report_csv(site_id: str, kind: str, request: Request) -> Response:
     """A report over the page's period as CSV (what ``GET .../reports/{kind}.csv`` answers the
     admin token), for a signed-in person: ``?days=&granularity=&group_by=``."""
-    p = await page(request)
-    site = await site_of(p, site_id)
+    p = await page(request, site_id)
+    site = p.site
     now = int(p.now.timestamp()) + 1
     params = request.query_params
     q = query.parse(

@@ -18,12 +18,10 @@ from offerd.console.fields import mapping, text
 from offerd.console.offer_form import field_errors, message_of
 from offerd.console.web import (
     Page,
-    all_sites,
     page,
     posted,
     redirect,
     render,
-    site_of,
 )
 from offerd.edge.errors import APIError
 from offerd.edge.paging import numeric_cursor
@@ -32,7 +30,7 @@ from offerd.notifications import service as notifications
 from offerd.notifications.api import test_send_as
 from offerd.sites import service as sites
 from offerd.sites.api import KeyIn, add_key, key_resource, remove_key, store_site
-from offerd.sites.models import Site, SiteIn, SiteSettings
+from offerd.sites.models import SiteIn, SiteSettings
 
 router = APIRouter(prefix="/console/sites/{site_id}", include_in_schema=False)
 
@@ -78,7 +76,6 @@ def _settings_from(form: dict[str, Any]) -> dict[str, Any]:
 
 async def _settings_page(
     p: Page,
-    site: Site,
     *,
     status: int = 200,
     errors: dict[str, str] | None = None,
@@ -87,6 +84,7 @@ async def _settings_page(
     flash: str | None = None,
     flash_kind: str = "ok",
 ) -> Response:
+    site = p.site
     async with p.svc.db.connection() as conn:
         keys = [key_resource(k) for k in await sites.list_keys(conn, site.id)]
         channels = [
@@ -100,8 +98,6 @@ async def _settings_page(
         "settings.html",
         status=status,
         nav="settings",
-        site=site,
-        sites=await all_sites(p.svc),
         fields=SETTING_FIELDS,
         values=values or site.settings.model_dump(),
         errors=errors or {},
@@ -124,15 +120,15 @@ def _done(request: Request) -> str | None:
 
 @router.get("/settings")
 async def settings_page(site_id: str, request: Request) -> Response:
-    p = await page(request)
-    return await _settings_page(p, await site_of(p, site_id))
+    p = await page(request, site_id)
+    return await _settings_page(p)
 
 
 @router.post("/settings")
 async def save_settings(site_id: str, request: Request) -> Response:
-    p, form = await posted(request)
+    p, form = await posted(request, site_id)
     p.require_editor()
-    site = await site_of(p, site_id)
+    site = p.site
     values = _settings_from(form)
     current = site.as_dict()
     data = {
@@ -145,54 +141,54 @@ async def save_settings(site_id: str, request: Request) -> Response:
         body = SiteIn.model_validate(data)
     except ValidationError as exc:
         errors = field_errors(exc, data)
-        return await _settings_page(p, site, status=400, errors=errors, values=values)
+        return await _settings_page(p, status=400, errors=errors, values=values)
     await store_site(p.svc, site.id, body, actor=p.actor)
     return redirect(f"/console/sites/{site.id}/settings?done=saved", request)
 
 
 @router.post("/api_keys")
 async def create_key(site_id: str, request: Request) -> Response:
-    p, form = await posted(request)
+    p, form = await posted(request, site_id)
     p.require_editor()
-    site = await site_of(p, site_id)
+    site = p.site
     try:
         body = KeyIn.model_validate(
             {"kind": text(form, "kind"), "name": text(form, "name").strip()}
         )
     except ValidationError as exc:
         return await _settings_page(
-            p, site, status=400, flash=message_of(validation_error(exc, form)), flash_kind="bad"
+            p, status=400, flash=message_of(validation_error(exc, form)), flash_kind="bad"
         )
     row, secret = await add_key(p.svc, site.id, body, actor=p.actor)
     # the secret is in this response only: never in a redirect's URL, never stored
-    return await _settings_page(p, site, new_key={**key_resource(row), "key": secret})
+    return await _settings_page(p, new_key={**key_resource(row), "key": secret})
 
 
 @router.post("/api_keys/{key_id}/revoke")
 async def revoke_key(site_id: str, key_id: str, request: Request) -> Response:
-    p, _ = await posted(request)
+    p, _ = await posted(request, site_id)
     p.require_editor()
-    site = await site_of(p, site_id)
+    site = p.site
     await remove_key(p.svc, site.id, key_id, actor=p.actor)
     return redirect(f"/console/sites/{site.id}/settings?done=revoked", request)
 
 
 @router.post("/channels/{channel_id}/test")
 async def test_channel(site_id: str, channel_id: str, request: Request) -> Response:
-    p, _ = await posted(request)
+    p, _ = await posted(request, site_id)
     p.require_editor()
-    site = await site_of(p, site_id)
+    site = p.site
     try:
         await test_send_as(p.svc, site.id, channel_id, actor=p.actor)
     except APIError as exc:
-        return await _settings_page(p, site, status=exc.status, flash=exc.message, flash_kind="bad")
+        return await _settings_page(p, status=exc.status, flash=exc.message, flash_kind="bad")
     return redirect(f"/console/sites/{site.id}/settings?done=tested", request)
 
 
 @router.get("/audit")
 async def audit_page(site_id: str, request: Request) -> Response:
-    p = await page(request)
-    site = await site_of(p, site_id)
+    p = await page(request, site_id)
+    site = p.site
     target = request.query_params.get("target", "").strip()[:120] or None
     cursor = request.query_params.get("cursor")
     async with p.svc.db.connection() as conn:
@@ -205,8 +201,6 @@ async def audit_page(site_id: str, request: Request) -> Response:
         request,
         "audit.html",
         nav="audit",
-        site=site,
-        sites=await all_sites(p.svc),
         entries=entries,
         target=target,
         next_cursor=entries[-1]["id"] if len(rows) > 50 else None,

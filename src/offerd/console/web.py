@@ -33,6 +33,7 @@ from offerd.sites import service as sites
 from offerd.sites.models import Site
 
 COOKIE = "offerd_console"
+SWITCHER_SITES = 200  # the sites the header's switcher lists
 LOGIN_CSRF_COOKIE = "offerd_console_login"
 CSRF_HEADER = "x-csrf-token"
 
@@ -66,11 +67,20 @@ class SignInRequired(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """A signed-in request: its services, session, and the form it posted (if any)."""
+    """A signed-in request: its services and session, and for a site's page that site and the
+    sites the switcher lists (read with the session, on one connection)."""
 
     svc: Services
     session: Session
     request: Request
+    current: Site | None = None
+    sites: tuple[Site, ...] = ()
+
+    @property
+    def site(self) -> Site:
+        """The site the page is about (a page under ``/console/sites/{site}``)."""
+        assert self.current is not None, "a site page is read with page(request, site_id)"
+        return self.current
 
     @property
     def now(self) -> datetime:
@@ -91,15 +101,22 @@ def secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-async def page(request: Request) -> Page:
-    """The signed-in session, or a redirect to sign in."""
+async def page(request: Request, site_id: str | None = None) -> Page:
+    """The signed-in session (or a redirect to sign in), with the site ``site_id`` (a 404 page
+    when there is none) and the sites for the switcher."""
     svc = services(request)
     async with svc.db.connection() as conn:
         found = await service.session(conn, request.cookies.get(COOKIE), svc.clock.now())
-    if found is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise SignInRequired(target)
-    return Page(svc, found, request)
+        if found is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise SignInRequired(target)
+        if site_id is None:
+            return Page(svc, found, request)
+        site = await sites.get(conn, site_id)
+        if site is None:
+            raise ConsoleError(404, f"There is no site {site_id!r}.")
+        listed = await sites.list_sites(conn, after=None, limit=SWITCHER_SITES)
+    return Page(svc, found, request, site, tuple(listed))
 
 
 def _same_origin(request: Request) -> bool:
@@ -124,23 +141,10 @@ async def form_of(request: Request, expected_token: str) -> dict[str, Any]:
     return form
 
 
-async def posted(request: Request) -> tuple[Page, dict[str, Any]]:
-    """A signed-in POST with a valid CSRF token: the page and its form."""
-    p = await page(request)
+async def posted(request: Request, site_id: str | None = None) -> tuple[Page, dict[str, Any]]:
+    """A signed-in POST with a valid CSRF token: the page (as ``page``) and its form."""
+    p = await page(request, site_id)
     return p, await form_of(request, p.session.csrf_token)
-
-
-async def site_of(p: Page, site_id: str) -> Site:
-    async with p.svc.db.connection() as conn:
-        found = await sites.get(conn, site_id)
-    if found is None:
-        raise ConsoleError(404, f"There is no site {site_id!r}.")
-    return found
-
-
-async def all_sites(svc: Services) -> list[Site]:
-    async with svc.db.connection() as conn:
-        return await sites.list_sites(conn, after=None, limit=200)
 
 
 def _ts(value: int | datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
@@ -171,6 +175,8 @@ def render(
     headers: Mapping[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
+    if p is not None and p.current is not None:  # a site's page: the header's site and switcher
+        context = {"site": p.current, "sites": p.sites, **context}
     html = (
         _env()
         .get_template(name)
