@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from offerd.reporting.metrics import (
     FULFIL_BUCKETS,
@@ -11,6 +13,7 @@ from offerd.reporting.metrics import (
     bucket_of,
     funnel_metrics,
     percentile,
+    percentiles,
     rate,
 )
 from offerd.reporting.query import parse
@@ -53,6 +56,30 @@ def hist(**at: int) -> list[int]:
 )
 def test_percentile(h: list[int], p: float, expected: float | None) -> None:
     assert percentile(h, p) == expected
+
+
+def walked(h: list[int], p: float) -> float | None:
+    """The definition walked bucket by bucket: the first non-empty bucket whose running count
+    reaches ``p`` of the total, interpolated inside it (the open last one: its lower bound)."""
+    total, below = sum(h), 0
+    if total == 0:
+        return None
+    for i, n in enumerate(h):
+        if n and below + n >= p * total:
+            if i == len(FULFIL_BUCKETS):
+                return float(FULFIL_BUCKETS[-1])
+            low = 0 if i == 0 else FULFIL_BUCKETS[i - 1]
+            return round(low + (FULFIL_BUCKETS[i] - low) * (p * total - below) / n, 1)
+        below += n
+    raise AssertionError("unreachable")
+
+
+@given(
+    st.lists(st.integers(0, 50) | st.just(0), min_size=HIST_SIZE, max_size=HIST_SIZE),
+    st.lists(st.sampled_from([0.01, 0.5, 0.9, 0.99, 1.0]), min_size=1, max_size=3),
+)
+def test_percentiles_agree_with_the_definition(h: list[int], ps: list[float]) -> None:
+    assert percentiles(h, ps) == [walked(h, p) for p in ps]
 
 
 def test_funnel_metrics_merge_codes_and_rates() -> None:
