@@ -131,6 +131,23 @@ FROM (SELECT i, %(start)s::timestamptz + (i::float8 / %(saves)s * %(span)s) * in
       FROM generate_series(0, %(saves)s - 1) i) s
 """
 
+# The decisions in experiments (two in three personalized offers): five experiments, each with a
+# control, a variant and a 10 % holdout (shown nothing), a subscriber (four decisions each, close
+# together) always in the same experiment and arm. Written unfolded, as the decision path
+# writes them; the ``fold_experiments`` sweep's statement folds them into assignments.
+SERVED_SQL = """
+INSERT INTO served (id, site_id, customer_id, subscription_id, experiment_id, experiment_arm,
+    offer_id, personalized_offer_id, occurred_at)
+SELECT 'srv_' || i, %(site)s, 'cus_' || w, 'sub_' || w, 'exp_' || (w %% 5), arm,
+    CASE WHEN arm <> 'holdout' THEN 'offer_' || (i %% %(offers)s) END, 'po_' || i, t
+FROM (SELECT i, i / 4 AS w,
+             %(start)s::timestamptz + (i::float8 / %(total)s * %(span)s) * interval '1 second' AS t,
+             CASE WHEN abs(hashint8(i / 4)) %% 10 = 0 THEN 'holdout'
+                  WHEN abs(hashint8(i / 4)) %% 2 = 0 THEN 'control' ELSE 'variant' END AS arm
+      FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) i) s
+WHERE i %% 3 > 0
+"""
+
 SHAPES = [
     ("all", ""),
     ("all", "offer,option,arm"),
@@ -201,14 +218,36 @@ def generate(url: str, *, events: int, offers: int, chunk: int, rollups_only: bo
         conn.execute(SAVES_SQL, {**params, "saves": int(pos * 0.27)})
         conn.execute("ALTER TABLE offer_saves ENABLE TRIGGER save_rollup_count")
         conn.execute(store.REBUILD_SAVES, {"site": SITE})
+        fold_served(conn, params, pos, chunk)
         conn.execute("ANALYZE save_rollups")
         conn.execute("ANALYZE report_rollups")
         conn.execute("ANALYZE offer_saves")
         conn.execute("ANALYZE report_periods")
+        conn.execute("ANALYZE experiment_rollups")
         n = conn.execute("SELECT count(*) FROM report_rollups").fetchone()
         print(
             f"generated: {pos} personalized offers, ~{events} events, {n[0] if n else 0} rollup rows"
         )
+
+
+def fold_served(conn: psycopg.Connection, params: dict[str, object], pos: int, chunk: int) -> None:
+    """Write the decisions in experiments, then fold them as the sweep does (its statement, in
+    larger batches), printing how fast it folds."""
+    for lo in range(0, pos, chunk * 5):
+        conn.execute(SERVED_SQL, {**params, "lo": lo, "hi": min(lo + chunk * 5, pos)})
+    total = conn.execute("SELECT count(*) FROM served WHERE NOT folded").fetchone()
+    began, folded = time.monotonic(), 0
+    while True:
+        with conn.transaction():
+            row = conn.execute(store.FOLD_SERVED, {"limit": 50_000}).fetchone()
+        assert row is not None
+        folded += row[0]
+        rate = folded / max(time.monotonic() - began, 1e-3)
+        print(f"  folded {folded} of {total[0] if total else 0} served rows ({rate:,.0f}/s)")
+        if row[0] < 50_000:
+            break
+    n = conn.execute("SELECT count(*) FROM experiment_assignments").fetchone()
+    print(f"  {n[0] if n else 0} experiment assignments")
 
 
 async def measure(url: str, repeat: int) -> dict[str, dict[str, float]]:
@@ -228,6 +267,7 @@ async def measure(url: str, repeat: int) -> dict[str, dict[str, float]]:
             for kind, granularity, group_by in [
                 *(("funnel", g, b) for g, b in SHAPES),
                 *(("saves", g, b) for g, b in SAVE_SHAPES),
+                ("experiments", "all", ""),
             ]:
                 q = query.parse(
                     start=str(int(START.timestamp())),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from offerd.reporting.sweeps import fold_experiments
 from tests.console.support import add_user, csrf, sign_in
 from tests.notifications.flows import put_channel, work
 from tests.support.app import TestApp
@@ -318,6 +319,8 @@ async def test_offer_page_draws_the_lift_against_the_holdout(
             json={"customer_id": f"cus_x{n}"},
         )
         assert r.status_code == 200, r.text
+    async with app.services.db.connection() as conn, conn.transaction():
+        assert await fold_experiments(conn, app.clock.now()) > 0
     page = await app.client.get("/console/sites/acme/offers/stay")
     lift = _cells(page.text, "lift-table")
     assert "exp / show" in lift and "exp / hold (holdout)" in lift

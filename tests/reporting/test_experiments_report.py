@@ -9,6 +9,7 @@ from typing import Any
 
 from offerd.offers import experiments
 from offerd.offers.experiments import Arm, Experiment
+from offerd.reporting.sweeps import fold_experiments
 from tests.fulfillments.helpers import accept_option
 from tests.support.app import TestApp
 from tests.support.catalog import offer, seed
@@ -29,7 +30,14 @@ def subscribers() -> dict[str, list[str]]:
     raise AssertionError("not enough customers in each arm")
 
 
+async def fold(app: TestApp) -> int:
+    """What the worker's ``fold_experiments`` sweep does every minute."""
+    async with app.services.db.connection() as conn, conn.transaction():
+        return await fold_experiments(conn, app.clock.now())
+
+
 async def report(app: TestApp, **params: Any) -> list[dict[str, Any]]:
+    await fold(app)
     now = int(app.clock.now().timestamp())
     query = {"from": now - 60 * 86400, "to": now + 86400, **params}
     qs = "&".join(f"{k}={v}" for k, v in query.items())

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from offerd.console.web import ConsoleError, Page, page, render
-from offerd.db import Conn
 from offerd.offers import service as offers
 from offerd.reporting import query, views
 from offerd.reporting import service as reports
@@ -91,10 +90,6 @@ def _saves_total(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def _report(conn: Conn, site: Site, kind: str, q: ReportQuery, now: datetime) -> list[Any]:
-    return await reports.report(conn, site, kind, q, now=now)
-
-
 @router.get("")
 async def overview(site_id: str, request: Request) -> Response:
     p = await page(request, site_id)
@@ -103,11 +98,13 @@ async def overview(site_id: str, request: Request) -> Response:
     grain = "day" if days <= 90 else "week"
     now = p.now
     async with p.svc.db.connection() as conn:
-        total = await _report(conn, site, "funnel", _query(now, days, "all"), now)
-        series = await _report(conn, site, "funnel", _query(now, days, grain), now)
-        by_offer = await _report(conn, site, "funnel", _query(now, days, "all", "offer"), now)
-        saves_series = await _report(conn, site, "saves", _query(now, days, grain), now)
-        saves_by_offer = await _report(conn, site, "saves", _query(now, days, "all", "offer"), now)
+        total = await reports.report(conn, site, "funnel", _query(now, days, "all"))
+        series = await reports.report(conn, site, "funnel", _query(now, days, grain))
+        by_offer = await reports.report(conn, site, "funnel", _query(now, days, "all", "offer"))
+        saves_series = await reports.report(conn, site, "saves", _query(now, days, grain))
+        saves_by_offer = await reports.report(
+            conn, site, "saves", _query(now, days, "all", "offer")
+        )
         catalog = await offers.list_offers(conn, site.id, None)
     periods = _periods(_query(now, days, grain), site.settings.time_zone)
     series = _filled(
@@ -198,13 +195,17 @@ def _of_offer(rows: list[dict[str, Any]], offer_id: str) -> list[dict[str, Any]]
 async def offer_figures(p: Page, site: Site, offer_id: str, days: int) -> dict[str, Any]:
     now = p.now
     async with p.svc.db.connection() as conn:
-        funnel_all = await _report(conn, site, "funnel", _query(now, days, "all", "offer"), now)
-        by_option = await _report(
-            conn, site, "funnel", _query(now, days, "all", "offer", "option"), now
+        funnel_all = await reports.report(conn, site, "funnel", _query(now, days, "all", "offer"))
+        by_option = await reports.report(
+            conn, site, "funnel", _query(now, days, "all", "offer", "option")
         )
-        by_arm = await _report(conn, site, "funnel", _query(now, days, "all", "offer", "arm"), now)
-        saves = await _report(conn, site, "saves", _query(now, days, "all", "offer", "option"), now)
-        experiments = await _report(conn, site, "experiments", _query(now, days, "all"), now)
+        by_arm = await reports.report(
+            conn, site, "funnel", _query(now, days, "all", "offer", "arm")
+        )
+        saves = await reports.report(
+            conn, site, "saves", _query(now, days, "all", "offer", "option")
+        )
+        experiments = await reports.report(conn, site, "experiments", _query(now, days, "all"))
         experiment_rows = await offers.list_experiments(conn, site.id)
     arms_here = {
         (e["id"], arm["id"])
@@ -298,7 +299,7 @@ async def report_csv(site_id: str, kind: str, request: Request) -> Response:
         group_by=params.get("group_by"),
     )
     async with p.svc.db.connection() as conn:
-        rows = await reports.report(conn, site, kind, q, now=p.now)
+        rows = await reports.report(conn, site, kind, q)
     return Response(
         views.report_csv(rows, views.columns(kind, q)),
         media_type="text/csv; charset=utf-8",

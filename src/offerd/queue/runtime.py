@@ -34,13 +34,14 @@ def periodic_tasks() -> list[Periodic]:
     from offerd.console.service import forget_expired
     from offerd.edge.idempotency import purge_expired
     from offerd.fulfillments.sweeps import expire_overdue
-    from offerd.reporting.sweeps import compact_shards, settle_saves
+    from offerd.reporting.sweeps import compact_shards, fold_experiments, settle_saves
 
     return [
         Periodic("purge_idempotency_keys", 60.0, purge_expired),
         Periodic("expire_fulfillments", 30.0, expire_overdue),
         Periodic("compact_report_rollups", 300.0, compact_shards),
         Periodic("settle_saves", 300.0, settle_saves),
+        Periodic("fold_experiments", 60.0, fold_experiments),
         Periodic("forget_console_sessions", 600.0, forget_expired),
     ]
 

@@ -33,7 +33,7 @@ async def get_report(kind: str, request: Request, site: AdminSite, svc: Svc) -> 
         group_by=params.get("group_by"),
     )
     async with svc.db.connection() as conn:
-        rows = await service.report(conn, site, kind, q, now=svc.clock.now())
+        rows = await service.report(conn, site, kind, q)
     if as_csv:
         return Response(
             views.report_csv(rows, views.columns(kind, q)),

@@ -5,7 +5,7 @@ the rollups from the event log."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -58,7 +58,8 @@ async def funnel(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
             fulfilled=r["fulfilled"],
             failed=r["failed"],
             fulfil_seconds=r["fulfil_seconds"] or 0.0,
-            fulfil_hist=[int(n or 0) for n in r["fulfil_hist"]],
+            # no fulfilment, no histogram (its sums are NULL); otherwise bigint sums
+            fulfil_hist=r["fulfil_hist"] if r["fulfilled"] else [],
         )
         counts.failed_by_code = by_group.get((r["period"], *(r[c] for c in columns)), {})
         period = r["period"]
@@ -132,22 +133,17 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-async def experiments(conn: Conn, site: Site, q: ReportQuery, *, now: datetime) -> list[Row]:
-    """Each experiment's arms over the subscribers assigned in the range (cumulative: the
-    granularity and group_by do not apply): assigned, accepted and their rate; saved and lost
-    (as the saves report counts them, from assignment) and the save rate; and for each arm
-    against the experiment's holdout, the lift in save rate with its always-valid 95 % interval
-    and verdict (``reporting.sequential``)."""
+async def experiments(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
+    """Each experiment's arms over the subscribers first assigned on the range's days (in the
+    site's time zone; cumulative: the granularity and group_by do not apply), from the
+    assignments the ``fold_experiments`` sweep keeps: assigned, accepted and their rate; pending,
+    saved and lost (as the saves report counts them) and the save rate; and for each arm against
+    the experiment's holdout, the lift in save rate and in acceptance rate with its always-valid
+    95 % interval and verdict (``reporting.sequential``)."""
     if q.columns:
         raise ParamWrongValue("group_by", "the experiments report is per experiment and arm")
-    found = await store.experiments(
-        conn,
-        site.id,
-        start=datetime.fromtimestamp(q.start, UTC),
-        end=datetime.fromtimestamp(q.end, UTC),
-        window=timedelta(days=site.settings.save_window_days),
-        now=now,
-    )
+    first, last = day_span(q, site.settings.time_zone)
+    found = await store.experiments(conn, site.id, first=first, last=last)
     holdouts = {r["experiment_id"]: r for r in found if r["holdout"]}
     rows: list[Row] = []
     for r in found:
@@ -160,6 +156,7 @@ async def experiments(conn: Conn, site: Site, q: ReportQuery, *, now: datetime) 
             "assigned": r["assigned"],
             "accepted": r["accepted"],
             "acceptance_rate": _rate(r["accepted"], r["assigned"]),
+            "pending": r["pending"],
             "saved": r["saved"],
             "lost": r["lost"],
             "save_rate": _rate(r["saved"], settled),
@@ -197,15 +194,10 @@ async def experiments(conn: Conn, site: Site, q: ReportQuery, *, now: datetime) 
     return rows
 
 
-# The report kinds (the experiments report also needs the time: which windows are over).
-REPORTS: dict[str, ReportFn] = {"funnel": funnel, "saves": saves}
+REPORTS: dict[str, ReportFn] = {"funnel": funnel, "saves": saves, "experiments": experiments}
 
 
-async def report(
-    conn: Conn, site: Site, kind: str, q: ReportQuery, *, now: datetime | None = None
-) -> list[Row]:
-    if kind == "experiments":
-        return await experiments(conn, site, q, now=now or datetime.now(UTC))
+async def report(conn: Conn, site: Site, kind: str, q: ReportQuery) -> list[Row]:
     fn = REPORTS.get(kind)
     if fn is None:
         raise NotFound(f"There is no report {kind!r}: one of funnel, saves, experiments")
@@ -265,6 +257,8 @@ async def rebuild(
         day = end + timedelta(days=1)
     async with transaction(conn):
         written += await store.rebuild_saves(conn, site.id)
+    async with transaction(conn):
+        written += await store.rebuild_experiments(conn, site.id)
     return written
 
 

@@ -4,7 +4,7 @@ see there why a trigger)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from psycopg.rows import DictRow
 
@@ -562,43 +562,159 @@ async def save_rollups(conn: Conn, site_id: str) -> list[DictRow]:
     return await fetchall(conn, SAVE_ROLLUPS, (site_id,))
 
 
-# --- experiments: each arm's subscribers and what became of them ------------------------------
+# --- experiments: each subscriber's first assignment and what became of it ---------------------
 
-# One row per experiment and arm over the subscribers assigned in [start, end): how many, how many
-# accepted the offer shown, and (their window over) saved or lost, from the billing provider's
-# state of the subscription (a cancellation inside the window is a loss, wherever it is seen).
-EXPERIMENTS = """
-WITH assigned AS (
-    SELECT sv.experiment_id, sv.experiment_arm, bool_or(sv.offer_id IS NULL) AS holdout,
-        coalesce(sv.subscription_id, sv.customer_id) AS who, max(sv.subscription_id) AS sub_id,
-        min(sv.occurred_at) AS at, bool_or(f.id IS NOT NULL) AS accepted
-    FROM served sv
-    LEFT JOIN offer_fulfillments f ON f.personalized_offer_id = sv.personalized_offer_id
-    WHERE sv.site_id = %(site)s AND sv.occurred_at >= %(start)s AND sv.occurred_at < %(end)s
-    GROUP BY 1, 2, 4
+# The save window of an assignment's site (as the saves are followed).
+_WINDOW = "make_interval(days => coalesce((s.settings->>'save_window_days')::int, 30))"
+
+# Fold a batch of unfolded ``served`` rows (oldest first) into ``experiment_assignments``: a
+# subscriber's first assignment to an experiment is theirs (an earlier one found late, from a
+# transaction that committed late, replaces it). Marks the rows folded in the same statement, so
+# each is folded exactly once. Returns (served rows folded, assignments written).
+FOLD_SERVED = f"""
+WITH batch AS (
+    UPDATE served sv SET folded = true
+    WHERE sv.id IN (SELECT id FROM served WHERE NOT folded ORDER BY occurred_at
+                    LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    RETURNING sv.site_id, sv.experiment_id, coalesce(sv.subscription_id, sv.customer_id) AS who,
+        sv.experiment_arm, sv.offer_id IS NULL AS holdout, sv.subscription_id, sv.occurred_at
+), firsts AS (
+    SELECT DISTINCT ON (site_id, experiment_id, who) * FROM batch
+    ORDER BY site_id, experiment_id, who, occurred_at
+), written AS (
+    INSERT INTO experiment_assignments (site_id, experiment_id, who, experiment_arm, holdout,
+        subscription_id, assigned_at, window_ends_at, state)
+    SELECT b.site_id, b.experiment_id, b.who, b.experiment_arm, b.holdout, b.subscription_id,
+        b.occurred_at, b.occurred_at + {_WINDOW},
+        CASE WHEN b.subscription_id IS NULL THEN 'none' ELSE 'pending' END
+    FROM firsts b JOIN sites s ON s.id = b.site_id
+    ON CONFLICT (site_id, experiment_id, who) DO UPDATE SET
+        experiment_arm = excluded.experiment_arm, holdout = excluded.holdout,
+        subscription_id = excluded.subscription_id, assigned_at = excluded.assigned_at,
+        window_ends_at = excluded.window_ends_at
+    WHERE excluded.assigned_at < experiment_assignments.assigned_at
+    RETURNING 1
 )
-SELECT a.experiment_id, a.experiment_arm, bool_or(a.holdout) AS holdout,
-    count(*) AS assigned,
-    count(*) FILTER (WHERE a.accepted) AS accepted,
-    count(*) FILTER (WHERE sub.status = 'cancelled' AND sub.cancelled_at <= a.at + %(window)s)
-        AS lost,
-    count(*) FILTER (WHERE sub.id IS NOT NULL AND a.at + %(window)s <= %(now)s
-        AND NOT (sub.status = 'cancelled' AND sub.cancelled_at <= a.at + %(window)s)) AS saved
-FROM assigned a
-LEFT JOIN subscriptions sub ON sub.site_id = %(site)s AND sub.id = a.sub_id
+SELECT (SELECT count(*) FROM batch) AS folded, (SELECT count(*) FROM written) AS written
+"""
+
+# Mark assigned subscribers who accepted: fulfillments with an experiment created since the
+# last run (less a margin for transactions that committed late: marking is idempotent) and
+# before the oldest unfolded ``served`` row (whose assignment may not be folded yet; a
+# fulfillment always follows its decision). The mark moves to that bound.
+FOLD_ACCEPTANCES = """
+WITH bounds AS (
+    SELECT coalesce((SELECT mark FROM report_marks WHERE name = 'experiment_acceptances'),
+                    '-infinity') - interval '15 minutes' AS lo,
+        least(%(now)s, coalesce((SELECT min(occurred_at) FROM served WHERE NOT folded), %(now)s))
+            AS hi
+), marked AS (
+    INSERT INTO report_marks (name, mark) SELECT 'experiment_acceptances', hi FROM bounds
+    ON CONFLICT (name) DO UPDATE SET mark = greatest(report_marks.mark, excluded.mark)
+)
+UPDATE experiment_assignments a SET accepted = true
+FROM bounds, offer_fulfillments f JOIN personalized_offers po ON po.id = f.personalized_offer_id
+WHERE f.experiment_id IS NOT NULL AND f.created_at >= bounds.lo AND f.created_at < bounds.hi
+  AND a.site_id = f.site_id AND a.experiment_id = f.experiment_id
+  AND a.who = coalesce(po.subscription_id, po.customer_id) AND NOT a.accepted
+"""
+
+# Pending assignments whose subscription was cancelled inside the window: lost, when seen.
+LOSE_ASSIGNMENTS = """
+UPDATE experiment_assignments a SET state = 'lost', settled_at = %(now)s
+FROM subscriptions sub
+WHERE a.state = 'pending' AND sub.site_id = a.site_id AND sub.id = a.subscription_id
+  AND sub.status = 'cancelled' AND sub.cancelled_at <= a.window_ends_at
+"""
+
+# Pending assignments whose window is over: saved if their subscription is still there and was
+# not cancelled inside the window, lost otherwise (as the saves are settled).
+SETTLE_ASSIGNMENTS = """
+WITH due AS (
+    SELECT site_id, experiment_id, who, subscription_id, window_ends_at
+    FROM experiment_assignments
+    WHERE state = 'pending' AND window_ends_at <= %(now)s
+    ORDER BY window_ends_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE experiment_assignments a SET settled_at = %(now)s,
+    state = CASE WHEN sub.id IS NULL
+                   OR (sub.status = 'cancelled' AND sub.cancelled_at <= d.window_ends_at)
+                 THEN 'lost' ELSE 'saved' END
+FROM due d LEFT JOIN subscriptions sub ON sub.site_id = d.site_id AND sub.id = d.subscription_id
+WHERE (a.site_id, a.experiment_id, a.who) = (d.site_id, d.experiment_id, d.who)
+"""
+
+
+async def lock_experiments(conn: Conn) -> None:
+    """Hold the experiments' fold to this transaction: two runs at once would add to the same
+    rollup rows in different orders (a deadlock), and gain nothing."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('offerd.experiments', 0))")
+
+
+async def fold_served(conn: Conn, *, limit: int) -> tuple[int, int]:
+    """Fold up to ``limit`` served rows; returns (rows folded, assignments written)."""
+    row = await fetchone(conn, FOLD_SERVED, {"limit": limit})
+    assert row is not None
+    return int(row["folded"]), int(row["written"])
+
+
+async def fold_acceptances(conn: Conn, *, now: datetime) -> int:
+    return await execute(conn, FOLD_ACCEPTANCES, {"now": now})
+
+
+async def lose_assignments(conn: Conn, *, now: datetime) -> int:
+    return await execute(conn, LOSE_ASSIGNMENTS, {"now": now})
+
+
+async def settle_assignments(conn: Conn, *, now: datetime, limit: int) -> int:
+    return await execute(conn, SETTLE_ASSIGNMENTS, {"now": now, "limit": limit})
+
+
+# One row per experiment and arm over the subscribers first assigned on days [first, last].
+EXPERIMENTS = """
+SELECT experiment_id, experiment_arm, bool_or(holdout) AS holdout,
+    sum(assigned)::bigint AS assigned, sum(accepted)::bigint AS accepted,
+    sum(pending)::bigint AS pending, sum(saved)::bigint AS saved, sum(lost)::bigint AS lost
+FROM experiment_rollups
+WHERE site_id = %(site)s AND day >= %(first)s AND day <= %(last)s
 GROUP BY 1, 2
+HAVING sum(assigned) <> 0
 ORDER BY 1, 2
 """
 
 
-async def experiments(
-    conn: Conn,
-    site_id: str,
-    *,
-    start: datetime,
-    end: datetime,
-    window: timedelta,
-    now: datetime,
-) -> list[DictRow]:
-    values = {"site": site_id, "start": start, "end": end, "window": window, "now": now}
-    return await fetchall(conn, EXPERIMENTS, values)
+async def experiments(conn: Conn, site_id: str, *, first: date, last: date) -> list[DictRow]:
+    return await fetchall(conn, EXPERIMENTS, {"site": site_id, "first": first, "last": last})
+
+
+REBUILD_EXPERIMENTS = """
+INSERT INTO experiment_rollups (site_id, experiment_id, experiment_arm, day, holdout, assigned,
+    accepted, pending, saved, lost)
+SELECT site_id, experiment_id, experiment_arm, report_day(site_id, assigned_at), bool_or(holdout),
+    count(*), count(*) FILTER (WHERE accepted), count(*) FILTER (WHERE state = 'pending'),
+    count(*) FILTER (WHERE state = 'saved'), count(*) FILTER (WHERE state = 'lost')
+FROM experiment_assignments WHERE site_id = %(site)s
+GROUP BY 1, 2, 3, 4
+"""
+
+
+async def rebuild_experiments(conn: Conn, site_id: str) -> int:
+    """Replace the site's experiment rollups with a recomputation from the assignments; the
+    caller's transaction (the sweep waits on the table's lock)."""
+    await conn.execute("LOCK TABLE experiment_assignments IN SHARE MODE")
+    await conn.execute("DELETE FROM experiment_rollups WHERE site_id = %s", (site_id,))
+    cur = await conn.execute(REBUILD_EXPERIMENTS, {"site": site_id})
+    return cur.rowcount
+
+
+EXPERIMENT_ROLLUPS = """
+SELECT experiment_id, experiment_arm, day, holdout, assigned, accepted, pending, saved, lost
+FROM experiment_rollups WHERE site_id = %s AND assigned <> 0 ORDER BY 1, 2, 3
+"""
+
+
+async def experiment_rollups(conn: Conn, site_id: str) -> list[DictRow]:
+    """Every non-empty experiment rollup of a site (what the sweep and a rebuild compare on)."""
+    return await fetchall(conn, EXPERIMENT_ROLLUPS, (site_id,))

@@ -51,3 +51,26 @@ async def settle_saves(conn: Conn, now: datetime) -> int:
             )
             changed += 1
     return changed
+
+
+EXPERIMENTS_BATCH = 5000
+EXPERIMENTS_BATCHES = 20  # a run folds at most this many batches of decisions
+
+
+async def fold_experiments(conn: Conn, now: datetime) -> int:
+    """Keep the experiments report's assignments, in the caller's transaction: fold new served
+    decisions (each subscriber's first assignment to an experiment), mark those who accepted,
+    and settle them as the saves are settled (lost when their subscription is cancelled inside
+    the window; saved, or lost if the subscription is gone, when it is over). The rollups follow
+    by trigger. Returns how many assignments changed."""
+    await store.lock_experiments(conn)
+    changed = 0
+    for _ in range(EXPERIMENTS_BATCHES):
+        folded, written = await store.fold_served(conn, limit=EXPERIMENTS_BATCH)
+        changed += written
+        if folded < EXPERIMENTS_BATCH:
+            break
+    changed += await store.fold_acceptances(conn, now=now)
+    changed += await store.lose_assignments(conn, now=now)
+    changed += await store.settle_assignments(conn, now=now, limit=SAVES_BATCH)
+    return changed

@@ -52,7 +52,7 @@ SAVES_COLUMNS = ["pending", "saved", "lost", "save_rate", "revenue_retained"]
 
 EXPERIMENT_COLUMNS = [
     "experiment_id", "experiment_arm", "holdout", "assigned", "accepted", "acceptance_rate",
-    "saved", "lost", "save_rate", "lift", "interval_low", "interval_high", "verdict",
+    "pending", "saved", "lost", "save_rate", "lift", "interval_low", "interval_high", "verdict",
     "acceptance_lift", "acceptance_interval_low", "acceptance_interval_high", "acceptance_verdict",
 ]  # fmt: skip
 
