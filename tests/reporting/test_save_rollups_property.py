@@ -28,6 +28,9 @@ save = st.tuples(
     st.sampled_from(["a", "b"]),
     st.sampled_from(["talk", "gift"]),
     st.sampled_from(["", "control", "holdout"]),
+    st.sampled_from(["billing_update", "webhook"]),  # processing type
+    st.sampled_from(["", "be_eu"]),  # business entity
+    st.sampled_from(["", "brand_b"]),
     # what the sweep does next: nothing, lose it, settle it saved (currency, mrr)
     st.sampled_from(["pending", "lost", "saved"]),
     st.sampled_from(["USD", "EUR"]),
@@ -41,7 +44,14 @@ SHAPES = [
     ("month", "offer,option,arm"),
     ("all", ""),
     ("all", "arm"),
+    ("month", "processing_type,business_entity,brand"),
+    ("week", "offer,brand"),
 ]
+COLUMN = {
+    "offer": "offer_id", "option": "option_id", "arm": "experiment_arm",
+    "processing_type": "processing_type", "business_entity": "business_entity_id",
+    "brand": "brand_id",
+}  # fmt: skip
 
 
 def expected(
@@ -52,8 +62,7 @@ def expected(
     zone = ZoneInfo(tz)
     first = datetime.fromtimestamp(start, zone).date()
     last = datetime.fromtimestamp(end - 1, zone).date()
-    columns = [{"offer": "offer_id", "option": "option_id", "arm": "experiment_arm"}[g]
-               for g in group_by.split(",") if g]  # fmt: skip
+    columns = [COLUMN[g] for g in group_by.split(",") if g]
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in rows:
         day = r["accepted_at"].astimezone(zone).date()
@@ -102,16 +111,17 @@ async def test_save_rollups_equal_the_saves(
     site_id = f"s{next(SITES)}"
     await app.create_site(site_id, time_zone=zone)
     async with app.services.db.connection() as conn:
-        for n, (at, offer, option, arm, *_) in enumerate(saves):
+        for n, (at, offer, option, arm, kind, entity, brand, *_) in enumerate(saves):
             accepted = T0 + timedelta(seconds=at)
             await conn.execute(
                 "INSERT INTO offer_saves (site_id, fulfillment_id, offer_id, option_id, "
-                "experiment_arm, subscription_id, accepted_at, window_ends_at, state) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending')",
-                (site_id, f"f{n}", offer, option, arm, f"sub{n}", accepted,
+                "experiment_arm, processing_type, business_entity_id, brand_id, "
+                "subscription_id, accepted_at, window_ends_at, state) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending')",
+                (site_id, f"f{n}", offer, option, arm, kind, entity, brand, f"sub{n}", accepted,
                  accepted + timedelta(days=30)),
             )  # fmt: skip
-        for n, (_, _, _, _, fate, currency, mrr) in enumerate(saves):
+        for n, (*_, fate, currency, mrr) in enumerate(saves):
             if fate != "pending":
                 await store.settle_save(
                     conn,

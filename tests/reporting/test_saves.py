@@ -95,8 +95,10 @@ async def test_pending_then_saved_with_revenue_or_lost_inside_the_window(app: Te
     assert [(r["offer_id"], r["option_id"], r["saved"]) for r in by_option] == [
         ("stay", "discount", 1)
     ]
-    bad = await app.admin("GET", "/sites/acme/reports/saves?from=0&to=100&group_by=processing_type")
-    assert bad.status_code == 400 and bad.json()["param"] == "group_by"
+    # the save carries its fulfilment's processing type, and its offer's entity and brand
+    by_kind = await saves(app, group_by="processing_type,business_entity,brand")
+    assert [(r["processing_type"], r["business_entity_id"], r["brand_id"], r["saved"], r["lost"])
+            for r in by_kind] == [("billing_update", None, None, 1, 1)]  # fmt: skip
     now = int(app.clock.now().timestamp())
     csv = await app.admin(
         "GET", f"/sites/acme/reports/saves.csv?from={now - 86400 * 90}&to={now}&granularity=all"

@@ -84,13 +84,11 @@ def too_big(q: ReportQuery, rows: int) -> None:
 
 
 async def saves(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
-    """Saves per period of acceptance and the asked dimensions (offer, option, arm; other
-    dimensions are not kept for saves: a 400): ``pending``, ``saved``, ``lost``,
+    """Saves per period of acceptance and the asked dimensions (any of the funnel's):
+    ``pending``, ``saved``, ``lost``,
     ``save_rate`` (saved / settled) and ``revenue_retained`` per currency (monthly, minor
     units). Settled by the ``settle_saves`` sweep."""
     tz = site.settings.time_zone
-    if any(c not in SAVE_COLUMNS for c in q.columns):
-        raise ParamWrongValue("group_by", "saves are grouped by offer, option and arm only")
     columns = q.columns
     first, last = day_span(q, tz)
     counts, revenue = await store.saves_report(
@@ -124,9 +122,6 @@ async def saves(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
         )
         rows.append(row)
     return rows
-
-
-SAVE_COLUMNS = ("offer_id", "option_id", "experiment_arm")
 
 
 def _rate(part: int, whole: int) -> float | None:

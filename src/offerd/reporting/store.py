@@ -374,8 +374,10 @@ async def compact(conn: Conn, *, before: date, limit: int) -> int:
 # not run for longer than that has bigger problems), each with its site's window.
 ENROLL_SAVES = """
 INSERT INTO offer_saves (site_id, fulfillment_id, offer_id, option_id, experiment_arm,
-    subscription_id, accepted_at, window_ends_at, state)
+    processing_type, business_entity_id, brand_id, subscription_id, accepted_at, window_ends_at,
+    state)
 SELECT f.site_id, f.id, f.offer_id, f.option_id, coalesce(po.experiment_arm, ''),
+    f.processing_type, coalesce(po.business_entity_id, ''), coalesce(po.brand_id, ''),
     f.subscription_id, f.created_at,
     f.created_at + make_interval(days => coalesce((s.settings->>'save_window_days')::int, 30)),
     'pending'
@@ -449,7 +451,7 @@ async def settle_save(
     await execute(conn, SETTLE_SAVE, values)
 
 
-_SAVE_DIMENSIONS = {"offer_id", "option_id", "experiment_arm"}
+_SAVE_DIMS = "offer_id, option_id, experiment_arm, processing_type, business_entity_id, brand_id"
 
 
 def _save_sources(granularity: str, *, periods: bool) -> str:
@@ -457,12 +459,12 @@ def _save_sources(granularity: str, *, periods: bool) -> str:
     or, with whole weeks or months inside it (``periods``), those periods' rows plus the
     partial ends' days."""
     trunc = "NULL::date" if granularity == "all" else f"date_trunc('{granularity}', period)::date"
-    daily = f"SELECT {trunc} AS period, offer_id, option_id, experiment_arm, currency, pending, saved, lost, mrr FROM save_rollups WHERE site_id = %(site)s AND grain = 'day'"
+    daily = f"SELECT {trunc} AS period, {_SAVE_DIMS}, currency, pending, saved, lost, mrr FROM save_rollups WHERE site_id = %(site)s AND grain = 'day'"
     if not periods:
         return f"{daily} AND period >= %(first)s AND period <= %(last)s"
     period = "NULL::date" if granularity == "all" else "period"
     return f"""
-SELECT {period} AS period, offer_id, option_id, experiment_arm, currency, pending, saved, lost, mrr
+SELECT {period} AS period, {_SAVE_DIMS}, currency, pending, saved, lost, mrr
 FROM save_rollups
 WHERE site_id = %(site)s AND grain = %(grain)s AND period >= %(full_lo)s AND period < %(full_hi)s
 UNION ALL
@@ -478,8 +480,7 @@ def saves_sql(
     """The saves report: per period of acceptance (the site's days) and the asked dimensions;
     with ``revenue``, the saved ones' monthly revenue per currency instead of the counts. At
     most ``%(limit)s`` groups."""
-    dims = [c for c in columns if c in _SAVE_DIMENSIONS]
-    keys = ["period", *dims]
+    keys = ["period", *columns]
     if revenue:
         keys.append("currency")
         measures = "sum(mrr) AS revenue"
@@ -528,17 +529,17 @@ async def saves_report(
 
 # The site's save rollups recomputed from its saves (after a time zone change); the settling
 # sweep's writes wait (the table lock) so none is counted twice or lost.
-REBUILD_SAVES = """
-INSERT INTO save_rollups (site_id, grain, period, offer_id, option_id, experiment_arm, currency,
+REBUILD_SAVES = f"""
+INSERT INTO save_rollups (site_id, grain, period, {_SAVE_DIMS}, currency,
     pending, saved, lost, mrr)
 SELECT x.site_id, g.grain, date_trunc(g.grain, report_day(x.site_id, x.accepted_at))::date,
-       x.offer_id, x.option_id, x.experiment_arm, coalesce(x.currency, ''),
+       {", ".join(f"x.{d}" for d in _SAVE_DIMS.split(", "))}, coalesce(x.currency, ''),
        count(*) FILTER (WHERE x.state = 'pending'), count(*) FILTER (WHERE x.state = 'saved'),
        count(*) FILTER (WHERE x.state = 'lost'),
        coalesce(sum(x.mrr) FILTER (WHERE x.state = 'saved'), 0)
 FROM offer_saves x, (VALUES ('day'), ('week'), ('month')) g(grain)
 WHERE x.site_id = %(site)s
-GROUP BY 1, 2, 3, 4, 5, 6, 7
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 """
 
 
@@ -550,10 +551,10 @@ async def rebuild_saves(conn: Conn, site_id: str) -> int:
     return cur.rowcount
 
 
-SAVE_ROLLUPS = """
-SELECT grain, period, offer_id, option_id, experiment_arm, currency, pending, saved, lost, mrr
+SAVE_ROLLUPS = f"""
+SELECT grain, period, {_SAVE_DIMS}, currency, pending, saved, lost, mrr
 FROM save_rollups WHERE site_id = %s AND (pending <> 0 OR saved <> 0 OR lost <> 0 OR mrr <> 0)
-ORDER BY 1, 2, 3, 4, 5, 6
+ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """
 
 
