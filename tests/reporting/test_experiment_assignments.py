@@ -36,6 +36,11 @@ step = st.one_of(
 )
 
 
+async def rows(app: TestApp, sql: str, *params: Any) -> list[dict[str, Any]]:
+    async with app.services.db.connection() as conn:
+        return [dict(r) for r in await (await conn.execute(sql, params)).fetchall()]
+
+
 async def fold(app: TestApp) -> int:
     async with app.services.db.connection() as conn, conn.transaction():
         return await fold_experiments(conn, app.clock.now())
@@ -80,36 +85,30 @@ async def decide(
 async def expected(app: TestApp, site: str, now: datetime) -> dict[str, dict[str, Any]]:
     """The report from the raw tables: each subscriber's first decision in the experiment, any
     acceptance of it, and their subscription's state against the 30-day window."""
-    async with app.services.db.connection() as conn:
-        served = await (
-            await conn.execute(
-                "SELECT experiment_id, experiment_arm, offer_id IS NULL AS holdout, "
-                "coalesce(subscription_id, customer_id) AS who, subscription_id, occurred_at "
-                "FROM served WHERE site_id = %s ORDER BY occurred_at",
-                (site,),
-            )
-        ).fetchall()
-        accepted = {
-            (r["experiment_id"], r["who"])
-            for r in await (
-                await conn.execute(
-                    "SELECT f.experiment_id, coalesce(po.subscription_id, po.customer_id) AS who "
-                    "FROM offer_fulfillments f "
-                    "JOIN personalized_offers po ON po.id = f.personalized_offer_id "
-                    "WHERE f.site_id = %s AND f.experiment_id IS NOT NULL",
-                    (site,),
-                )
-            ).fetchall()
-        }
-        subs = {
-            r["id"]: r
-            for r in await (
-                await conn.execute(
-                    "SELECT id, status, cancelled_at FROM subscriptions WHERE site_id = %s",
-                    (site,),
-                )
-            ).fetchall()
-        }
+    served = await rows(
+        app,
+        "SELECT experiment_id, experiment_arm, offer_id IS NULL AS holdout, "
+        "coalesce(subscription_id, customer_id) AS who, subscription_id, occurred_at "
+        "FROM served WHERE site_id = %s ORDER BY occurred_at",
+        site,
+    )
+    accepted = {
+        (r["experiment_id"], r["who"])
+        for r in await rows(
+            app,
+            "SELECT f.experiment_id, coalesce(po.subscription_id, po.customer_id) AS who "
+            "FROM offer_fulfillments f "
+            "JOIN personalized_offers po ON po.id = f.personalized_offer_id "
+            "WHERE f.site_id = %s AND f.experiment_id IS NOT NULL",
+            site,
+        )
+    }
+    subs = {
+        r["id"]: r
+        for r in await rows(
+            app, "SELECT id, status, cancelled_at FROM subscriptions WHERE site_id = %s", site
+        )
+    }
     firsts: dict[tuple[str, str], Any] = {}
     for r in served:
         firsts.setdefault((r["experiment_id"], r["who"]), r)
@@ -206,23 +205,21 @@ async def test_a_decision_committed_late_with_an_earlier_time_moves_the_subscrib
         await decide(app, site, keys, who, True)
     await fold(app)
     before = await report(app, site)
-    async with app.services.db.connection() as conn:
-        first = await (
-            await conn.execute(
-                "SELECT experiment_arm, occurred_at FROM served WHERE site_id = %s "
-                "AND subscription_id = 'sub_p0'",
-                (site,),
-            )
-        ).fetchone()
-        assert first is not None
-        other = "holdout" if first["experiment_arm"] == "A" else "A"
-        # as if a decision from a day earlier, in the other arm, committed only now
-        await conn.execute(
-            "INSERT INTO served (id, site_id, customer_id, subscription_id, experiment_id, "
-            "experiment_arm, offer_id, occurred_at) "
-            "VALUES ('srv_late', %s, 'cus_p0', 'sub_p0', 'exp', %s, %s, %s)",
-            (site, other, "a" if other == "A" else None, first["occurred_at"] - timedelta(days=1)),
-        )
+    (first,) = await rows(
+        app,
+        "SELECT experiment_arm, occurred_at FROM served WHERE site_id = %s "
+        "AND subscription_id = 'sub_p0'",
+        site,
+    )
+    other = "holdout" if first["experiment_arm"] == "A" else "A"
+    # as if a decision from a day earlier, in the other arm, committed only now
+    await rows(
+        app,
+        "INSERT INTO served (id, site_id, customer_id, subscription_id, experiment_id, "
+        "experiment_arm, offer_id, occurred_at) "
+        "VALUES ('srv_late', %s, 'cus_p0', 'sub_p0', 'exp', %s, %s, %s) RETURNING id",
+        site, other, "a" if other == "A" else None, first["occurred_at"] - timedelta(days=1),
+    )  # fmt: skip
     await fold(app)
     after = await report(app, site)
     moved = first["experiment_arm"]
@@ -240,15 +237,13 @@ async def test_two_sweeps_at_once_count_nobody_twice(
     for who in range(PEOPLE):
         for with_subscription in (True, False, True):
             await decide(app, site, keys, who, with_subscription)
-    async with app.services.db.connection() as conn:
-        row = await (
-            await conn.execute(
-                "SELECT count(*) AS rows, count(DISTINCT coalesce(subscription_id, customer_id)) "
-                "AS people FROM served WHERE site_id = %s",
-                (site,),
-            )
-        ).fetchone()
-    assert row is not None and row["people"] >= PEOPLE and row["rows"] > row["people"]
+    (row,) = await rows(
+        app,
+        "SELECT count(*) AS rows, count(DISTINCT coalesce(subscription_id, customer_id)) "
+        "AS people FROM served WHERE site_id = %s",
+        site,
+    )
+    assert row["people"] >= PEOPLE and row["rows"] > row["people"]
     counts = await asyncio.gather(fold(app), fold(app), fold(app))
     assert sum(counts) == row["people"]  # each assigned once, whichever sweep folded them
     got = await report(app, site)
