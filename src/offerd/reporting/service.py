@@ -1,6 +1,5 @@
-"""The reports: which kinds there are (``REPORTS``, the dispatch the saves and experiments
-reports join when their pure parts land), the funnel read from the rollups, and the rebuild of
-the rollups from the event log."""
+"""The reports: which kinds there are (``REPORTS``); the funnel, saves and experiments reports,
+each read from its rollups only; and the rebuild of the rollups."""
 
 from __future__ import annotations
 
@@ -229,8 +228,9 @@ async def rebuild(
 ) -> int:
     """Recompute the site's rollups from the event log, ``batch_days`` days a transaction (each
     under the site's reporting lock, so live counting waits rather than being lost or counted
-    twice); a crash leaves each day either old or rebuilt, and a re-run finishes. Returns the
-    rollup rows written."""
+    twice); a crash leaves each day either old or rebuilt, and a re-run finishes. Then the save
+    rollups from the saves and the experiment rollups from the assignments, a transaction each.
+    Returns the rollup rows written."""
     tz = site.settings.time_zone
     first, last = await _span(conn, site)
     if first is None or last is None:
