@@ -219,11 +219,15 @@ def generate(url: str, *, events: int, offers: int, chunk: int, rollups_only: bo
         conn.execute("ALTER TABLE offer_saves ENABLE TRIGGER save_rollup_count")
         conn.execute(store.REBUILD_SAVES, {"site": SITE})
         fold_served(conn, params, pos, chunk)
-        conn.execute("ANALYZE save_rollups")
-        conn.execute("ANALYZE report_rollups")
-        conn.execute("ANALYZE offer_saves")
-        conn.execute("ANALYZE report_periods")
-        conn.execute("ANALYZE experiment_rollups")
+        # the steady state a live site is in: bulk writes vacuumed and flushed (else autovacuum of
+        # millions of just-updated rows, and the checkpoint writing them, run beside the asks)
+        for table in (
+            "save_rollups", "report_rollups", "offer_saves", "report_periods", "served",
+            "experiment_assignments", "experiment_rollups", "personalized_offers",
+            "offer_fulfillments", "offer_events",
+        ):  # fmt: skip
+            conn.execute(f"VACUUM (ANALYZE) {table}")
+        conn.execute("CHECKPOINT")
         n = conn.execute("SELECT count(*) FROM report_rollups").fetchone()
         print(
             f"generated: {pos} personalized offers, ~{events} events, {n[0] if n else 0} rollup rows"

@@ -3,7 +3,7 @@ each read from its rollups only; and the rebuild of the rollups."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,7 +30,7 @@ async def funnel(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
     """The funnel's rows: one per period and asked dimensions, from the rollups only."""
     tz = site.settings.time_zone
     first, last = day_span(q, tz)
-    found, codes = await store.funnel(
+    found = await store.funnel(
         conn,
         site.id,
         granularity=q.granularity,
@@ -41,30 +41,35 @@ async def funnel(conn: Conn, site: Site, q: ReportQuery) -> list[Row]:
         whole=whole_periods(q.granularity, first, last),
     )
     too_big(q, len(found))
+    return funnel_rows(found, q, tz)
+
+
+def funnel_rows(found: Sequence[Mapping[str, Any]], q: ReportQuery, tz: str) -> list[Row]:
+    """The report's rows from the summed counters (pure: thousands of rows go through here, so
+    each period's start is computed once)."""
     columns = q.columns  # a property: built once, not per row
-    by_group: dict[tuple[Any, ...], dict[str, int]] = {}
-    for c in codes:
-        group = (c["period"], *(c[column] for column in columns))
-        by_group.setdefault(group, {})[c["code"]] = c["n"]
     rows: list[Row] = []
     starts: dict[Any, int] = {}
     for r in found:
+        period = r["period"]
+        start = starts.get(period)
+        if start is None:
+            start = starts[period] = period_start(period, q, tz)
+        fulfilled = r["fulfilled"]
         counts = Counts(
             decisions=r["decisions"],
             viewed=r["viewed"],
             dismissed=r["dismissed"],
             accepted=r["accepted"],
-            fulfilled=r["fulfilled"],
+            fulfilled=fulfilled,
             failed=r["failed"],
             fulfil_seconds=r["fulfil_seconds"] or 0.0,
             # no fulfilment, no histogram (its sums are NULL); otherwise bigint sums
-            fulfil_hist=r["fulfil_hist"] if r["fulfilled"] else [],
+            fulfil_hist=r["fulfil_hist"] if fulfilled else [],
         )
-        counts.failed_by_code = by_group.get((r["period"], *(r[c] for c in columns)), {})
-        period = r["period"]
-        if period not in starts:
-            starts[period] = period_start(period, q, tz)
-        row: Row = {"period_start": starts[period]}
+        if r["failed_by_code"]:
+            counts.add_codes(r["failed_by_code"])
+        row: Row = {"period_start": start}
         for column in columns:
             row[column] = r[column] or None  # '' is "none": offer-level counts have no option
         row.update(funnel_metrics(counts))
