@@ -3,6 +3,7 @@ with the bare endpoint (bench/bare_app.py) on the same stack and the same number
 processes. Every request accepts a different personalized offer (a new fulfillment each time).
 
     .venv/bin/python bench/bench_accept.py [--seconds 20] [--processes 1] [--rounds 2]
+        [--in-experiment]
 """
 
 from __future__ import annotations
@@ -20,21 +21,23 @@ from bench import harness  # noqa: E402
 
 
 def clone_personalized_offers(
-    db: harness.Database, template: str, prefix: str, count: int
+    db: harness.Database, template: str, prefix: str, count: int, experiment: str | None = None
 ) -> list[str]:
-    """``count`` copies of one personalized offer (fast setup for many distinct accepts)."""
+    """``count`` copies of one personalized offer (fast setup for many distinct accepts);
+    ``experiment``: as if decided in that experiment's control arm (its events then carry it)."""
     with psycopg.connect(db.url, autocommit=True) as conn:
         conn.execute(
             """
             INSERT INTO personalized_offers (id, site_id, offer_id, offer_version, customer_id,
                 subscription_id, business_entity_id, brand_id, content, options, context, origin,
-                created_at, expires_at)
+                created_at, expires_at, experiment_id, experiment_arm)
             SELECT %(prefix)s || i, site_id, offer_id, offer_version, customer_id, subscription_id,
                 business_entity_id, brand_id, content, options, context, origin, created_at,
-                expires_at + interval '1 day'
+                expires_at + interval '1 day', %(experiment)s,
+                CASE WHEN %(experiment)s::text IS NOT NULL THEN 'control' END
             FROM personalized_offers, generate_series(1, %(n)s) i WHERE id = %(template)s
             """,
-            {"prefix": prefix, "n": count, "template": template},
+            {"prefix": prefix, "n": count, "template": template, "experiment": experiment},
         )
     return [f"{prefix}{i}" for i in range(1, count + 1)]
 
@@ -54,6 +57,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--ids", type=int, default=200_000)
+    parser.add_argument(
+        "--in-experiment",
+        action="store_true",
+        help="the accepted offers were decided in an experiment (their events carry it)",
+    )
     args = parser.parse_args()
 
     results: dict[str, list[dict[str, float]]] = {"offerd": [], "bare": []}
@@ -62,7 +70,9 @@ def main() -> None:
         harness.bulk_subscribers(db, 1)
         (template,) = harness.personalized_offers(base, keys["publishable"], 1)
         ids = {
-            "offerd": clone_personalized_offers(db, template, "po_o", args.ids),
+            "offerd": clone_personalized_offers(
+                db, template, "po_o", args.ids, "exp_bench" if args.in_experiment else None
+            ),
             "bare": clone_personalized_offers(db, template, "po_b", args.ids),
         }
         auth = "Basic " + base64.b64encode(f"{keys['publishable']}:".encode()).decode()
