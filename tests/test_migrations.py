@@ -3,14 +3,17 @@ the indexes the hot reads rely on are the ones their plans use."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 
 from offerd import migrate
 from offerd.offers import store as offers_store
+from offerd.reporting import store as reporting_store
 
 # What a schema is, read from the catalog: tables' columns, constraints, indexes, triggers and
 # functions, each with its full definition (a function's with its runs of white space as one: a
@@ -72,14 +75,23 @@ def test_every_migration_goes_down_and_up_again_to_the_same_schema(db_url: str) 
         assert schema(db_url) == going_down[revision], f"at {revision}"
 
 
-def test_an_experiments_per_arm_event_counts_read_its_own_index(db_url: str) -> None:
-    """GET .../experiments/{id} counts the experiment's events per arm and type: an index-only
-    scan of migration 0018's partial index, not a read of every event (bench/RESULTS.md)."""
+@pytest.mark.parametrize(
+    ("query", "params", "index"),
+    [
+        # GET .../experiments/{id}: the experiment's events per arm and type (migration 0018)
+        (offers_store.CONVERSIONS, ("acme", "exp_1"), "Index Only Scan using offer_events_experiment"),
+        # the saves sweep's enrolment: the last 60 days' completions (migration 0019)
+        (reporting_store.ENROLL_SAVES, {"now": datetime(2026, 1, 1, tzinfo=UTC), "limit": 1000},
+         "Index Scan using offer_fulfillments_completed"),
+    ],
+)  # fmt: skip
+def test_a_hot_read_uses_its_index(
+    db_url: str, query: str, params: tuple[str, ...] | dict[str, Any], index: str
+) -> None:
+    """The reads that would otherwise read a whole large table (bench/RESULTS.md) plan the
+    index made for them."""
     with psycopg.connect(db_url) as conn:
         conn.execute("SET enable_seqscan = off")  # an empty table: the plan a large one gets
-        plan = conn.execute(
-            f"EXPLAIN {offers_store.CONVERSIONS}",  # type: ignore[arg-type]
-            ("acme", "exp_1"),
-        ).fetchall()
+        plan = conn.execute(f"EXPLAIN {query}", params).fetchall()  # type: ignore[arg-type]
     text = "\n".join(row[0] for row in plan)
-    assert "Index Only Scan using offer_events_experiment" in text, text
+    assert index in text, text

@@ -11,6 +11,7 @@ import pytest
 
 from offerd.billing.pricing import monthly
 from offerd.queue.runtime import build_worker
+from offerd.reporting import sweeps
 from offerd.reporting.sweeps import settle_saves
 from tests.fulfillments.helpers import accept_option
 from tests.support.app import TestApp
@@ -116,6 +117,37 @@ async def test_a_settled_save_is_not_settled_again(app: TestApp) -> None:
     app.clock.advance(timedelta(days=31))
     assert await settle(app) == 1
     assert await settle(app) == 0
+
+
+@pytest.mark.parametrize("batches", [1, 2])
+async def test_a_run_works_off_a_backlog_of_several_batches_up_to_its_cap(
+    app: TestApp, monkeypatch: pytest.MonkeyPatch, batches: int
+) -> None:
+    """Two completions, batches of one: a run enrols (and later settles) both when it may take
+    two batches, one when it may take one; the next run takes the rest."""
+    monkeypatch.setattr(sweeps, "SAVES_BATCH", 1)
+    monkeypatch.setattr(sweeps, "SAVES_BATCHES", batches)
+    keys = await seed(app)
+    await second_subscriber(app)
+    await accept_option(app, keys, "discount")
+    r = await app.post(
+        "/api/v2/personalized_offers",
+        keys["publishable"],
+        json={"customer_id": "cus_2", "subscription_id": "sub_2"},
+    )
+    (po,) = r.json()["personalized_offers"]
+    await accept_option(app, keys, "discount", po=po)
+    await work(app)
+
+    assert await settle(app) == batches
+    (row,) = await saves(app)
+    assert row["pending"] == batches
+    app.clock.advance(timedelta(days=31))
+    # the one left is enrolled (and at once due), or both are due: settled as far as the cap goes
+    await settle(app)
+    await settle(app)
+    (row,) = await saves(app)
+    assert (row["pending"], row["saved"]) == (0, 2)
 
 
 @pytest.mark.unit

@@ -21,6 +21,7 @@ async def compact_shards(conn: Conn, now: datetime) -> int:
 
 
 SAVES_BATCH = 1000
+SAVES_BATCHES = 20  # a run enrols, and settles, at most this many batches of saves
 
 
 async def settle_saves(conn: Conn, now: datetime) -> int:
@@ -28,9 +29,26 @@ async def settle_saves(conn: Conn, now: datetime) -> int:
     new ones enrolled (``pending``), those whose subscription was cancelled inside the window
     ``lost``, those whose window is over ``saved`` with the monthly revenue their subscription
     bills now (as the billing provider's state in the mirror or the ledger has it) — or ``lost``
-    if the subscription is gone. Returns how many changed."""
-    changed = await store.enroll_saves(conn, now=now, limit=SAVES_BATCH)
+    if the subscription is gone. A batch at a time until caught up, at most ``SAVES_BATCHES``
+    of each a run (20,000 every 5 minutes: a backlog is worked off, not carried at one batch a
+    run). Returns how many changed."""
+    changed = 0
+    for _ in range(SAVES_BATCHES):
+        enrolled = await store.enroll_saves(conn, now=now, limit=SAVES_BATCH)
+        changed += enrolled
+        if enrolled < SAVES_BATCH:
+            break
     changed += await store.lose_saves(conn, now=now)
+    for _ in range(SAVES_BATCHES):
+        settled = await settle_due(conn, now)
+        changed += settled
+        if settled < SAVES_BATCH:
+            break
+    return changed
+
+
+async def settle_due(conn: Conn, now: datetime) -> int:
+    """One batch of the pending saves whose window is over: saved with their revenue, or lost."""
     due = await store.due_saves(conn, now=now, limit=SAVES_BATCH)
     by_site: dict[str, list[DictRow]] = {}
     for row in due:
@@ -49,8 +67,7 @@ async def settle_saves(conn: Conn, now: datetime) -> int:
                 mrr=mrr if state == "saved" else None,
                 now=now,
             )
-            changed += 1
-    return changed
+    return len(due)
 
 
 EXPERIMENTS_BATCH = 5000
