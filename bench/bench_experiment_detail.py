@@ -10,9 +10,7 @@ offers service) is asked repeatedly for each experiment, and its p50/p95 printed
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,6 +26,9 @@ from bench.bench_reports import (  # noqa: E402
     SITE,
     SPAN_SECONDS,
     START,
+    history_arguments,
+    insert_site,
+    summary,
 )
 
 EXPERIMENTS = 5
@@ -69,11 +70,7 @@ def generate(url: str, *, events: int, offers: int, chunk: int) -> None:
     pos = int(events / EVENTS_PER_OFFER)
     params = {"site": SITE, "start": START, "span": SPAN_SECONDS, "total": pos, "offers": offers}
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO sites (id, name, settings, created_at, updated_at) "
-            "VALUES (%s, 'Bench', '{}', now(), now())",
-            (SITE,),
-        )
+        insert_site(conn)
         arms = (
             '[{"id": "control", "offer_id": "offer_0", "weight": 45},'
             ' {"id": "variant", "offer_id": "offer_1", "weight": 45},'
@@ -122,23 +119,16 @@ async def measure(url: str, repeat: int) -> dict[str, float | int]:
                     served = sum(arm.get("served", 0) for arm in body["results"].values())
     finally:
         await db.close()
-    times.sort()
-    p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
-    result = {"p50_ms": statistics.median(times), "p95_ms": p95, "served_per_experiment": served}
+    result = {**summary(times), "served_per_experiment": served}
     print(
         f"experiment detail ({EXPERIMENTS} experiments x {repeat}): p50 {result['p50_ms']:.1f} ms,"
-        f" p95 {p95:.1f} ms; {served} served in the last"
+        f" p95 {result['p95_ms']:.1f} ms; {served} served in the last"
     )
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--offers", type=int, default=20)
-    parser.add_argument("--chunk", type=int, default=250_000, help="decisions per chunk")
-    parser.add_argument("--repeat", type=int, default=20)
-    args = parser.parse_args()
+    args = history_arguments(chunk=250_000, repeat=20).parse_args()
     with harness.database() as db:
         generate(db.url, events=args.events, offers=args.offers, chunk=args.chunk)
         result = asyncio.run(measure(db.url, args.repeat))

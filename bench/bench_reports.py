@@ -164,14 +164,38 @@ SHAPES = [
 SAVE_SHAPES = [("all", ""), ("month", ""), ("month", "offer"), ("week", "offer,option,arm")]
 
 
+def history_arguments(*, chunk: int, repeat: int) -> argparse.ArgumentParser:
+    """The options of a benchmark over this generated history (also bench_experiment_detail.py
+    and bench_settle_saves.py)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--offers", type=int, default=20)
+    parser.add_argument("--chunk", type=int, default=chunk, help="personalized offers per chunk")
+    parser.add_argument("--repeat", type=int, default=repeat)
+    return parser
+
+
+def insert_site(conn: psycopg.Connection, settings: str = "{}") -> None:
+    conn.execute(
+        "INSERT INTO sites (id, name, settings, created_at, updated_at) "
+        "VALUES (%s, 'Bench', %s, now(), now())",
+        (SITE, settings),
+    )
+
+
+def summary(times: list[float]) -> dict[str, float]:
+    """p50 and p95 (the 95th of every 100 asks) of some asks' times in ms."""
+    ordered = sorted(times)
+    return {
+        "p50_ms": statistics.median(ordered),
+        "p95_ms": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+    }
+
+
 def generate(url: str, *, events: int, offers: int, chunk: int, rollups_only: bool) -> None:
     pos = int(events / EVENTS_PER_OFFER)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO sites (id, name, settings, created_at, updated_at) "
-            "VALUES (%s, 'Bench', '{\"time_zone\": \"Europe/Paris\"}', now(), now())",
-            (SITE,),
-        )
+        insert_site(conn, '{"time_zone": "Europe/Paris"}')
         params = {
             "site": SITE,
             "start": START,
@@ -287,24 +311,18 @@ async def measure(url: str, repeat: int) -> dict[str, dict[str, float]]:
                     except APIError:
                         rows = -1  # refused: more than MAX_ROWS rows (the time to say so)
                     times.append((time.perf_counter() - began) * 1000)
-                times.sort()
-                p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
                 name = f"{kind} {granularity} by [{group_by}]"
-                results[name] = {"p50_ms": statistics.median(times), "p95_ms": p95, "rows": rows}
-                print(f"{name:48} rows {rows:7}  p50 {statistics.median(times):8.1f} ms  "
-                      f"p95 {p95:8.1f} ms")  # fmt: skip
+                results[name] = {**summary(times), "rows": rows}
+                print(f"{name:48} rows {rows:7}  p50 {results[name]['p50_ms']:8.1f} ms  "
+                      f"p95 {results[name]['p95_ms']:8.1f} ms")  # fmt: skip
     finally:
         await db.close()
     return results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--offers", type=int, default=20)
-    parser.add_argument("--chunk", type=int, default=100_000, help="personalized offers per chunk")
+    parser = history_arguments(chunk=100_000, repeat=20)
     parser.add_argument("--rollups-only", action="store_true")
-    parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
     with harness.database() as db:
         generate(

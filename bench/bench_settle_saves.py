@@ -10,8 +10,6 @@ with the last hour's completions to enrol, once with nothing left to enrol.
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
 import time
 from datetime import timedelta
@@ -22,7 +20,16 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness  # noqa: E402
-from bench.bench_reports import CHUNK_SQL, EVENTS_PER_OFFER, SITE, SPAN_SECONDS, START  # noqa: E402
+from bench.bench_reports import (  # noqa: E402
+    CHUNK_SQL,
+    EVENTS_PER_OFFER,
+    SITE,
+    SPAN_SECONDS,
+    START,
+    history_arguments,
+    insert_site,
+    summary,
+)
 from offerd.reporting import store  # noqa: E402
 
 END = START + timedelta(seconds=SPAN_SECONDS)
@@ -52,11 +59,7 @@ def generate(url: str, *, events: int, offers: int, chunk: int) -> None:
     pos = int(events / EVENTS_PER_OFFER)
     params = {"site": SITE, "start": START, "span": SPAN_SECONDS, "total": pos, "offers": offers}
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO sites (id, name, settings, created_at, updated_at) "
-            "VALUES (%s, 'Bench', '{}', now(), now())",
-            (SITE,),
-        )
+        insert_site(conn)
         began = time.monotonic()
         for lo in range(0, pos, chunk):
             hi = min(lo + chunk, pos)
@@ -102,21 +105,14 @@ def measure(url: str, repeat: int) -> dict[str, dict[str, float]]:
                 enrolled = conn.execute(store.ENROLL_SAVES, {"now": END, "limit": 1000}).rowcount
                 times.append((time.perf_counter() - began) * 1000)
                 conn.rollback()
-            times.sort()
-            p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
-            results[name] = {"p50_ms": statistics.median(times), "p95_ms": p95, "rows": enrolled}
-            print(f"enrol, {name:24} rows {enrolled:5}  p50 {statistics.median(times):8.1f} ms  "
-                  f"p95 {p95:8.1f} ms")  # fmt: skip
+            results[name] = {**summary(times), "rows": enrolled}
+            print(f"enrol, {name:24} rows {enrolled:5}  p50 {results[name]['p50_ms']:8.1f} ms  "
+                  f"p95 {results[name]['p95_ms']:8.1f} ms")  # fmt: skip
     return results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--offers", type=int, default=20)
-    parser.add_argument("--chunk", type=int, default=250_000, help="personalized offers per chunk")
-    parser.add_argument("--repeat", type=int, default=10)
-    args = parser.parse_args()
+    args = history_arguments(chunk=250_000, repeat=10).parse_args()
     with harness.database() as db:
         generate(db.url, events=args.events, offers=args.offers, chunk=args.chunk)
         results = measure(db.url, args.repeat)

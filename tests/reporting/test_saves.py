@@ -54,10 +54,11 @@ async def second_subscriber(app: TestApp) -> None:
     )
 
 
-async def test_pending_then_saved_with_revenue_or_lost_inside_the_window(app: TestApp) -> None:
+async def two_saved_subscribers(app: TestApp) -> None:
+    """sub_1 and sub_2 each accept SAVE20 on basic (15.00/month), applied: completed."""
     keys = await seed(app)
     await second_subscriber(app)
-    await accept_option(app, keys, "discount")  # sub_1: SAVE20 on basic (15.00/month)
+    await accept_option(app, keys, "discount")
     r = await app.post(
         "/api/v2/personalized_offers",
         keys["publishable"],
@@ -65,7 +66,11 @@ async def test_pending_then_saved_with_revenue_or_lost_inside_the_window(app: Te
     )
     (po,) = r.json()["personalized_offers"]
     await accept_option(app, keys, "discount", po=po)
-    await work(app)  # both applied: completed
+    await work(app)
+
+
+async def test_pending_then_saved_with_revenue_or_lost_inside_the_window(app: TestApp) -> None:
+    await two_saved_subscribers(app)
 
     await settle(app)
     (row,) = await saves(app)
@@ -127,17 +132,7 @@ async def test_a_run_works_off_a_backlog_of_several_batches_up_to_its_cap(
     two batches, one when it may take one; the next run takes the rest."""
     monkeypatch.setattr(sweeps, "SAVES_BATCH", 1)
     monkeypatch.setattr(sweeps, "SAVES_BATCHES", batches)
-    keys = await seed(app)
-    await second_subscriber(app)
-    await accept_option(app, keys, "discount")
-    r = await app.post(
-        "/api/v2/personalized_offers",
-        keys["publishable"],
-        json={"customer_id": "cus_2", "subscription_id": "sub_2"},
-    )
-    (po,) = r.json()["personalized_offers"]
-    await accept_option(app, keys, "discount", po=po)
-    await work(app)
+    await two_saved_subscribers(app)
 
     assert await settle(app) == batches
     (row,) = await saves(app)
