@@ -27,7 +27,10 @@ async def failed_job(app: TestApp, error: str = "Permanent: no such plan", **pay
 
 
 async def test_failed_jobs_are_listed_newest_first_in_pages(app: TestApp) -> None:
-    ids = [await failed_job(app, fulfillment_id=f"of_{n}") for n in range(3)]
+    ids = [await failed_job(app, fulfillment_id=f"of_{n}") for n in range(2)]
+    before = unix(app.clock.now())  # the clock moves with real time: the last one's failure
+    ids.append(await failed_job(app, fulfillment_id="of_2"))  # is read between these two
+    after = unix(app.clock.now())
     async with app.services.db.connection() as conn:
         await jobs.enqueue(conn, KIND, {"queued": True}, now=app.clock.now())  # not listed
 
@@ -45,9 +48,10 @@ async def test_failed_jobs_are_listed_newest_first_in_pages(app: TestApp) -> Non
         "attempts": 1,
         "last_error": "Permanent: no such plan",
         "run_at": first["run_at"],
-        "failed_at": unix(app.clock.now()),
+        "failed_at": first["failed_at"],
         "created_at": first["created_at"],
     }
+    assert before is not None and after is not None and before <= first["failed_at"] <= after
     r = await app.admin("GET", f"/jobs?limit=2&cursor={body['next_cursor']}")
     assert r.status_code == 200, r.text
     assert [j["id"] for j in r.json()["jobs"]] == [ids[0]]
