@@ -427,6 +427,73 @@ async def test_a_failing_sweep_is_logged_and_counted_and_the_worker_goes_on(
     assert "a bug in a sweep" in caplog.text  # the traceback
 
 
+async def test_jobs_run_while_a_sweep_is_still_running_and_it_is_not_started_twice(
+    db: Database,
+) -> None:
+    """A sweep runs beside the loop: before, the loop awaited it, so while a sweep worked off a
+    backlog (seconds) no job was claimed. Due again every 10 ms, it is not started a second
+    time while its run goes on, and runs again once that run has ended."""
+    clock = FrozenClock()
+    released, done = asyncio.Event(), asyncio.Event()
+    runs = 0
+
+    async def long_sweep(_conn: Any, _now: Any) -> int:
+        nonlocal runs
+        runs += 1
+        await released.wait()
+        return 0
+
+    async def handle(ctx: jobs.JobContext) -> None:
+        done.set()
+
+    w = worker(
+        db, clock, jobs.Task("k", handle), idle_poll=0.05,
+        periodic=[Periodic("long", 0.01, long_sweep)],
+    )  # fmt: skip
+    running = asyncio.create_task(w.run())
+    try:
+        while runs < 1:
+            assert not running.done(), running
+            await asyncio.sleep(0.01)
+        await enqueue(db, clock)
+        await asyncio.wait_for(done.wait(), timeout=30)  # run while the sweep is still going
+        assert runs == 1 and not released.is_set()
+        released.set()
+        while runs < 2:  # the next run, once the first has ended
+            assert not running.done(), running
+            await asyncio.sleep(0.01)
+    finally:
+        released.set()
+        w.stop()
+        await asyncio.wait_for(running, timeout=30)
+
+
+async def test_a_sweep_running_at_shutdown_is_cancelled_and_rolled_back(db: Database) -> None:
+    """Stopping does not wait for a sweep: it is cancelled, and what it wrote is not kept."""
+    clock = FrozenClock()
+    started = asyncio.Event()
+
+    async def stuck_sweep(conn: Any, _now: Any) -> int:
+        await execute(conn, "CREATE TABLE swept (n int)")
+        started.set()
+        await asyncio.Event().wait()  # never set
+        return 1
+
+    async def handle(ctx: jobs.JobContext) -> None:
+        pass
+
+    w = worker(
+        db, clock, jobs.Task("k", handle), idle_poll=0.05,
+        periodic=[Periodic("stuck", 60, stuck_sweep)],
+    )  # fmt: skip
+    running = asyncio.create_task(w.run())
+    await asyncio.wait_for(started.wait(), timeout=30)
+    w.stop()
+    await asyncio.wait_for(running, timeout=30)
+    (row,) = await rows(db, "SELECT to_regclass('swept') IS NULL AS gone")
+    assert row == {"gone": True}
+
+
 async def test_a_raising_on_exhausted_still_ends_the_job(db: Database) -> None:
     """The hook's own writes roll back, and the job is kept as failed and unlocked. Before the
     fix it stayed locked by the live worker, which never re-claims its own jobs: stranded."""

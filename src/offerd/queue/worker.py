@@ -1,5 +1,6 @@
 """The worker loop: claim due jobs, run them with bounded concurrency, keep their leases alive,
-run periodic sweeps, and ride out PostgreSQL going away and coming back.
+run periodic sweeps beside them (as tasks: a long sweep never holds up claiming), and ride out
+PostgreSQL going away and coming back.
 
 Jobs run in slot pools: with ``delivery_concurrency`` set, ``delivery.*`` jobs (which wait on
 destinations merchants configure) have slots of their own, so billing and checkout jobs never
@@ -104,6 +105,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._to_release: set[int] = set()
         self._periodic_due: dict[str, float] = {}
+        self._sweeps: dict[str, asyncio.Task[None]] = {}  # the sweeps running beside the loop
         self._draining = False  # in run_once: a deferred job is due again at once
         self._deferred_in_drain = 0
 
@@ -143,7 +145,7 @@ class Worker:
                 self._wakeup.clear()
                 try:
                     await self._release_pending()
-                    await self._run_periodic()
+                    self._start_periodic()
                     timeout = await self._fill()
                     failures = 0
                 except _DB_DOWN as exc:
@@ -171,6 +173,12 @@ class Worker:
                 for w in pending:
                     w.cancel()
         finally:
+            # a sweep cut short rolls back (each is idempotent: the next run does its work)
+            for sweep in self._sweeps.values():
+                sweep.cancel()
+            for sweep in self._sweeps.values():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweep
             await self._drain()
             with contextlib.suppress(Exception):
                 await self._release_pending()
@@ -429,20 +437,29 @@ class Worker:
                     await jobs.release(conn, me=self.id, ids=ids)
             log.info("worker.released", jobs=len(ids))
 
-    async def _run_periodic(self) -> None:
+    def _start_periodic(self) -> None:
+        """Start each due sweep that is not still running, as a task beside the loop: a sweep's
+        run (seconds, when it works off a backlog) never holds up the claiming of jobs."""
         loop_now = asyncio.get_running_loop().time()
         for p in self.periodic:
             if self._periodic_due.get(p.name, 0.0) > loop_now:
                 continue
+            running = self._sweeps.get(p.name)
+            if running is not None and not running.done():
+                continue  # due again once this run has ended
             self._periodic_due[p.name] = loop_now + p.every
-            try:
-                await self.run_periodic(p)
-            except _DB_DOWN:
-                raise  # the loop waits for the database to come back
-            except Exception as exc:
-                # a sweep's bug must not stop the jobs: say so, count it, go on
-                SWEEP_FAILURES.labels(p.name).inc()
-                log.error("worker.periodic_failed", task=p.name, exc_info=exc)
+            self._sweeps[p.name] = asyncio.create_task(self._sweep(p), name=f"offerd-{p.name}")
+
+    async def _sweep(self, p: Periodic) -> None:
+        try:
+            await self.run_periodic(p)
+        except _DB_DOWN as exc:
+            # the loop sees it too and waits; this sweep runs again when next due
+            log.warning("worker.periodic_db_unavailable", task=p.name, error=str(exc))
+        except Exception as exc:
+            # a sweep's bug must not stop the jobs: say so, count it, go on
+            SWEEP_FAILURES.labels(p.name).inc()
+            log.error("worker.periodic_failed", task=p.name, exc_info=exc)
 
     async def run_periodic(self, p: Periodic) -> int:
         async with self.db.connection() as conn, transaction(conn):
