@@ -8,7 +8,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from alembic import command
 from alembic.script import ScriptDirectory
 
 from offerd import migrate
@@ -42,18 +41,6 @@ def schema(url: str) -> dict[str, list[tuple[Any, ...]]]:
         return {name: conn.execute(query).fetchall() for name, query in SCHEMA.items()}  # type: ignore[arg-type]
 
 
-def step(url: str, direction: str, revision: str) -> None:
-    engine = migrate._engine(url)
-    try:
-        with engine.connect() as conn:
-            cfg = migrate.alembic_config()
-            cfg.attributes["connection"] = conn
-            getattr(command, direction)(cfg, revision)
-            conn.commit()
-    finally:
-        engine.dispose()
-
-
 def test_every_migration_goes_down_and_up_again_to_the_same_schema(db_url: str) -> None:
     """Down one revision at a time to nothing, then up one at a time: at every revision the
     schema reached going down is the one reached going up (a downgrade that leaves anything of
@@ -63,14 +50,14 @@ def test_every_migration_goes_down_and_up_again_to_the_same_schema(db_url: str) 
     assert migrate.current(db_url) == revisions[0], "the template is migrated"
     going_down = {revisions[0]: schema(db_url)}
     for below in [*revisions[1:], "base"]:
-        step(db_url, "downgrade", "-1")
+        migrate.downgrade(db_url, "-1")
         going_down[below] = schema(db_url)
     emptied = going_down["base"]
     # only Alembic's own bookkeeping is left
     assert {row[0] for row in emptied["columns"]} == {"alembic_version"}
     assert emptied["functions"] == [] and emptied["triggers"] == []
     for revision in reversed(revisions):
-        step(db_url, "upgrade", "+1")
+        migrate.upgrade(db_url, "+1")
         assert migrate.current(db_url) == revision
         assert schema(db_url) == going_down[revision], f"at {revision}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -27,6 +28,16 @@ def alembic_config() -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
+    _run(database_url, command.upgrade, revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    """Back to ``revision`` (``"-1"``: one step; ``"base"``: nothing). Each revision's
+    downgrade undoes its upgrade exactly (tests/test_migrations.py)."""
+    _run(database_url, command.downgrade, revision)
+
+
+def _run(database_url: str, step: Callable[[Config, str], None], revision: str) -> None:
     engine = _engine(database_url)
     try:
         with engine.connect() as conn:
@@ -35,7 +46,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
             try:
                 cfg = alembic_config()
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
+                step(cfg, revision)
                 conn.commit()
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATIONS_LOCK})
