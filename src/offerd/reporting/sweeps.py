@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from psycopg.rows import DictRow
@@ -32,19 +33,21 @@ async def settle_saves(conn: Conn, now: datetime) -> int:
     if the subscription is gone. A batch at a time until caught up, at most ``SAVES_BATCHES``
     of each a run (20,000 every 5 minutes: a backlog is worked off, not carried at one batch a
     run). Returns how many changed."""
-    changed = 0
-    for _ in range(SAVES_BATCHES):
-        enrolled = await store.enroll_saves(conn, now=now, limit=SAVES_BATCH)
-        changed += enrolled
-        if enrolled < SAVES_BATCH:
-            break
+    changed = await until_caught_up(lambda: store.enroll_saves(conn, now=now, limit=SAVES_BATCH))
     changed += await store.lose_saves(conn, now=now)
+    return changed + await until_caught_up(lambda: settle_due(conn, now))
+
+
+async def until_caught_up(batch: Callable[[], Awaitable[int]]) -> int:
+    """One batch of ``SAVES_BATCH`` after another until one comes back short (nothing more to
+    do), at most ``SAVES_BATCHES``; how many were done in all."""
+    done = 0
     for _ in range(SAVES_BATCHES):
-        settled = await settle_due(conn, now)
-        changed += settled
-        if settled < SAVES_BATCH:
+        n = await batch()
+        done += n
+        if n < SAVES_BATCH:
             break
-    return changed
+    return done
 
 
 async def settle_due(conn: Conn, now: datetime) -> int:
